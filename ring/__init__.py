@@ -1,0 +1,1 @@
+"""The ring: the wire (framing, message types, errors) and membership of the overlay."""

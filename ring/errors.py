@@ -1,0 +1,78 @@
+"""Errors of the wire and the ring, split by whose fault they are (after h11's split).
+
+A `LocalProtocolError` means this node tried to break the protocol (a bug here); a
+`RemoteProtocolError` means the peer did (bad bytes, bad fields). Each remote error carries
+the wire code that goes into the ERROR reply, so the mapping lives in one place.
+"""
+
+from __future__ import annotations
+
+
+class RingError(Exception):
+    """Root of every error raised by the wire and the ring."""
+
+
+class LocalProtocolError(RingError):
+    """This node tried to send something the protocol does not allow."""
+
+
+class RemoteProtocolError(RingError):
+    """The peer sent something the protocol does not allow."""
+
+    code = "malformed"
+
+
+class FrameTooLarge(RemoteProtocolError):
+    """The peer announced a frame longer than the size cap."""
+
+    code = "too_large"
+
+
+class MalformedFrame(RemoteProtocolError):
+    """The peer sent bytes that are not a msgpack map with a known shape."""
+
+    code = "malformed"
+
+
+class UnknownMessage(RemoteProtocolError):
+    """The peer sent a message type this node does not know."""
+
+    code = "unknown_type"
+
+
+class BadRequest(RemoteProtocolError):
+    """The peer's request is well formed but cannot be honoured (bad name, bad range)."""
+
+    code = "bad_request"
+
+
+class TruncatedFrame(RemoteProtocolError):
+    """The connection closed in the middle of a frame."""
+
+    code = "truncated"
+
+
+class ConnectionClosed(RingError):
+    """The peer closed the connection cleanly between two frames."""
+
+
+class PeerUnreachable(RingError):
+    """The peer did not answer in time, refused the connection, or vanished mid-request."""
+
+
+class RemoteError(RingError):
+    """The peer answered with an ERROR message."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class Refused(RingError):
+    """A handler declines a well-formed request; the peer gets ERROR(code) and may go on."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason

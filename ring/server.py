@@ -1,0 +1,152 @@
+"""The TCP service shell: accept connections, read frames, dispatch them to handlers, reply.
+
+This module only moves bytes. Which handler serves which message type is decided by whoever
+builds the node (`overlay/node.py` routes ring and sync messages onto one server). A peer that
+breaks the protocol gets an ERROR reply and a closed connection; the server itself never stops
+because of what a peer sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from ring.errors import ConnectionClosed, Refused, RemoteProtocolError, TruncatedFrame
+from ring.wire import Error, Message, close_stream, read_message, write_message
+
+log = logging.getLogger(__name__)
+
+IDLE_TIMEOUT = 120.0
+"""A connection that sends no frame for this long is closed (no slow-loris fills the node)."""
+
+
+@dataclass
+class Connection:
+    """One accepted connection, handed to a handler that may stream raw bytes on it."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    peer: tuple[str, int]
+
+
+Handler = Callable[[Message, Connection], Awaitable[Message | None]]
+"""Serve one request: return the reply, or None when the handler wrote the reply itself."""
+
+
+class FrameServer:
+    """A TCP server on (host, port) that routes each message type to one handler."""
+
+    def __init__(self, host: str, port: int, idle_timeout: float = IDLE_TIMEOUT) -> None:
+        self.host = host
+        self.port = port
+        self.idle_timeout = idle_timeout
+        self._routes: dict[str, Handler] = {}
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def route(self, msg_type: type[Message], handler: Handler) -> None:
+        """Serve every message of `msg_type` with `handler`."""
+        self._routes[msg_type.TYPE] = handler
+
+    async def start(self) -> int:
+        """Bind (with address reuse, so a restart works at once) and return the bound port."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            raise
+        self._server = await asyncio.start_server(self._serve, sock=sock, limit=1 << 20)
+        self.port = sock.getsockname()[1]
+        log.debug("serving on %s:%d", self.host, self.port)
+        return self.port
+
+    async def close(self) -> None:
+        """Stop accepting and cut every open connection."""
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        peername = writer.get_extra_info("peername") or ("?", 0)
+        conn = Connection(reader, writer, (peername[0], peername[1]))
+        try:
+            await self._serve_frames(conn)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._tasks.discard(task)
+            await close_stream(writer)
+
+    async def _serve_frames(self, conn: Connection) -> None:
+        while True:
+            try:
+                msg = await asyncio.wait_for(read_message(conn.reader), self.idle_timeout)
+            except ConnectionClosed:
+                return
+            except asyncio.TimeoutError:
+                log.debug("closing idle connection from %s:%d", *conn.peer)
+                return
+            except TruncatedFrame as exc:
+                log.warning("peer %s:%d cut a frame short: %s", conn.peer[0], conn.peer[1], exc)
+                return
+            except RemoteProtocolError as exc:
+                log.warning("bad frame from %s:%d: %s", conn.peer[0], conn.peer[1], exc)
+                await self._reply_error(conn, exc.code, str(exc))
+                return
+            except OSError as exc:
+                log.debug("connection from %s:%d broke: %s", conn.peer[0], conn.peer[1], exc)
+                return
+            if not await self._dispatch(msg, conn):
+                return
+
+    async def _dispatch(self, msg: Message, conn: Connection) -> bool:
+        """Run the handler; False when the connection must close."""
+        handler = self._routes.get(msg.TYPE)
+        if handler is None:
+            log.warning("no handler for %s from %s:%d", msg.TYPE, *conn.peer)
+            await self._reply_error(conn, "unknown_type", f"{msg.TYPE} is not served here")
+            return False
+        try:
+            reply = await handler(msg, conn)
+        except RemoteProtocolError as exc:
+            log.warning("refused %s from %s:%d: %s", msg.TYPE, conn.peer[0], conn.peer[1], exc)
+            await self._reply_error(conn, exc.code, str(exc))
+            return False
+        except Refused as exc:
+            await self._reply_error(conn, exc.code, exc.reason)
+            return True
+        except (OSError, ConnectionError) as exc:
+            log.debug("connection from %s:%d broke during %s: %s", *conn.peer, msg.TYPE, exc)
+            return False
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("handler for %s failed", msg.TYPE)
+            await self._reply_error(conn, "internal", f"{msg.TYPE} failed on this node")
+            return False
+        if reply is not None:
+            try:
+                await write_message(conn.writer, reply)
+            except (OSError, ConnectionError):
+                return False
+        return True
+
+    async def _reply_error(self, conn: Connection, code: str, reason: str) -> None:
+        try:
+            await asyncio.wait_for(write_message(conn.writer, Error(code, reason[:500])), 5.0)
+        except (OSError, ConnectionError, asyncio.TimeoutError):
+            pass

@@ -1,0 +1,1 @@
+"""The shared folder: scanning, manifests, versions, transfers and fetch planning."""

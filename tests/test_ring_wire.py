@@ -1,0 +1,178 @@
+"""The wire: framing, typed decoding, and a server that survives whatever a peer sends."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+
+import msgpack
+import pytest
+
+from ring.errors import FrameTooLarge, MalformedFrame, Refused, RemoteError, UnknownMessage
+from ring.server import Connection, FrameServer
+from ring.wire import (
+    MAX_FRAME,
+    Error,
+    Framer,
+    Message,
+    Ok,
+    decode_payload,
+    encode,
+    message,
+    open_stream,
+    read_message,
+    request,
+)
+
+
+@message("TEST_ECHO")
+class Echo(Message):
+    text: str
+    blob: bytes = b""
+    count: int | None = None
+
+
+def frame(body: object) -> bytes:
+    payload = msgpack.packb(body, use_bin_type=True)
+    return struct.pack(">I", len(payload)) + payload
+
+
+class TestCodec:
+    def test_round_trip_keeps_bytes_and_text(self) -> None:
+        msg = Echo("JOIN.txt END FILE ünïcødé", b"\x00\xff\r\n", 3)
+        (payload,) = Framer().feed(encode(msg))
+        assert decode_payload(payload) == msg
+
+    def test_framer_splits_and_joins_arbitrary_chunks(self) -> None:
+        data = encode(Echo("a")) + encode(Echo("b", b"x" * 5000))
+        framer = Framer()
+        out = []
+        for i in range(0, len(data), 7):
+            out += framer.feed(data[i : i + 7])
+        assert [decode_payload(p) for p in out] == [Echo("a"), Echo("b", b"x" * 5000)]
+        assert framer.pending == 0
+
+    def test_oversized_header_is_refused_before_buffering(self) -> None:
+        with pytest.raises(FrameTooLarge):
+            Framer().feed(struct.pack(">I", MAX_FRAME + 1))
+
+    @pytest.mark.parametrize(
+        "body, error",
+        [
+            ([1, 2], MalformedFrame),
+            ({"text": "no type"}, MalformedFrame),
+            ({"t": "NO_SUCH_TYPE"}, UnknownMessage),
+            ({"t": "TEST_ECHO"}, MalformedFrame),
+            ({"t": "TEST_ECHO", "text": 5}, MalformedFrame),
+            ({"t": "TEST_ECHO", "text": "x", "count": True}, MalformedFrame),
+        ],
+    )
+    def test_bad_maps_are_typed_errors(self, body: object, error: type[Exception]) -> None:
+        with pytest.raises(error):
+            decode_payload(msgpack.packb(body))
+
+    def test_garbage_payload_is_malformed(self) -> None:
+        with pytest.raises(MalformedFrame):
+            decode_payload(b"\xc1\xc1\xc1")
+
+
+@pytest.fixture
+async def echo_server() -> FrameServer:
+    async def echo(msg: Message, conn: Connection) -> Message:
+        assert isinstance(msg, Echo)
+        if msg.text == "refuse":
+            raise Refused("not_found", "nothing here")
+        if msg.text == "crash":
+            raise RuntimeError("handler bug")
+        return Echo(msg.text.upper(), msg.blob)
+
+    server = FrameServer("127.0.0.1", 0)
+    server.route(Echo, echo)
+    await server.start()
+    yield server
+    await server.close()
+
+
+async def send_raw(port: int, data: bytes, half_close: bool = True) -> Message | None:
+    reader, writer = await open_stream("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    if half_close:
+        writer.write_eof()
+    try:
+        return await asyncio.wait_for(read_message(reader), 5)
+    except Exception:
+        return None
+    finally:
+        writer.close()
+
+
+class TestServer:
+    async def test_request_reply(self, echo_server: FrameServer) -> None:
+        reply = await request("127.0.0.1", echo_server.port, Echo("hi", b"\x00"))
+        assert reply == Echo("HI", b"\x00")
+
+    async def test_refusal_is_an_error_reply(self, echo_server: FrameServer) -> None:
+        with pytest.raises(RemoteError) as info:
+            await request("127.0.0.1", echo_server.port, Echo("refuse"))
+        assert info.value.code == "not_found"
+
+    async def test_handler_crash_is_contained(self, echo_server: FrameServer) -> None:
+        with pytest.raises(RemoteError) as info:
+            await request("127.0.0.1", echo_server.port, Echo("crash"))
+        assert info.value.code == "internal"
+        assert await request("127.0.0.1", echo_server.port, Echo("ok")) == Echo("OK")
+
+    @pytest.mark.parametrize(
+        "data, code",
+        [
+            (frame({"t": "NO_SUCH_TYPE"}), "unknown_type"),
+            (frame({"t": "OK"}), "unknown_type"),
+            (frame([1, 2, 3]), "malformed"),
+            (frame({"t": "TEST_ECHO", "text": b"bytes not str"}), "malformed"),
+            (struct.pack(">I", 5) + b"\xc1\xc1\xc1\xc1\xc1", "malformed"),
+            (struct.pack(">I", MAX_FRAME + 1), "too_large"),
+            (struct.pack(">I", 0xFFFFFFFF) + b"x" * 100, "too_large"),
+        ],
+    )
+    async def test_bad_frames_get_an_error_and_the_node_keeps_serving(
+        self, echo_server: FrameServer, data: bytes, code: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.WARNING, logger="ring.server")
+        reply = await send_raw(echo_server.port, data)
+        assert isinstance(reply, Error) and reply.code == code
+        assert caplog.records, "the bad frame was not logged"
+        assert await request("127.0.0.1", echo_server.port, Echo("still")) == Echo("STILL")
+
+    @pytest.mark.parametrize("data", [struct.pack(">I", 100) + b"short", b"\x00\x00"])
+    async def test_truncated_connection_is_dropped(
+        self, echo_server: FrameServer, data: bytes, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.WARNING, logger="ring.server")
+        assert await send_raw(echo_server.port, data) is None
+        assert any("cut a frame short" in r.message for r in caplog.records)
+        assert await request("127.0.0.1", echo_server.port, Echo("after")) == Echo("AFTER")
+
+    async def test_several_requests_on_one_connection(self, echo_server: FrameServer) -> None:
+        data = encode(Echo("a")) + encode(Echo("b"))
+        reader, writer = await open_stream("127.0.0.1", echo_server.port)
+        writer.write(data)
+        assert await read_message(reader) == Echo("A")
+        assert await read_message(reader) == Echo("B")
+        writer.close()
+
+    async def test_restart_on_same_port_works_at_once(self, echo_server: FrameServer) -> None:
+        port = echo_server.port
+        assert await request("127.0.0.1", port, Echo("x")) == Echo("X")
+        await echo_server.close()
+        again = FrameServer("127.0.0.1", port)
+        again.route(Echo, echo_server._routes["TEST_ECHO"])
+        assert await again.start() == port
+        assert await request("127.0.0.1", port, Echo("y")) == Echo("Y")
+        await again.close()
+
+
+def test_ok_has_no_fields() -> None:
+    (payload,) = Framer().feed(encode(Ok()))
+    assert decode_payload(payload) == Ok()
