@@ -1,0 +1,101 @@
+"""Settings of one node, and the command line that fills them.
+
+The option names are an interface: tests, benchmarks and the lab start nodes with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+DEFAULT_PORT = 8091
+"""The original's port: TCP for the ring and files, UDP for the DHT."""
+
+DEFAULT_BEACON_PORT = 8090
+"""UDP port of the LAN beacon; apart from DEFAULT_PORT, where the DHT listens on UDP."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a node needs to start; built from the command line or by tests."""
+
+    port: int = DEFAULT_PORT
+    host: str | None = None
+    shared: Path = Path("Shared")
+    name: str | None = None
+    peers: tuple[tuple[str, int], ...] = ()
+    discovery: bool = True
+    dht: bool = False
+    interval: float = 5.0
+    verbose: int = 0
+    beacon_port: int = DEFAULT_BEACON_PORT
+    concurrency: int = 4
+
+    @property
+    def state_dir(self) -> Path:
+        """Node state lives beside the shared folder, never inside it."""
+        shared = self.shared.resolve()
+        return shared.parent / f".{shared.name}-state"
+
+
+def parse_peer(text: str) -> tuple[str, int]:
+    """HOST:PORT (the port defaults to 8091), as given to --peer."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = text, str(DEFAULT_PORT)
+    if not host:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT")
+    try:
+        number = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: port {port!r} is not a number") from None
+    if not 0 < number < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: port out of range")
+    return host, number
+
+
+def _interval(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("the interval must be positive")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `python3 Main.py`."""
+    parser = argparse.ArgumentParser(
+        prog="python3 Main.py",
+        description="Share Shared/<name>/ with every host on the LAN.",
+    )
+    parser.add_argument("--dht", action="store_true", help="index file holders in a Kademlia DHT")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP (ring, files) and UDP (DHT) port; 0 picks a free one")
+    parser.add_argument("--host", help="address to bind and advertise (default: the LAN interface's)")
+    parser.add_argument("--shared", type=Path, default=Path("Shared"), help="the shared folder (default ./Shared)")
+    parser.add_argument("--name", help="this host's folder name (default: its address, kept across runs)")
+    parser.add_argument("--peer", type=parse_peer, action="append", default=[], metavar="HOST:PORT", help="join through a known node (repeatable)")
+    parser.add_argument("--no-discovery", action="store_true", help="no ARP scan and no broadcast beacon")
+    parser.add_argument("--interval", type=_interval, default=5.0, metavar="SECONDS", help="manifest pull interval (default 5)")
+    parser.add_argument("--beacon-port", type=int, default=DEFAULT_BEACON_PORT, help="UDP port of the LAN beacon (default 8090)")
+    parser.add_argument("--concurrency", type=int, default=4, help="downloads at once (default 4)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log to stderr (-vv: debug)")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Settings:
+    """Settings from a command line (sys.argv when None)."""
+    args = build_parser().parse_args(argv)
+    return Settings(
+        port=args.port,
+        host=args.host,
+        shared=args.shared,
+        name=args.name,
+        peers=tuple(args.peer),
+        discovery=not args.no_discovery,
+        dht=args.dht,
+        interval=args.interval,
+        verbose=args.verbose,
+        beacon_port=args.beacon_port,
+        concurrency=max(1, args.concurrency),
+    )

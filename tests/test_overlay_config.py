@@ -1,0 +1,65 @@
+"""The command line and the node's stored identity."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from overlay.config import parse_args, parse_peer
+from overlay.identity import IdentityError, default_name, load_or_create
+
+
+class TestCommandLine:
+    def test_defaults_are_the_originals(self) -> None:
+        settings = parse_args([])
+        assert settings.port == 8091
+        assert settings.shared == Path("Shared")
+        assert settings.discovery and not settings.dht
+        assert settings.interval == 5.0
+
+    def test_every_documented_option(self) -> None:
+        settings = parse_args(
+            "--dht --port 9001 --host 127.0.0.1 --shared /tmp/x --name alice "
+            "--peer 127.0.0.1:9002 --peer 127.0.0.1:9003 --no-discovery --interval 0.5 -v".split()
+        )
+        assert settings.dht and not settings.discovery
+        assert (settings.port, settings.host, settings.name) == (9001, "127.0.0.1", "alice")
+        assert settings.peers == (("127.0.0.1", 9002), ("127.0.0.1", 9003))
+        assert settings.shared == Path("/tmp/x") and settings.interval == 0.5
+        assert settings.verbose == 1
+
+    @pytest.mark.parametrize("text", ["host:notaport", ":9000", "h:70000"])
+    def test_bad_peer_is_refused(self, text: str) -> None:
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_peer(text)
+
+    def test_peer_port_defaults_to_8091(self) -> None:
+        assert parse_peer("10.0.0.5") == ("10.0.0.5", 8091)
+
+    def test_state_dir_sits_beside_the_shared_folder(self, tmp_path: Path) -> None:
+        settings = parse_args(["--shared", str(tmp_path / "Shared")])
+        assert settings.state_dir == tmp_path / ".Shared-state"
+
+
+class TestIdentity:
+    def test_name_and_key_are_kept_across_runs(self, tmp_path: Path) -> None:
+        first = load_or_create(tmp_path, None, "10.0.0.5")
+        again = load_or_create(tmp_path, None, "10.0.0.99")
+        assert again == first and first.name == "10.0.0.5" and len(first.key) == 32
+
+    def test_name_option_replaces_the_stored_name(self, tmp_path: Path) -> None:
+        first = load_or_create(tmp_path, None, "10.0.0.5")
+        renamed = load_or_create(tmp_path, "alice", "10.0.0.5")
+        assert renamed.key == first.key and renamed.name == "alice"
+        assert load_or_create(tmp_path, None, "x").name == "alice"
+
+    def test_a_corrupt_identity_is_a_clear_error(self, tmp_path: Path) -> None:
+        (tmp_path / "identity.json").write_text("{not json")
+        with pytest.raises(IdentityError, match="identity.json"):
+            load_or_create(tmp_path, None, "x")
+
+    def test_default_name_includes_a_non_default_port(self) -> None:
+        assert default_name("10.0.0.5", 8091, 8091) == "10.0.0.5"
+        assert default_name("127.0.0.1", 9001, 8091) == "127.0.0.1-9001"

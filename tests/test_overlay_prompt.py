@@ -1,0 +1,77 @@
+"""The prompt's command handling, driven without a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+from overlay.prompt import BANNER, PROMPT, Console, run_console
+
+
+class FakeNode:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def peers_report(self) -> str:
+        self.calls.append(("peers", ""))
+        return "ring: 1 node(s)"
+
+    def files_report(self) -> str:
+        self.calls.append(("files", ""))
+        return "no files yet"
+
+    async def who_has(self, query: str) -> str:
+        self.calls.append(("who-has", query))
+        if query == "boom":
+            raise RuntimeError("lookup bug")
+        return f"holders of {query}"
+
+
+async def drive(lines: list[str | None], interactive: bool = True) -> tuple[FakeNode, str]:
+    node, out = FakeNode(), io.StringIO()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    for line in lines:
+        queue.put_nowait(line)
+    await asyncio.wait_for(run_console(Console(node, out), queue, interactive), 5)
+    return node, out.getvalue()
+
+
+async def test_banner_prompt_and_commands_in_order() -> None:
+    node, text = await drive(["peers\n", "files\n", "who-has my file.txt\n", "exit\n"])
+    assert text.startswith(BANNER + "\n" + PROMPT)
+    assert node.calls == [("peers", ""), ("files", ""), ("who-has", "my file.txt")]
+    assert "holders of my file.txt" in text
+
+
+async def test_unknown_and_empty_commands_keep_the_prompt() -> None:
+    node, text = await drive(["\n", "frobnicate\n", "help\n", "exit\n"])
+    assert "unknown command 'frobnicate'" in text and "who-has <file>" in text
+    assert text.count(PROMPT) == 4
+
+
+async def test_a_failing_command_does_not_end_the_prompt() -> None:
+    node, text = await drive(["who-has boom\n", "peers\n", "exit\n"])
+    assert "who-has: failed" in text and node.calls[-1] == ("peers", "")
+
+
+async def test_who_has_without_argument_explains_usage() -> None:
+    node, text = await drive(["who-has\n", "exit\n"])
+    assert "usage: who-has" in text and node.calls == []
+
+
+async def test_end_of_input_at_a_terminal_leaves() -> None:
+    node, _ = await drive(["peers\n", None], interactive=True)
+    assert node.calls == [("peers", "")]
+
+
+async def test_end_of_input_from_a_pipe_keeps_running() -> None:
+    node, out = FakeNode(), io.StringIO()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    queue.put_nowait("peers\n")
+    queue.put_nowait(None)
+    task = asyncio.ensure_future(run_console(Console(node, out), queue, interactive=False))
+    while node.calls != [("peers", "")]:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    assert not task.done()
+    task.cancel()
