@@ -1,0 +1,225 @@
+"""HolderProtocol: kademlia's UDP protocol with LAN timeouts, RPC counting and holder RPCs.
+
+Fixes of kademlia 2.2.3 made here, each in a subclass hook rather than a copy of the library:
+- the RPC timeout is a parameter (the library always waits 5 s);
+- `HolderRoutingTable.find_neighbors` returns the k nearest contacts, not the first k walked;
+- `welcome_if_new` uses a stored key as the key (the library hashes it a second time) and hands
+  records over with `announce`, which merges, rather than `store`, which would replace.
+
+New RPCs come in `rpc_*`/`call_*` pairs. rpcudp reports a timeout as ``(False, None)`` and turns
+any unknown attribute into a remote call, so callers use only the `call_*` methods here, which
+count every RPC sent and raise `LookupFailed` when a peer does not answer properly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from typing import Any
+
+from kademlia.node import Node
+from kademlia.protocol import KademliaProtocol
+from kademlia.routing import RoutingTable
+
+from dht.errors import BadRecord, LookupFailed
+from dht.records import KEY_SIZE, Record, chunk_wire, decode_record, encode_record
+from dht.storage import HolderStorage
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+
+
+class HolderRoutingTable(RoutingTable):  # type: ignore[misc]
+    """A routing table whose neighbour query really returns the k nearest (upstream #28)."""
+
+    def find_neighbors(self, node: Node, k: int | None = None, exclude: Node | None = None) -> list[Node]:
+        """The ``k`` contacts nearest to ``node`` by XOR distance, over every bucket."""
+        k = k or self.ksize
+        self.buckets[self.get_bucket_for(node)].touch_last_updated()
+        contacts = [
+            contact
+            for bucket in self.buckets
+            for contact in bucket.get_nodes()
+            if contact.id != node.id and (exclude is None or not contact.same_home_as(exclude))
+        ]
+        return heapq.nsmallest(k, contacts, key=node.distance_to)
+
+
+def _is_node_id(value: object) -> bool:
+    return isinstance(value, bytes) and len(value) == KEY_SIZE
+
+
+def _check_key(key: object) -> bytes:
+    if not isinstance(key, bytes) or len(key) != KEY_SIZE:
+        raise BadRecord(f"bad key {key!r}")
+    return key
+
+
+def parse_node_list(raw: object) -> list[Node]:
+    """Turn a peer's ``[[id, ip, port], ...]`` into nodes, skipping malformed triples."""
+    if not isinstance(raw, (list, tuple)):
+        raise BadRecord("node list is not a list")
+    nodes = []
+    for item in raw:
+        if (
+            isinstance(item, (list, tuple))
+            and len(item) == 3
+            and _is_node_id(item[0])
+            and isinstance(item[1], str)
+            and isinstance(item[2], int)
+        ):
+            nodes.append(Node(item[0], item[1], item[2]))
+        else:
+            log.warning("dropping a malformed contact %r", item)
+    return nodes
+
+
+class HolderProtocol(KademliaProtocol):  # type: ignore[misc]
+    """The node's UDP protocol: stock find_node/ping plus ``holders`` and ``announce``."""
+
+    storage: HolderStorage
+
+    def __init__(self, source_node: Node, storage: HolderStorage, ksize: int, rpc_timeout: float) -> None:
+        KademliaProtocol.__init__(self, source_node, storage, ksize)
+        self._wait_timeout = rpc_timeout
+        self.router = HolderRoutingTable(self, ksize, source_node)
+        self.rpc_count = 0
+
+    def _welcome_sender(self, sender: Address, nodeid: object) -> Node:
+        if not _is_node_id(nodeid):
+            raise BadRecord(f"bad node id from {sender}")
+        source = Node(nodeid, sender[0], sender[1])
+        self.welcome_if_new(source)
+        return source
+
+    # -- served RPCs -------------------------------------------------------------------------
+
+    def rpc_holders(self, sender: Address, nodeid: object, key: object) -> list[Any] | None:
+        """Answer ``[record, neighbours]``: what this node stores for ``key``, and its k nearest."""
+        try:
+            source = self._welcome_sender(sender, nodeid)
+            dkey = _check_key(key)
+        except BadRecord as exc:
+            log.warning("refusing a holders request from %s: %s", sender, exc)
+            return None
+        record = encode_record(self.storage.record(dkey), self.storage.clock())
+        neighbours = self.router.find_neighbors(Node(dkey), exclude=source)
+        return [record, [tuple(n) for n in neighbours]]
+
+    def rpc_announce(self, sender: Address, nodeid: object, key: object, record: object) -> bool:
+        """Merge a peer's holder entries for ``key`` into storage; answer whether they were taken."""
+        try:
+            self._welcome_sender(sender, nodeid)
+            dkey = _check_key(key)
+            self.storage.merge(dkey, decode_record(record, self.storage.clock(), self.storage.ttl))
+        except BadRecord as exc:
+            log.warning("refusing an announce from %s: %s", sender, exc)
+            return False
+        return True
+
+    def rpc_store(self, sender: Address, nodeid: object, key: object, value: object) -> bool:
+        """Refuse the stock store: it replaces a value, and holder records must be merged."""
+        log.warning("refusing a stock store RPC from %s", sender)
+        return False
+
+    def rpc_find_value(self, sender: Address, nodeid: object, key: object) -> Any:
+        """Answer only neighbours: holder records travel through ``holders`` alone."""
+        return self.rpc_find_node(sender, nodeid, key)
+
+    # -- RPCs sent ---------------------------------------------------------------------------
+
+    async def call_find_node(self, node_to_ask: Node, node_to_find: Node) -> Any:
+        self.rpc_count += 1
+        return await KademliaProtocol.call_find_node(self, node_to_ask, node_to_find)
+
+    async def call_find_value(self, node_to_ask: Node, node_to_find: Node) -> Any:
+        self.rpc_count += 1
+        return await KademliaProtocol.call_find_value(self, node_to_ask, node_to_find)
+
+    async def call_ping(self, node_to_ask: Node) -> Any:
+        self.rpc_count += 1
+        return await KademliaProtocol.call_ping(self, node_to_ask)
+
+    async def call_store(self, node_to_ask: Node, key: bytes, value: Any) -> Any:
+        self.rpc_count += 1
+        return await KademliaProtocol.call_store(self, node_to_ask, key, value)
+
+    async def ping_address(self, address: Address) -> bytes:
+        """Ping an address whose node id is not known yet (bootstrap).
+
+        Returns:
+            The peer's node id.
+
+        Raises:
+            LookupFailed: no answer within the RPC timeout, or not a node id.
+        """
+        self.rpc_count += 1
+        ok, node_id = await self.ping(address, self.source_node.id)
+        if not ok or not _is_node_id(node_id):
+            raise LookupFailed(f"no DHT node answered at {address[0]}:{address[1]}")
+        return bytes(node_id)
+
+    async def call_holders(self, node_to_ask: Node, key: bytes) -> tuple[Record, list[Node]]:
+        """Ask one node for its record of ``key`` and its neighbours of ``key``.
+
+        Raises:
+            LookupFailed: the node did not answer in time or answered with a bad shape.
+        """
+        self.rpc_count += 1
+        address = (node_to_ask.ip, node_to_ask.port)
+        result = await self.holders(address, self.source_node.id, key)
+        self.handle_call_response(result, node_to_ask)
+        ok, reply = result
+        if not ok:
+            raise LookupFailed(f"{node_to_ask} did not answer")
+        try:
+            if not isinstance(reply, (list, tuple)) or len(reply) != 2:
+                raise BadRecord("holders reply is not [record, nodes]")
+            record = decode_record(reply[0], self.storage.clock(), self.storage.ttl)
+            return record, parse_node_list(reply[1])
+        except BadRecord as exc:
+            raise LookupFailed(f"{node_to_ask} answered badly: {exc}") from exc
+
+    async def call_announce(self, node_to_ask: Node, key: bytes, record: Record) -> None:
+        """Hand ``record`` for ``key`` to one node, in as many requests as the 8 KB cap needs.
+
+        Raises:
+            LookupFailed: the node did not take every piece.
+        """
+        address = (node_to_ask.ip, node_to_ask.port)
+        wire = encode_record(record, self.storage.clock())
+        for piece in chunk_wire(wire):
+            self.rpc_count += 1
+            result = await self.announce(address, self.source_node.id, key, piece)
+            self.handle_call_response(result, node_to_ask)
+            if result != (True, True):
+                raise LookupFailed(f"{node_to_ask} did not take the record for {key.hex()}")
+
+    # -- library hooks -----------------------------------------------------------------------
+
+    def welcome_if_new(self, node: Node) -> None:
+        """Add a new contact, first handing it the records it is now among the nearest for.
+
+        Same rule as the library (section 2.5 of the paper), but the stored key is the key:
+        the library hashes it again and so hands most records to the wrong nodes.
+        """
+        if not self.router.is_new_node(node):
+            return
+        log.debug("new contact %s", node)
+        for key, record in self.storage.records():
+            keynode = Node(key)
+            neighbours = self.router.find_neighbors(keynode)
+            if neighbours:
+                new_is_close = node.distance_to(keynode) < neighbours[-1].distance_to(keynode)
+                self_is_closest = self.source_node.distance_to(keynode) < neighbours[0].distance_to(keynode)
+            if not neighbours or (new_is_close and self_is_closest):
+                asyncio.ensure_future(self._hand_over(node, key, record))
+        self.router.add_contact(node)
+
+    async def _hand_over(self, node: Node, key: bytes, record: Record) -> None:
+        try:
+            await self.call_announce(node, key, record)
+        except LookupFailed as exc:
+            log.info("hand-over of %s failed: %s", key.hex(), exc)
