@@ -27,9 +27,8 @@ ATF_COM = 0x2
 """/proc/net/arp flag of a complete entry (the neighbour answered; its MAC is known)."""
 
 LIVE_STATES = frozenset({"REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT"})
-"""`ip neigh` states whose entry has a link-layer address, i.e. flag 0x2 in /proc/net/arp."""
-
-DEAD_STATES = frozenset({"FAILED", "INCOMPLETE", "NONE", "NOARP"})
+"""`ip neigh` states whose entry has a link-layer address, i.e. flag 0x2 in /proc/net/arp;
+never FAILED, INCOMPLETE, NONE or NOARP."""
 
 MAGIC = b"LSHB"
 VERSION = 1
@@ -95,7 +94,7 @@ def parse_ip_neigh(text: str, device: str = "") -> list[ArpEntry]:
             continue
         words = dict(zip(tokens[1:], tokens[2:]))
         states = {t for t in tokens[1:] if t.isupper()}
-        live = "lladdr" in words and bool(states & LIVE_STATES) and not states & DEAD_STATES
+        live = "lladdr" in words and bool(states & LIVE_STATES)
         entries.append(ArpEntry(tokens[0], words.get("dev", device), live))
     return entries
 

@@ -34,6 +34,7 @@ PROC_ARP = """\
 IP address       HW type     Flags       HW address            Mask     Device
 192.0.2.10       0x1         0x2         52:54:00:12:34:56     *        eth0
 192.0.2.11       0x1         0x0         00:00:00:00:00:00     *        eth0
+192.0.2.16       0x1         0x0         52:54:00:12:34:5e     *        eth0
 192.0.2.12       0x1         0x2         52:54:00:12:34:57     *        wlan0
 198.51.100.7     0x1         0x2         52:54:00:12:34:58     *        eth0
 192.0.2.13       0x1         0x6         52:54:00:12:34:59     *        eth0
@@ -48,6 +49,7 @@ IP_NEIGH = """\
 192.0.2.10 dev eth0 lladdr 52:54:00:12:34:56 REACHABLE
 192.0.2.11 dev eth0  FAILED
 192.0.2.12 dev eth0  INCOMPLETE
+192.0.2.16 dev eth0 lladdr 52:54:00:12:34:5e FAILED
 192.0.2.13 dev eth0 lladdr 52:54:00:12:34:59 STALE
 192.0.2.14 dev eth0 lladdr 52:54:00:12:34:5b router DELAY
 192.0.2.15 dev wlan0 lladdr 52:54:00:12:34:5c REACHABLE

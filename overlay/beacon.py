@@ -1,0 +1,234 @@
+"""The asyncio shell of LAN discovery: the UDP beacon socket, the ARP reader, the timers.
+
+Every decision (what a packet says, which ARP rows count, when to tell the node) is made by
+`overlay/discovery.py`; this module only sends and receives datagrams and reads the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from ipaddress import IPv4Address
+
+from overlay.discovery import (
+    Announcement,
+    Interface,
+    Peer,
+    PeerTable,
+    build_announcement,
+    parse_announcement,
+    parse_arp_text,
+    reachable_peers,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BEACON_PORT = 8090
+
+
+def read_arp_table(device: str, path: str = "/proc/net/arp") -> str:
+    """The kernel's neighbour table as text: `path`, else `ip -4 neigh show dev DEVICE`.
+
+    Raises:
+        OSError: neither source could be read.
+    """
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read()
+    except OSError as exc:
+        log.debug("cannot read %s (%s); asking ip neigh", path, exc)
+    try:
+        return subprocess.run(
+            ["ip", "-4", "neigh", "show", "dev", device],
+            capture_output=True, text=True, check=True, timeout=5,
+        ).stdout
+    except subprocess.SubprocessError as exc:
+        raise OSError(f"cannot read the neighbour table: {exc}") from exc
+
+
+class _BeaconProtocol(asyncio.DatagramProtocol):
+    """Hands each datagram to Discovery; bytes only."""
+
+    def __init__(self, on_datagram: Callable[[bytes, tuple[str, int]], None]) -> None:
+        self.on_datagram = on_datagram
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.on_datagram(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("beacon socket error: %s", exc)
+
+
+class Discovery:
+    """Finds peers on one LAN interface by ARP scans and a UDP broadcast beacon.
+
+    Each peer found is passed to `on_peer(host, port)`: beacon senders with the TCP port they
+    announce, ARP neighbours with `arp_port` (default: our own `port`). A peer is passed again
+    only when it is new, returns after going quiet, or `renotify` seconds have passed.
+    Tests inject the interface, `broadcast`, the ports, `listen_host` and `read_arp`.
+    """
+
+    def __init__(
+        self,
+        iface: Interface,
+        *,
+        key: str,
+        name: str,
+        port: int,
+        on_peer: Callable[[str, int], None],
+        ring_id: Callable[[], str],
+        beacon_port: int = DEFAULT_BEACON_PORT,
+        interval: float = 2.0,
+        broadcast: str | None = None,
+        read_arp: Callable[[], str] | None = None,
+        send_port: int | None = None,
+        listen_host: str = "0.0.0.0",
+        arp_port: int | None = None,
+        arp_interval: float = 30.0,
+        renotify: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.iface = iface
+        self.key = key
+        self.name = name
+        self.port = port
+        self.on_peer = on_peer
+        self.ring_id = ring_id
+        self.beacon_port = beacon_port
+        self.interval = interval
+        self.broadcast = broadcast or iface.broadcast
+        self.read_arp = read_arp or (lambda: read_arp_table(iface.name))
+        self.send_port = send_port
+        self.listen_host = listen_host
+        self.arp_port = arp_port or port
+        self.arp_interval = arp_interval
+        self.clock = clock
+        self.table = PeerTable(renotify)
+        self.stats = {"received": 0, "own": 0, "malformed": 0, "foreign": 0, "sent": 0}
+        self.address: tuple[str, int] | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Bind the beacon port, then beacon every `interval` and scan ARP every `arp_interval`.
+
+        The socket sets SO_REUSEADDR, so several nodes on one host share the beacon port and
+        each gets every broadcast.
+
+        Raises:
+            OSError: the beacon port cannot be bound.
+        """
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            sock.bind((self.listen_host, self.beacon_port))
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _BeaconProtocol(self._on_datagram), sock=sock
+        )
+        self._transport = transport
+        self.address = sock.getsockname()
+        self._tasks = [
+            asyncio.create_task(self._every(self.interval, self._send_beacon)),
+            asyncio.create_task(self._every(self.arp_interval, self.scan_arp_once)),
+        ]
+        log.info(
+            "discovery on %s (%s, %s): beacon on %s:%d to %s:%d",
+            self.iface.name, self.iface.address, self.iface.network,
+            self.address[0], self.address[1], self.broadcast, self._target_port(),
+        )
+
+    async def stop(self) -> None:
+        """Stop the timers and close the socket; safe to call twice or before start."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    def peers(self) -> list[Peer]:
+        """Peers seen lately (beacon senders carry their announcement, so their ring id)."""
+        self.table.expire(self.clock())
+        return self.table.peers()
+
+    async def scan_arp_once(self) -> list[str]:
+        """Read the ARP table once; return its live neighbours on our subnet.
+
+        Those not heard of lately go to `on_peer` with `arp_port`. An unreadable table is
+        logged and gives [].
+        """
+        try:
+            text = await asyncio.to_thread(self.read_arp)
+        except OSError as exc:
+            log.warning("ARP scan skipped: %s", exc)
+            return []
+        hosts = reachable_peers(parse_arp_text(text, self.iface.name), self.iface)
+        ttl = 2 * self.arp_interval
+        for host in hosts:
+            if self.table.observe(host, self.arp_port, self.clock(), ttl):
+                self._tell(host, self.arp_port)
+        log.debug("ARP scan: %d live neighbours on %s", len(hosts), self.iface.name)
+        return hosts
+
+    def _target_port(self) -> int:
+        if self.send_port is not None:
+            return self.send_port
+        return self.address[1] if self.address else self.beacon_port
+
+    async def _every(self, period: float, action: Callable[[], object]) -> None:
+        """Run `action` now and every `period` seconds; one failure never stops the timer."""
+        while True:
+            try:
+                result = action()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("discovery step failed; retrying in %.1fs", period)
+            await asyncio.sleep(period)
+
+    def _send_beacon(self) -> None:
+        if self._transport is None:
+            return
+        packet = build_announcement(Announcement(self.key, self.ring_id(), self.name, self.port))
+        try:
+            self._transport.sendto(packet, (self.broadcast, self._target_port()))
+            self.stats["sent"] += 1
+        except OSError as exc:
+            log.debug("beacon not sent: %s", exc)
+
+    def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.stats["received"] += 1
+        ann = parse_announcement(data)
+        if ann is None:
+            self.stats["malformed"] += 1
+            log.debug("dropped a malformed beacon of %d bytes from %s:%d", len(data), *addr)
+            return
+        if ann.key == self.key:
+            self.stats["own"] += 1
+            return
+        host = addr[0]
+        if IPv4Address(host) not in self.iface.network:
+            self.stats["foreign"] += 1
+            log.debug("ignored a beacon from %s, outside %s", host, self.iface.network)
+            return
+        ttl = 3 * self.interval + 1.0
+        if self.table.observe(host, ann.port, self.clock(), ttl, ann):
+            log.info("beacon: %r (ring %s) at %s:%d", ann.name, ann.ring_id or "-", host, ann.port)
+            self._tell(host, ann.port)
+
+    def _tell(self, host: str, port: int) -> None:
+        try:
+            self.on_peer(host, port)
+        except Exception:
+            log.exception("on_peer(%s, %d) failed", host, port)

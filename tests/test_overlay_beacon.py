@@ -1,0 +1,249 @@
+"""The discovery shell on real UDP sockets, all on 127.0.0.1: beacons, ARP scans, garbage."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from ipaddress import IPv4Network
+from pathlib import Path
+
+import pytest
+
+from overlay.beacon import Discovery, read_arp_table
+from overlay.discovery import Interface
+
+LOOPBACK = Interface("lo", "127.0.0.1", IPv4Network("127.0.0.0/8"), "127.0.0.1")
+ETH0 = Interface("eth0", "192.0.2.2", IPv4Network("192.0.2.0/24"), "192.0.2.255")
+
+ARP = """\
+IP address       HW type     Flags       HW address            Mask     Device
+192.0.2.10       0x1         0x2         52:54:00:12:34:56     *        eth0
+192.0.2.11       0x1         0x0         00:00:00:00:00:00     *        eth0
+192.0.2.16       0x1         0x0         52:54:00:12:34:5e     *        eth0
+198.51.100.7     0x1         0x2         52:54:00:12:34:58     *        eth0
+192.0.2.12       0x1         0x2         52:54:00:12:34:57     *        wlan0
+192.0.2.13       0x1         0x2         52:54:00:12:34:59     *        eth0
+"""
+
+NEIGH = """\
+192.0.2.10 lladdr 52:54:00:12:34:56 REACHABLE
+192.0.2.11  FAILED
+192.0.2.14  INCOMPLETE
+198.51.100.7 lladdr 52:54:00:12:34:58 STALE
+"""
+
+Calls = list[tuple[str, int]]
+
+
+async def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll `cond` until it holds; fail the test if it does not within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+def free_udp_ports(n: int) -> list[int]:
+    """n distinct free UDP ports on 127.0.0.1, found by binding port 0."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def loopback_discovery(key: str, port: int, calls: Calls, **kw: object) -> Discovery:
+    """A Discovery on loopback only: binds 127.0.0.1, 'broadcasts' to 127.0.0.1, no real ARP."""
+    kw.setdefault("read_arp", lambda: "")
+    kw.setdefault("broadcast", "127.0.0.1")
+    kw.setdefault("listen_host", "127.0.0.1")
+    return Discovery(
+        kw.pop("iface", LOOPBACK),  # type: ignore[arg-type]
+        key=key,
+        name=f"node-{key}",
+        port=port,
+        on_peer=lambda host, p: calls.append((host, p)),
+        ring_id=lambda: "ring-1",
+        interval=0.05,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[Discovery, Discovery, Calls, Calls]]:
+    """Two nodes, each sending its beacon to the other's listen port."""
+    pa, pb = free_udp_ports(2)
+    calls_a: Calls = []
+    calls_b: Calls = []
+    a = loopback_discovery("aaaa", 9001, calls_a, beacon_port=pa, send_port=pb)
+    b = loopback_discovery("bbbb", 9002, calls_b, beacon_port=pb, send_port=pa)
+    await a.start()
+    await b.start()
+    yield a, b, calls_a, calls_b
+    await a.stop()
+    await b.stop()
+
+
+class TestBeaconPair:
+    async def test_two_nodes_find_each_other_once(
+        self, pair: tuple[Discovery, Discovery, Calls, Calls]
+    ) -> None:
+        a, b, calls_a, calls_b = pair
+        await wait_for(lambda: calls_a != [] and calls_b != [])
+        await wait_for(lambda: a.stats["received"] >= 5 and b.stats["received"] >= 5)
+        assert calls_a == [("127.0.0.1", 9002)]
+        assert calls_b == [("127.0.0.1", 9001)]
+        (peer,) = a.peers()
+        assert peer.announcement is not None
+        assert (peer.announcement.key, peer.announcement.ring_id) == ("bbbb", "ring-1")
+
+    async def test_garbage_is_dropped_and_the_listener_goes_on(
+        self, pair: tuple[Discovery, Discovery, Calls, Calls]
+    ) -> None:
+        a, b, calls_a, _ = pair
+        assert b.address is not None
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for junk in (b"\x00" * 3, b"LSHB\x01\xc1", b"GET / HTTP/1.0\r\n\r\n", b"\xff" * 2000):
+                s.sendto(junk, ("127.0.0.1", b.address[1]))
+        await wait_for(lambda: b.stats["malformed"] == 4)
+        seen = b.stats["received"]
+        await wait_for(lambda: b.stats["received"] > seen + 2)
+        assert b.stats["malformed"] == 4
+        await wait_for(lambda: calls_a != [])
+
+    async def test_a_failing_on_peer_does_not_stop_discovery(self) -> None:
+        pa, pb = free_udp_ports(2)
+        calls: Calls = []
+
+        def explode(host: str, port: int) -> None:
+            calls.append((host, port))
+            raise RuntimeError("boom")
+
+        a = loopback_discovery("aaaa", 9001, [], beacon_port=pa, send_port=pb)
+        b = loopback_discovery("bbbb", 9002, [], beacon_port=pb, send_port=pa)
+        b.on_peer = explode
+        await a.start()
+        await b.start()
+        try:
+            await wait_for(lambda: calls != [])
+            seen = b.stats["received"]
+            await wait_for(lambda: b.stats["received"] > seen + 2)
+        finally:
+            await a.stop()
+            await b.stop()
+        assert calls == [("127.0.0.1", 9001)]
+
+
+class TestOwnPackets:
+    async def test_a_node_hearing_its_own_beacon_ignores_it(self) -> None:
+        calls: Calls = []
+        node = loopback_discovery("self", 9001, calls, beacon_port=0)
+        await node.start()
+        try:
+            await wait_for(lambda: node.stats["own"] >= 3)
+        finally:
+            await node.stop()
+        assert calls == []
+        assert node.peers() == []
+
+    async def test_beacons_from_outside_the_subnet_are_ignored(self) -> None:
+        ports = free_udp_ports(2)
+        calls: Calls = []
+        lan = loopback_discovery("lan", 9001, calls, iface=ETH0, beacon_port=ports[0])
+        other = loopback_discovery("other", 9002, [], beacon_port=ports[1], send_port=ports[0])
+        await lan.start()
+        await other.start()
+        try:
+            await wait_for(lambda: lan.stats["foreign"] >= 3)
+        finally:
+            await lan.stop()
+            await other.stop()
+        assert calls == []
+
+
+class TestArpScan:
+    @pytest.mark.parametrize(
+        ("table", "live"),
+        [(ARP, ["192.0.2.10", "192.0.2.13"]), (NEIGH, ["192.0.2.10"])],
+        ids=["proc", "ip-neigh"],
+    )
+    async def test_only_live_neighbours_inside_the_subnet_reach_on_peer(
+        self, table: str, live: list[str]
+    ) -> None:
+        calls: Calls = []
+        node = loopback_discovery("me", 8091, calls, iface=ETH0, read_arp=lambda: table)
+        assert await node.scan_arp_once() == live
+        assert calls == [(host, 8091) for host in live]
+        assert await node.scan_arp_once() == live
+        assert calls == [(host, 8091) for host in live]
+
+    async def test_periodic_scans_never_pass_a_dead_or_foreign_address(self) -> None:
+        calls: Calls = []
+        reads: list[float] = []
+
+        def read() -> str:
+            reads.append(time.monotonic())
+            return ARP
+
+        node = loopback_discovery(
+            "me", 8091, calls, iface=ETH0, beacon_port=0, read_arp=read,
+            arp_interval=0.02, arp_port=8095, renotify=0.05,
+        )  # fmt: skip
+        await node.start()
+        try:
+            await wait_for(lambda: len(reads) >= 10)
+        finally:
+            await node.stop()
+        assert {c for c in calls} == {("192.0.2.10", 8095), ("192.0.2.13", 8095)}
+        assert calls[:2] == [("192.0.2.10", 8095), ("192.0.2.13", 8095)]
+
+    async def test_an_unreadable_table_gives_nothing(self) -> None:
+        def broken() -> str:
+            raise PermissionError("no /proc here")
+
+        calls: Calls = []
+        node = loopback_discovery("me", 8091, calls, iface=ETH0, read_arp=broken)
+        assert await node.scan_arp_once() == []
+        assert calls == []
+
+    def test_the_default_reader_reads_the_given_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "arp"
+        path.write_text(ARP)
+        assert read_arp_table("eth0", str(path)) == ARP
+
+
+class TestLifecycle:
+    async def test_stop_is_safe_before_start_and_twice(self) -> None:
+        node = loopback_discovery("me", 8091, [], beacon_port=0)
+        await node.stop()
+        await node.start()
+        assert node.address is not None and node.address[1] != 0
+        await node.stop()
+        await node.stop()
+
+    async def test_nodes_on_one_host_share_the_beacon_port_and_all_hear_a_broadcast(self) -> None:
+        """Loopback's own broadcast address: the one broadcast these tests may use."""
+        (port,) = free_udp_ports(1)
+        calls: dict[int, Calls] = {9001: [], 9002: [], 9003: []}
+        nodes = [
+            loopback_discovery(
+                f"k{p}", p, c, beacon_port=port,
+                listen_host="127.255.255.255", broadcast="127.255.255.255",
+            )
+            for p, c in calls.items()
+        ]  # fmt: skip
+        for node in nodes:
+            await node.start()
+        try:
+            await wait_for(lambda: all(len(c) == 2 for c in calls.values()))
+        finally:
+            for node in nodes:
+                await node.stop()
+        for p, c in calls.items():
+            assert sorted(c) == [("127.0.0.1", q) for q in calls if q != p]
