@@ -1,0 +1,51 @@
+"""Which content hashes this node holds on disk, with listeners told of every change.
+
+The DHT announces this node as a holder of a hash when it starts holding it and withdraws the
+announcement when it stops; several files may share one hash, so holdings are counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+
+class Holdings:
+    """A multiset of held hashes; listeners hear (sha256, True) on 0->1 and (sha256, False) on 1->0."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._listeners: list[Callable[[str, bool], None]] = []
+
+    def listen(self, cb: Callable[[str, bool], None]) -> None:
+        """Call `cb` on every change from now on."""
+        self._listeners.append(cb)
+
+    def add(self, sha256: str) -> None:
+        """One more file holds this content."""
+        self._counts[sha256] += 1
+        if self._counts[sha256] == 1:
+            self._tell(sha256, True)
+
+    def drop(self, sha256: str) -> None:
+        """One file fewer holds this content."""
+        if self._counts[sha256] <= 0:
+            return
+        self._counts[sha256] -= 1
+        if self._counts[sha256] == 0:
+            del self._counts[sha256]
+            self._tell(sha256, False)
+
+    def hashes(self) -> set[str]:
+        """Every hash held now."""
+        return set(self._counts)
+
+    def _tell(self, sha256: str, held: bool) -> None:
+        for cb in self._listeners:
+            try:
+                cb(sha256, held)
+            except Exception:  # a listener's bug must not stop the sync engine
+                log.exception("holding listener failed for %s", sha256[:12])

@@ -1,0 +1,191 @@
+"""Manifests and fetch planning, with no sockets and no disk: records in, decisions out.
+
+Theory of operation. Every file of an owner's folder has one record: size, mtime, SHA-256, the
+owner's sequence number of the last change, and a deleted flag (a tombstone). Only the owner
+makes records (`own_changes`); everyone else keeps, per (owner, path), the record with the
+highest seq it has seen (`supersedes`), so a stale peer never rolls a file back or brings a
+deleted one back. A replica needs a fetch when the record is live and the bytes it placed
+(`have`) differ from the record's hash, and a delete when the record is a tombstone and it still
+holds bytes there (`plan`). Sources for a fetch are ordered by `sources`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from ring.errors import BadRequest
+from sync.paths import check_owner, check_relpath
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A node reachable over TCP; `name` is its folder name under the shared root."""
+
+    name: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One version of one file of one owner (a tombstone when `deleted`)."""
+
+    owner: str
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    seq: int
+    deleted: bool
+
+
+@dataclass(frozen=True)
+class Need:
+    """One thing a replica must do: "fetch" the record's bytes or "delete" its file."""
+
+    kind: str
+    record: FileRecord
+
+
+def supersedes(new: FileRecord, old: FileRecord | None) -> bool:
+    """Whether `new` replaces `old`: only a strictly higher sequence number of the owner does."""
+    return old is None or new.seq > old.seq
+
+
+def record_to_entry(rec: FileRecord, held: bool) -> dict[str, Any]:
+    """The msgpack map of a manifest entry; `held` says whether the sender has these bytes."""
+    return {
+        "owner": rec.owner,
+        "path": rec.path,
+        "size": rec.size,
+        "mtime_ns": rec.mtime_ns,
+        "sha256": rec.sha256,
+        "seq": rec.seq,
+        "deleted": rec.deleted,
+        "held": held,
+    }
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def entry_to_record(entry: Any) -> tuple[FileRecord, bool]:
+    """Parse and check one manifest entry from a peer.
+
+    Returns:
+        The record and the sender's "held" flag.
+
+    Raises:
+        BadRequest: a field is missing or has the wrong type (UnsafePath for a bad name).
+    """
+    if not isinstance(entry, dict):
+        raise BadRequest("manifest entry is not a map")
+    owner, path, sha = entry.get("owner"), entry.get("path"), entry.get("sha256")
+    size, mtime_ns, seq = entry.get("size"), entry.get("mtime_ns"), entry.get("seq")
+    if not (isinstance(owner, str) and isinstance(path, str) and isinstance(sha, str)):
+        raise BadRequest("manifest entry lacks owner, path or sha256")
+    if not (_is_int(size) and _is_int(mtime_ns) and _is_int(seq)) or size < 0 or seq < 1:
+        raise BadRequest("manifest entry has a bad size, mtime_ns or seq")
+    deleted = bool(entry.get("deleted", False))
+    if not deleted and not is_sha256(sha):
+        raise BadRequest("manifest entry has a bad sha256")
+    check_owner(owner)
+    check_relpath(path)
+    rec = FileRecord(owner, path, size, mtime_ns, sha, seq, deleted)
+    return rec, bool(entry.get("held", False))
+
+
+def is_sha256(text: str) -> bool:
+    """Whether `text` is 64 lowercase hex digits."""
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def own_changes(
+    known: Mapping[str, FileRecord],
+    scanned: Mapping[str, tuple[int, int, str]],
+    owner: str,
+    last_seq: int,
+) -> list[FileRecord]:
+    """The new records for an owner's own folder after a scan, numbered from `last_seq + 1`.
+
+    Args:
+        known: path -> the current record (tombstones included).
+        scanned: path -> (size, mtime_ns, sha256) of every file now on disk.
+        owner: the folder's owner (this node).
+        last_seq: the owner's last sequence number used.
+
+    Returns:
+        New records in path order: a new or edited file (content or mtime) gets the next seq;
+        a file gone from disk gets a tombstone with the next seq. Unchanged files get nothing.
+    """
+    out: list[FileRecord] = []
+    seq = last_seq
+    for path in sorted(set(known) | set(scanned)):
+        old = known.get(path)
+        now = scanned.get(path)
+        if now is None:
+            if old is None or old.deleted:
+                continue
+            seq += 1
+            out.append(FileRecord(owner, path, 0, old.mtime_ns, "", seq, True))
+            continue
+        size, mtime_ns, sha = now
+        if old is not None and not old.deleted and (old.size, old.mtime_ns, old.sha256) == now:
+            continue
+        seq += 1
+        out.append(FileRecord(owner, path, size, mtime_ns, sha, seq, False))
+    return out
+
+
+def plan(rows: Iterable[tuple[FileRecord, str | None]]) -> list[Need]:
+    """What a replica must do, given each record and the hash of the bytes it placed there.
+
+    Deletes come first (a path may turn from a file into a folder), then fetches, smallest
+    first so many small files land early and batch well.
+    """
+    deletes: list[Need] = []
+    fetches: list[Need] = []
+    for rec, have in rows:
+        if rec.deleted:
+            if have is not None:
+                deletes.append(Need("delete", rec))
+        elif have != rec.sha256:
+            fetches.append(Need("fetch", rec))
+    fetches.sort(key=lambda n: (n.record.size, n.record.owner, n.record.path))
+    return deletes + fetches
+
+
+def sources(
+    located: Iterable[Peer],
+    prev: Peer | None,
+    prev_holds: bool,
+    owner: Peer | None,
+    me: str,
+) -> list[Peer]:
+    """Where to fetch from, in order: located holders (nearest first), prev, owner.
+
+    The previous node goes before the owner when its manifest said it holds that version, and
+    after the owner otherwise (it may have it by now; asking costs one short ERROR). This node
+    and duplicates are left out.
+    """
+    order: list[Peer] = list(located)
+    if prev is not None and prev_holds:
+        order.append(prev)
+    if owner is not None:
+        order.append(owner)
+    if prev is not None and not prev_holds:
+        order.append(prev)
+    out: list[Peer] = []
+    seen: set[tuple[str, int]] = set()
+    for peer in order:
+        key = (peer.host, peer.port)
+        if peer.name == me or key in seen:
+            continue
+        seen.add(key)
+        out.append(peer)
+    return out

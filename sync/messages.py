@@ -1,0 +1,70 @@
+"""The sync layer's messages on the ring's wire (frozen dataclasses registered by type name).
+
+Field layouts and limits are described in docs/protocol-sync.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from ring.wire import Message, message
+
+PAGE_LIMIT = 2000
+"""Most manifest entries in one MANIFEST_DATA reply (about 300 KB of msgpack)."""
+
+BATCH_MAX_FILES = 512
+BATCH_MAX_BYTES = 8 * 1024 * 1024
+SMALL_FILE = 64 * 1024
+"""Files up to this size travel in BATCH requests rather than one FILE request each."""
+
+
+@message("MANIFEST")
+class ManifestRequest(Message):
+    """Ask for every record with seq > since[owner] (owners not named: since 0), one page."""
+
+    since: dict
+    limit: int = PAGE_LIMIT
+    cursor: list | None = None
+
+
+@message("MANIFEST_DATA")
+class ManifestData(Message):
+    """One page of records in (owner, seq) order; `cursor` asks for the next when `more`."""
+
+    entries: list
+    more: bool = False
+    cursor: list | None = None
+
+
+@message("FILE")
+class FileRequest(Message):
+    """Ask for the bytes with this SHA-256; owner/path say where the asker expects them."""
+
+    sha256: str
+    owner: str
+    path: str
+    offset: int = 0
+    length: int | None = None
+
+
+@message("FILE_DATA")
+class FileData(Message):
+    """Header of a file body: exactly `size` raw bytes follow, from `offset` of `total`."""
+
+    sha256: str
+    size: int
+    offset: int = 0
+    total: int = 0
+
+
+@message("BATCH")
+class BatchRequest(Message):
+    """Ask for many small files at once: each item is {"sha256", "owner", "path"}."""
+
+    files: list
+
+
+@message("BATCH_DATA")
+class BatchData(Message):
+    """Header of a batch: per item {"sha256", "size"} (size -1: not held), then bodies back to back."""
+
+    items: list
+

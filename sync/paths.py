@@ -1,0 +1,103 @@
+"""Confinement: every name that comes from the network stays inside the shared folder.
+
+Rules (both sides, FILE requests and manifest entries alike): a path is a relative POSIX string
+of "/"-separated components. Refused: the empty path, NUL bytes, a leading "/", backslashes
+(they are a separator on Windows peers, so "a\\..\\x" must not mean something else there), empty
+components ("a//b", a trailing "/"), "." and ".." components, components longer than 255 bytes
+in UTF-8, and names that are not valid UTF-8 text. On disk, every existing component is checked
+with lstat (no symlink anywhere on the way) and the resolved path must stay under the root.
+Owner names are a single component that does not start with "." (".lanshare-tmp" is ours).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from sync.errors import UnsafePath
+
+MAX_COMPONENT = 255
+MAX_PATH = 4096
+
+
+def check_relpath(path: str) -> str:
+    """Return `path` unchanged if it is a safe relative path, else raise UnsafePath.
+
+    Raises:
+        UnsafePath: the path breaks one of the rules in the module docstring.
+    """
+    if not isinstance(path, str) or not path:
+        raise UnsafePath("empty path")
+    if "\x00" in path:
+        raise UnsafePath("NUL byte in path")
+    if "\\" in path:
+        raise UnsafePath("backslash in path")
+    if path.startswith("/"):
+        raise UnsafePath("absolute path")
+    try:
+        encoded = path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafePath("path is not valid UTF-8") from None
+    if len(encoded) > MAX_PATH:
+        raise UnsafePath("path too long")
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            raise UnsafePath(f"component {part!r} not allowed")
+        if len(part.encode("utf-8")) > MAX_COMPONENT:
+            raise UnsafePath("component longer than 255 bytes")
+    return path
+
+
+def check_owner(owner: str) -> str:
+    """Return `owner` if it is a valid owner folder name, else raise UnsafePath."""
+    check_relpath(owner)
+    if "/" in owner or owner.startswith("."):
+        raise UnsafePath(f"invalid owner name {owner[:60]!r}")
+    return owner
+
+
+def confine(root: Path, owner: str, path: str) -> Path:
+    """The on-disk path of `<root>/<owner>/<path>`, checked against symlinks and escapes.
+
+    Components that do not exist yet are fine (a download creates them); every one that does
+    exist, except the last, must be a real directory, and the last must not be a symlink.
+
+    Raises:
+        UnsafePath: a bad name, a symlink on the way, or a resolved path outside `root`.
+    """
+    check_owner(owner)
+    check_relpath(path)
+    current = root
+    parts = [owner, *path.split("/")]
+    for index, part in enumerate(parts):
+        current = current / part
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            break
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafePath(f"symlink on the way: {owner}/{path}")
+        if index < len(parts) - 1 and not stat.S_ISDIR(st.st_mode):
+            raise UnsafePath(f"not a directory on the way: {owner}/{path}")
+    target = root / owner / path
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(target)
+    if os.path.commonpath([real_root, real]) != real_root:
+        raise UnsafePath(f"resolves outside the shared folder: {owner}/{path}")
+    return target
+
+
+def make_parents(root: Path, target: Path) -> None:
+    """Create the missing directories above `target`, refusing to step through a symlink."""
+    rel = target.parent.relative_to(root)
+    current = root
+    for part in rel.parts:
+        current = current / part
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            os.mkdir(current)
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            raise UnsafePath(f"not a directory on the way: {rel}")

@@ -1,0 +1,294 @@
+"""Keeping replicas: pull the previous node's manifest delta, then fetch, copy or delete.
+
+One round: page through the previous node's MANIFEST delta since what this node has seen of
+each owner and keep every record that supersedes the known one (hostile entries are skipped,
+the rest applied); then `plan` the needs and carry them out. A need is met, in order, by bytes
+already at the target, by a local file with the same content (copied, no network), or by a
+download from `sources` (small files in BATCH requests, others one FILE each), at most
+`concurrency` transfers at once. A failed need stays in the plan and is retried next round.
+A replica file edited here is moved to `<state>/trash/<owner>/<path>.<time_ns>`, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import stat
+import time
+from pathlib import Path
+from typing import Awaitable, Callable, Protocol
+
+from ring.errors import PeerUnreachable, RemoteError, RemoteProtocolError
+from ring.wire import close_stream, exchange, expect, open_stream
+from sync.errors import SyncError
+from sync.holdings import Holdings
+from sync.manifest import FileRecord, Need, Peer, entry_to_record, plan, sources, supersedes
+from sync.messages import BATCH_MAX_BYTES, BATCH_MAX_FILES, PAGE_LIMIT, SMALL_FILE, ManifestData, ManifestRequest
+from sync.paths import confine
+from sync.scanner import Hasher
+from sync.serve import Server
+from sync.state import State
+from sync.transfer import Receiver, copy_verified, place_many
+
+log = logging.getLogger(__name__)
+
+FETCH_ERRORS = (PeerUnreachable, RemoteError, RemoteProtocolError, SyncError)
+MAX_PAGES = 100_000
+
+
+class Locate(Protocol):
+    """"Who holds hash H?", nearest first; the DHT implements it."""
+
+    async def __call__(self, sha256_hex: str) -> list[Peer]: ...
+
+
+class Replicator:
+    """Pull rounds for one node; the engine owns it and calls `pull` under its round lock."""
+
+    def __init__(
+        self,
+        root: Path,
+        trash: Path,
+        name: str,
+        state: State,
+        hasher: Hasher,
+        server: Server,
+        receiver: Receiver,
+        holdings: Holdings,
+        concurrency: int,
+        locate: Locate | None,
+        on_rtt: Callable[[str, float], None],
+    ) -> None:
+        self.root, self.trash, self.name = root, trash, name
+        self.state, self.hasher, self.server = state, hasher, server
+        self.receiver, self.holdings, self.locate = receiver, holdings, locate
+        self.on_rtt = on_rtt
+        self._slots = asyncio.Semaphore(concurrency)
+        self._prev_holds: dict[tuple[str, str], tuple[int, bool]] = {}
+
+    async def pull(self, prev: Peer | None, peers: dict[str, Peer], timeout: float) -> int:
+        """One round: merge prev's manifest delta, then meet every need; returns files changed."""
+        if prev is not None and prev.name != self.name:
+            try:
+                await self.pull_manifest(prev, timeout)
+            except (PeerUnreachable, RemoteError, RemoteProtocolError) as exc:
+                log.info("no manifest from %s this round: %s", prev.name, exc)
+        needs = plan(self.state.replica_rows(self.name))
+        changed = 0
+        for need in needs:
+            if need.kind == "delete":
+                changed += await self._guarded(self.delete(need.record))
+        fetches = [n.record for n in needs if n.kind == "fetch"]
+        remote: list[FileRecord] = []
+        for rec in fetches:
+            done = await self._guarded(self.satisfy_locally(rec))
+            if done < 0:
+                remote.append(rec)
+            changed += max(done, 0)
+        changed += await self.download(remote, prev, peers)
+        return changed
+
+    async def pull_manifest(self, prev: Peer, timeout: float) -> None:
+        """Page through prev's delta since our counters and keep every superseding record."""
+        since = self.state.counters()
+        reader, writer = await open_stream(prev.host, prev.port, timeout)
+        try:
+            cursor: list | None = None  # type: ignore[type-arg]
+            for _ in range(MAX_PAGES):
+                reply = expect(
+                    await exchange(reader, writer, ManifestRequest(since, PAGE_LIMIT, cursor), timeout),
+                    ManifestData,
+                )
+                self._merge(prev, reply.entries)
+                if not reply.more or not reply.entries:
+                    return
+                cursor = reply.cursor
+        finally:
+            await close_stream(writer)
+
+    def _merge(self, prev: Peer, entries: list) -> None:  # type: ignore[type-arg]
+        seen: dict[str, int] = {}
+        with self.state.transaction():
+            for entry in entries:
+                try:
+                    rec, held = entry_to_record(entry)
+                except RemoteProtocolError as exc:
+                    log.warning("skipping a bad manifest entry from %s: %s", prev.name, exc)
+                    continue
+                seen[rec.owner] = max(seen.get(rec.owner, 0), rec.seq)
+                if rec.owner == self.name:
+                    continue
+                old = self.state.record(rec.owner, rec.path)
+                if supersedes(rec, None if old is None else old[0]):
+                    self.state.put_record(rec, None if old is None else old[1])
+                self._prev_holds[(rec.owner, rec.path)] = (rec.seq, held)
+            for owner, seq in seen.items():
+                if seq > self.state.counter(owner):
+                    self.state.set_counter(owner, seq)
+
+    async def _guarded(self, work: Awaitable[int]) -> int:
+        """Run one need; local trouble is logged and the need retried next round."""
+        try:
+            return await work
+        except (OSError, SyncError, RemoteProtocolError) as exc:
+            log.error("sync step failed (will retry next round): %s", exc)
+            return 0
+
+    async def current_hash(self, owner: str, path: str, target: Path) -> str | None:
+        """The hash of the regular file at target now (cached when size and mtime match)."""
+        try:
+            st = os.lstat(target)
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return "<not a file>"
+        rel = f"{owner}/{path}"
+        cached = self.state.cache_get(rel)
+        if cached is not None and cached[:2] == (st.st_size, st.st_mtime_ns):
+            return cached[2]
+        sha, size, mtime_ns = await self.hasher.hash(target)
+        self.state.cache_put(rel, size, mtime_ns, sha)
+        return sha
+
+    async def to_trash(self, rec: FileRecord, target: Path) -> None:
+        """Move a locally edited replica out of the way, keeping it, and tell the user."""
+        dest = self.trash / rec.owner / f"{rec.path}.{time.time_ns()}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(shutil.move, target, dest)
+        self.state.cache_drop(f"{rec.owner}/{rec.path}")
+        log.warning("%s/%s was changed on this node; kept it as %s", rec.owner, rec.path, dest)
+
+    async def delete(self, rec: FileRecord) -> int:
+        """Apply a tombstone: remove the replica, or trash it if it was edited here."""
+        target = confine(self.root, rec.owner, rec.path)
+        row = self.state.record(rec.owner, rec.path)
+        have = None if row is None else row[1]
+        current = await self.current_hash(rec.owner, rec.path, target)
+        if current is not None and current == have:
+            await asyncio.to_thread(os.unlink, target)
+            self.state.cache_drop(f"{rec.owner}/{rec.path}")
+        elif current is not None:
+            await self.to_trash(rec, target)
+        self.state.set_have(rec.owner, rec.path, None)
+        if have is not None:
+            self.holdings.drop(have)
+        log.info("deleted %s/%s (seq %d)", rec.owner, rec.path, rec.seq)
+        return 1
+
+    async def satisfy_locally(self, rec: FileRecord) -> int:
+        """Meet a fetch need without the network if possible; -1 when a download is needed.
+
+        Bytes already at the target are adopted; a local edit there goes to the trash; a
+        local file with the same content elsewhere is copied.
+        """
+        target = confine(self.root, rec.owner, rec.path)
+        row = self.state.record(rec.owner, rec.path)
+        have = None if row is None else row[1]
+        current = await self.current_hash(rec.owner, rec.path, target)
+        if current == rec.sha256:
+            await asyncio.to_thread(os.utime, target, ns=(rec.mtime_ns, rec.mtime_ns))
+            self._installed(rec, have)
+            return 1
+        if current is not None and current != have:
+            await self.to_trash(rec, target)
+        found = self.server.local_file(rec.sha256)
+        if found is None:
+            return -1
+        tmp = self.receiver.temp_path(rec.sha256)
+        await asyncio.to_thread(copy_verified, found[0], tmp, rec)
+        await self.install([(rec, tmp)])
+        log.debug("copied %s/%s from local %s", rec.owner, rec.path, found[0])
+        return 1
+
+    async def install(self, done: list[tuple[FileRecord, Path]]) -> int:
+        """Rename verified temp files into place and record them; returns how many landed."""
+        moves, recs = [], []
+        for rec, tmp in done:
+            try:
+                moves.append((confine(self.root, rec.owner, rec.path), tmp))
+                recs.append(rec)
+            except RemoteProtocolError as exc:
+                log.warning("not placing %s/%s: %s", rec.owner, rec.path, exc)
+                tmp.unlink(missing_ok=True)
+        results = await asyncio.to_thread(place_many, self.root, moves)
+        landed = 0
+        with self.state.transaction():
+            for rec, error in zip(recs, results):
+                if error is not None:
+                    log.error("cannot place %s/%s (will retry): %s", rec.owner, rec.path, error)
+                    continue
+                row = self.state.record(rec.owner, rec.path)
+                self._installed(rec, None if row is None else row[1])
+                landed += 1
+        return landed
+
+    def _installed(self, rec: FileRecord, old_have: str | None) -> None:
+        self.state.cache_put(f"{rec.owner}/{rec.path}", rec.size, rec.mtime_ns, rec.sha256)
+        self.state.set_have(rec.owner, rec.path, rec.sha256)
+        self.holdings.add(rec.sha256)
+        if old_have is not None:
+            self.holdings.drop(old_have)
+
+    async def _sources(self, rec: FileRecord, prev: Peer | None, peers: dict[str, Peer]) -> list[Peer]:
+        located: list[Peer] = []
+        if self.locate is not None:
+            try:
+                located = await self.locate(rec.sha256)
+            except Exception as exc:  # the locator is pluggable; its failure must not stop sync
+                log.info("locating %s failed: %s", rec.sha256[:12], exc)
+        seq_held = self._prev_holds.get((rec.owner, rec.path))
+        prev_holds = seq_held is not None and seq_held == (rec.seq, True)
+        return sources(located, prev, prev_holds, peers.get(rec.owner), self.name)
+
+    async def download(self, recs: list[FileRecord], prev: Peer | None, peers: dict[str, Peer]) -> int:
+        """Fetch every record over the network: small ones batched per first source."""
+        plans = [(rec, await self._sources(rec, prev, peers)) for rec in recs]
+        batches: dict[Peer, list[tuple[FileRecord, list[Peer]]]] = {}
+        jobs: list[Awaitable[int]] = []
+        for rec, order in plans:
+            if not order:
+                log.info("no source for %s/%s this round", rec.owner, rec.path)
+            elif rec.size <= SMALL_FILE:
+                batches.setdefault(order[0], []).append((rec, order))
+            else:
+                jobs.append(self.fetch_one(rec, order))
+        for peer, items in batches.items():
+            chunk: list[tuple[FileRecord, list[Peer]]] = []
+            size = 0
+            for item in items:
+                if len(chunk) == BATCH_MAX_FILES or size + item[0].size > BATCH_MAX_BYTES // 2:
+                    jobs.append(self.fetch_batch(peer, chunk))
+                    chunk, size = [], 0
+                chunk.append(item)
+                size += item[0].size
+            if chunk:
+                jobs.append(self.fetch_batch(peer, chunk))
+        return sum(await asyncio.gather(*(self._guarded(j) for j in jobs)))
+
+    async def fetch_one(self, rec: FileRecord, order: list[Peer]) -> int:
+        """Download one file from the first source that serves it right."""
+        for peer in order:
+            try:
+                async with self._slots:
+                    tmp, rtt = await asyncio.to_thread(self.receiver.fetch, peer, rec)
+            except FETCH_ERRORS as exc:
+                log.info("fetching %s/%s from %s failed: %s", rec.owner, rec.path, peer.name, exc)
+                continue
+            self.on_rtt(peer.name, rtt)
+            return await self.install([(rec, tmp)])
+        return 0
+
+    async def fetch_batch(self, peer: Peer, items: list[tuple[FileRecord, list[Peer]]]) -> int:
+        """Download small files in one BATCH from `peer`; the rest go singly to other sources."""
+        recs = [rec for rec, _ in items]
+        got: dict[int, Path] = {}
+        try:
+            async with self._slots:
+                got = await asyncio.to_thread(self.receiver.fetch_batch, peer, recs)
+        except FETCH_ERRORS as exc:
+            log.info("batch of %d from %s failed: %s", len(recs), peer.name, exc)
+        landed = await self.install([(recs[i], tmp) for i, tmp in got.items()])
+        rest = [self.fetch_one(rec, order[1:]) for i, (rec, order) in enumerate(items) if i not in got]
+        return landed + sum(await asyncio.gather(*(self._guarded(j) for j in rest)))

@@ -1,0 +1,158 @@
+"""The serving side: MANIFEST pages, FILE bodies and BATCH bodies, with every name confined.
+
+Content addressing: a FILE or BATCH item names the SHA-256 it wants and the owner/path where
+the asker expects it. Any local file whose cached hash matches is served, the named path first,
+but only after its size and mtime are checked against the hash cache; a file changed since it
+was hashed is never served under the old hash ("stale").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import stat
+from pathlib import Path
+
+from ring.errors import BadRequest, Refused
+from ring.server import Connection, Handler
+from ring.wire import Message
+from sync.manifest import is_sha256, record_to_entry
+from sync.messages import (
+    BATCH_MAX_BYTES,
+    BATCH_MAX_FILES,
+    PAGE_LIMIT,
+    BatchRequest,
+    FileData,
+    FileRequest,
+    ManifestData,
+    ManifestRequest,
+)
+from sync.paths import confine
+from sync.state import State
+from sync.transfer import send_batch, send_body
+
+log = logging.getLogger(__name__)
+
+
+class Server:
+    """Request handlers over this node's state and shared root."""
+
+    def __init__(self, root: Path, state: State) -> None:
+        self.root = root
+        self.state = state
+
+    def routes(self) -> list[tuple[type[Message], Handler]]:
+        """(message type, handler) pairs to route on a FrameServer."""
+        return [
+            (ManifestRequest, self.on_manifest),
+            (FileRequest, self.on_file),
+            (BatchRequest, self.on_batch),
+        ]
+
+    def local_file(self, sha256: str, prefer: str | None = None) -> tuple[Path, int] | None:
+        """A file under the root whose content is `sha256` now, checked by size and mtime.
+
+        Args:
+            sha256: the content wanted.
+            prefer: "<owner>/<path>" to try first.
+
+        Returns:
+            (path, size), or None when no file here still has that content.
+        """
+        rels = [r for r, _s, _m in self.state.cache_by_hash(sha256)]
+        if prefer is not None and prefer in rels:
+            rels.remove(prefer)
+            rels.insert(0, prefer)
+        for rel in rels:
+            cached = self.state.cache_get(rel)
+            if cached is None or cached[2] != sha256:
+                continue
+            owner, _, path = rel.partition("/")
+            try:
+                target = confine(self.root, owner, path)
+                st = os.lstat(target)
+            except (OSError, BadRequest):
+                continue
+            if stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) == cached[:2]:
+                return target, st.st_size
+        return None
+
+    async def on_manifest(self, msg: Message, conn: Connection) -> Message:
+        """One page of the manifest delta the peer asked for."""
+        assert isinstance(msg, ManifestRequest)
+        since: dict[str, int] = {}
+        for owner, seq in msg.since.items():
+            if not isinstance(owner, str) or not isinstance(seq, int) or isinstance(seq, bool):
+                raise BadRequest("MANIFEST.since must map owner names to integers")
+            since[owner] = seq
+        cursor: tuple[str, int] | None = None
+        if msg.cursor is not None:
+            if len(msg.cursor) != 2 or not isinstance(msg.cursor[0], str) or not isinstance(
+                msg.cursor[1], int
+            ):
+                raise BadRequest("MANIFEST.cursor must be [owner, seq]")
+            cursor = (msg.cursor[0], msg.cursor[1])
+        limit = max(1, min(msg.limit, PAGE_LIMIT))
+        rows, next_cursor = self.state.page(since, cursor, limit)
+        entries = [record_to_entry(rec, held) for rec, held in rows]
+        return ManifestData(entries, next_cursor is not None, list(next_cursor) if next_cursor else None)
+
+    async def on_file(self, msg: Message, conn: Connection) -> None:
+        """Send FILE_DATA and the body, or refuse: bad_path, not_found, stale, bad_request."""
+        assert isinstance(msg, FileRequest)
+        if not is_sha256(msg.sha256):
+            raise BadRequest("FILE.sha256 must be 64 lowercase hex digits")
+        confine(self.root, msg.owner, msg.path)
+        found = self.local_file(msg.sha256, f"{msg.owner}/{msg.path}")
+        if found is None:
+            code = "stale" if self.state.cache_by_hash(msg.sha256) else "not_found"
+            raise Refused(code, f"no file with sha256 {msg.sha256[:16]} here")
+        path, total = found
+        if msg.offset < 0 or msg.offset > total or (msg.length is not None and msg.length < 0):
+            raise BadRequest(f"range {msg.offset}+{msg.length} outside a {total}-byte file")
+        size = total - msg.offset if msg.length is None else min(msg.length, total - msg.offset)
+        log.debug("serving %s (%d bytes) to %s:%d", path, size, *conn.peer)
+        await send_body(conn, path, FileData(msg.sha256, size, msg.offset, total))
+        return None
+
+    async def on_batch(self, msg: Message, conn: Connection) -> None:
+        """Send BATCH_DATA and the bodies this node holds (size -1 for the others)."""
+        assert isinstance(msg, BatchRequest)
+        if len(msg.files) > BATCH_MAX_FILES:
+            raise BadRequest(f"BATCH of {len(msg.files)} files exceeds {BATCH_MAX_FILES}")
+        wanted: list[tuple[str, Path | None, int]] = []
+        budget = BATCH_MAX_BYTES
+        for item in msg.files:
+            if not isinstance(item, dict):
+                raise BadRequest("BATCH item is not a map")
+            sha, owner, path = item.get("sha256"), item.get("owner"), item.get("path")
+            if not (isinstance(sha, str) and isinstance(owner, str) and isinstance(path, str)):
+                raise BadRequest("BATCH item lacks sha256, owner or path")
+            if not is_sha256(sha):
+                raise BadRequest("BATCH item sha256 must be 64 lowercase hex digits")
+            confine(self.root, owner, path)
+            found = self.local_file(sha, f"{owner}/{path}")
+            if found is None or found[1] > budget:
+                wanted.append((sha, None, 0))
+                continue
+            budget -= found[1]
+            wanted.append((sha, found[0], found[1]))
+        bodies = await asyncio.to_thread(_read_bodies, wanted)
+        await send_batch(conn, bodies)
+        return None
+
+
+def _read_bodies(wanted: list[tuple[str, Path | None, int]]) -> list[tuple[str, bytes | None]]:
+    out: list[tuple[str, bytes | None]] = []
+    for sha, path, size in wanted:
+        body = None
+        if path is not None:
+            try:
+                body = path.read_bytes()
+            except OSError as exc:
+                log.warning("cannot read %s for a batch: %s", path, exc)
+            if body is not None and len(body) != size:
+                body = None
+        out.append((sha, body))
+    return out

@@ -1,0 +1,200 @@
+"""Persistent node state in sqlite: the hash cache, every known record, and sequence counters.
+
+One connection, used only from the event loop's thread (each call is short; hashing and file
+I/O happen elsewhere). Tables:
+
+- hash_cache(rel, size, mtime_ns, sha256): "<owner>/<path>" of any file under the shared root
+  whose content this node hashed or wrote; a file whose size and mtime still match is not
+  hashed again.
+- records(owner, path, size, mtime_ns, sha256, seq, deleted, have): the highest-seq record
+  known per path; `have` is the hash of the bytes this node placed there (the last synced
+  hash), NULL when it holds nothing there.
+- counters(owner, seq): for this node, the last sequence number used; for others, the highest
+  seq received from the previous node (the "since" of the next delta).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Iterator
+
+from sync.manifest import FileRecord
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS hash_cache(
+    rel TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS hash_cache_sha ON hash_cache(sha256);
+CREATE TABLE IF NOT EXISTS records(
+    owner TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL, seq INTEGER NOT NULL, deleted INTEGER NOT NULL, have TEXT,
+    PRIMARY KEY(owner, path));
+CREATE INDEX IF NOT EXISTS records_seq ON records(owner, seq);
+CREATE INDEX IF NOT EXISTS records_sha ON records(sha256);
+CREATE TABLE IF NOT EXISTS counters(owner TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+"""
+
+_COLS = "owner, path, size, mtime_ns, sha256, seq, deleted"
+
+
+def _rec(row: tuple) -> FileRecord:  # type: ignore[type-arg]
+    return FileRecord(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]))
+
+
+class State:
+    """The sqlite file `<state_dir>/sync.db`; every write commits before returning."""
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(state_dir / "sync.db", isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def transaction(self) -> sqlite3.Connection:
+        """A context manager that commits a group of writes at once (far faster than one by one)."""
+        self._db.execute("BEGIN")
+        return _Commit(self._db)  # type: ignore[return-value]
+
+    # hash cache
+    def cached(self, prefix: str) -> dict[str, tuple[int, int, str]]:
+        """rel -> (size, mtime_ns, sha256) for every cached file under `prefix` ("owner/")."""
+        rows = self._db.execute(
+            "SELECT rel, size, mtime_ns, sha256 FROM hash_cache WHERE substr(rel, 1, ?) = ?",
+            (len(prefix), prefix),
+        )
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    def cache_get(self, rel: str) -> tuple[int, int, str] | None:
+        """The cached (size, mtime_ns, sha256) of one file."""
+        row = self._db.execute(
+            "SELECT size, mtime_ns, sha256 FROM hash_cache WHERE rel = ?", (rel,)
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def cache_put(self, rel: str, size: int, mtime_ns: int, sha256: str) -> None:
+        """Remember the hash of a file as of (size, mtime_ns)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO hash_cache VALUES (?, ?, ?, ?)", (rel, size, mtime_ns, sha256)
+        )
+
+    def cache_drop(self, rel: str) -> None:
+        """Forget a file (deleted or moved away)."""
+        self._db.execute("DELETE FROM hash_cache WHERE rel = ?", (rel,))
+
+    def cache_by_hash(self, sha256: str) -> list[tuple[str, int, int]]:
+        """(rel, size, mtime_ns) of every cached file with this content."""
+        rows = self._db.execute(
+            "SELECT rel, size, mtime_ns FROM hash_cache WHERE sha256 = ?", (sha256,)
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    # records
+    def record(self, owner: str, path: str) -> tuple[FileRecord, str | None] | None:
+        """The known record of one path and the hash of the bytes placed there."""
+        row = self._db.execute(
+            f"SELECT {_COLS}, have FROM records WHERE owner = ? AND path = ?", (owner, path)
+        ).fetchone()
+        return None if row is None else (_rec(row), row[7])
+
+    def records_of(self, owner: str) -> dict[str, FileRecord]:
+        """path -> record, tombstones included, for one owner."""
+        rows = self._db.execute(f"SELECT {_COLS} FROM records WHERE owner = ?", (owner,))
+        return {r[1]: _rec(r) for r in rows}
+
+    def replica_rows(self, me: str) -> list[tuple[FileRecord, str | None]]:
+        """Every record of other owners with the hash this node placed for it."""
+        rows = self._db.execute(f"SELECT {_COLS}, have FROM records WHERE owner != ?", (me,))
+        return [(_rec(r), r[7]) for r in rows]
+
+    def put_record(self, rec: FileRecord, have: str | None) -> None:
+        """Store a record (replacing the path's previous one) and what this node holds of it."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (rec.owner, rec.path, rec.size, rec.mtime_ns, rec.sha256, rec.seq, rec.deleted, have),
+        )
+
+    def set_have(self, owner: str, path: str, have: str | None) -> None:
+        """Record which bytes this node now holds at a path (None: nothing)."""
+        self._db.execute(
+            "UPDATE records SET have = ? WHERE owner = ? AND path = ?", (have, owner, path)
+        )
+
+    def held(self) -> Iterator[tuple[str, str, str, int]]:
+        """(owner, path, sha256, size) of every live record whose bytes this node holds."""
+        rows = self._db.execute(
+            "SELECT owner, path, sha256, size FROM records WHERE deleted = 0 AND have = sha256"
+        )
+        yield from rows
+
+    def live_records(self) -> list[FileRecord]:
+        """Every live record known here, held or not."""
+        rows = self._db.execute(f"SELECT {_COLS} FROM records WHERE deleted = 0")
+        return [_rec(r) for r in rows]
+
+    def holders_of(self, sha256: str) -> list[tuple[str, str]]:
+        """(owner, path) of every live record held here with this content."""
+        rows = self._db.execute(
+            "SELECT owner, path FROM records WHERE sha256 = ? AND deleted = 0 AND have = sha256",
+            (sha256,),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def page(
+        self, since: dict[str, int], cursor: tuple[str, int] | None, limit: int
+    ) -> tuple[list[tuple[FileRecord, bool]], tuple[str, int] | None]:
+        """One page of records in (owner, seq) order with seq > since[owner].
+
+        Returns:
+            (record, held) pairs, and the cursor of the next page (None when this is the last).
+        """
+        owners = [r[0] for r in self._db.execute("SELECT DISTINCT owner FROM records ORDER BY owner")]
+        out: list[tuple[FileRecord, bool]] = []
+        for owner in owners:
+            floor = since.get(owner, 0)
+            if cursor is not None:
+                if owner < cursor[0]:
+                    continue
+                if owner == cursor[0]:
+                    floor = max(floor, cursor[1])
+            rows = self._db.execute(
+                f"SELECT {_COLS}, have FROM records WHERE owner = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?",
+                (owner, floor, limit - len(out) + 1),
+            ).fetchall()
+            for row in rows:
+                if len(out) == limit:
+                    last = out[-1][0]
+                    return out, (last.owner, last.seq)
+                rec = _rec(row)
+                out.append((rec, not rec.deleted and row[7] == rec.sha256))
+        return out, None
+
+    # counters
+    def counter(self, owner: str) -> int:
+        """The owner's counter (last seq used for this node, highest seen for others)."""
+        row = self._db.execute("SELECT seq FROM counters WHERE owner = ?", (owner,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def counters(self) -> dict[str, int]:
+        """Every owner's counter."""
+        return {r[0]: r[1] for r in self._db.execute("SELECT owner, seq FROM counters")}
+
+    def set_counter(self, owner: str, seq: int) -> None:
+        """Set an owner's counter."""
+        self._db.execute("INSERT OR REPLACE INTO counters VALUES (?, ?)", (owner, seq))
+
+
+class _Commit:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self._db
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")

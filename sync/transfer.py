@@ -1,0 +1,268 @@
+"""File bodies on the wire: serving with sendfile, receiving into verified temp files.
+
+Serving runs on the event loop: a FILE_DATA (or BATCH_DATA) header frame, then the raw bytes,
+sent with `loop.sendfile` (zero-copy where the OS allows). Receiving runs in a worker thread on
+a plain blocking socket, one per download: it reads the header frame, then streams the body
+into a temp file under `<shared>/.lanshare-tmp/` in 1 MiB `recv_into` reads, hashing as it
+writes, so neither the loop nor memory ever holds a whole file. Only a body whose SHA-256
+matches is fsynced, given its mtime, and handed back for `place` to rename into the tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from ring.errors import BadRequest, MalformedFrame, PeerUnreachable, RemoteError
+from ring.server import Connection
+from ring.wire import HEADER, MAX_FRAME, Error, Message, decode_payload, encode, write_message
+from sync.errors import HashMismatch, TransferAborted
+from sync.manifest import FileRecord, Peer
+from sync.messages import BatchData, BatchRequest, FileData, FileRequest
+from sync.paths import make_parents
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
+
+
+async def send_body(conn: Connection, path: Path, header: FileData) -> None:
+    """Write `header`, then exactly header.size bytes of `path` from header.offset.
+
+    Raises:
+        OSError: the file shrank or the connection broke; the server closes the connection,
+            so the receiver sees a short body and never a wrong one.
+    """
+    await write_message(conn.writer, header)
+    if header.size == 0:
+        return
+    loop = asyncio.get_running_loop()
+    with open(path, "rb") as f:
+        sent = await loop.sendfile(conn.writer.transport, f, header.offset, header.size)
+    if sent != header.size:
+        raise OSError(f"{path} shrank while being sent ({sent} of {header.size} bytes)")
+
+
+async def send_batch(conn: Connection, bodies: list[tuple[str, bytes | None]]) -> None:
+    """Write a BATCH_DATA header, then each held body back to back (None: not held, size -1)."""
+    items = [{"sha256": sha, "size": -1 if body is None else len(body)} for sha, body in bodies]
+    await write_message(conn.writer, BatchData(items))
+    for _sha, body in bodies:
+        if body:
+            conn.writer.write(body)
+    await conn.writer.drain()
+
+
+class Receiver:
+    """Blocking downloads run in worker threads; `close` cuts every one still running."""
+
+    def __init__(self, tmp_dir: Path, timeout: float = 10.0) -> None:
+        self.tmp_dir = tmp_dir
+        self.timeout = timeout
+        self._socks: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def close(self) -> None:
+        """Shut down every open download socket (their threads then fail fast)."""
+        self.closed = True
+        with self._lock:
+            for sock in self._socks:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def temp_path(self, sha256: str) -> Path:
+        """A fresh temp file name for content `sha256`."""
+        return self.tmp_dir / f"{sha256[:16]}-{uuid.uuid4().hex[:12]}.part"
+
+    def _connect(self, peer: Peer) -> socket.socket:
+        if self.closed:
+            raise PeerUnreachable("sync engine stopped")
+        try:
+            sock = socket.create_connection((peer.host, peer.port), timeout=self.timeout)
+        except OSError as exc:
+            raise PeerUnreachable(f"{peer.name} at {peer.host}:{peer.port}: {exc}") from None
+        with self._lock:
+            self._socks.add(sock)
+        return sock
+
+    def _release(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._socks.discard(sock)
+        sock.close()
+
+    def fetch(self, peer: Peer, rec: FileRecord) -> tuple[Path, float]:
+        """Download one file's bytes from `peer` into a verified temp file.
+
+        Returns:
+            The temp file (fsynced, mtime set) and the seconds until the header came (an RTT).
+
+        Raises:
+            PeerUnreachable, RemoteError, TransferAborted, HashMismatch: try another source.
+            OSError: local trouble (disk full, permissions); the temp file is already gone.
+        """
+        sock = self._connect(peer)
+        try:
+            started = time.monotonic()
+            header = _exchange(sock, FileRequest(rec.sha256, rec.owner, rec.path))
+            rtt = time.monotonic() - started
+            if not isinstance(header, FileData) or header.size != rec.size:
+                raise MalformedFrame(f"{peer.name} answered {header.TYPE} of the wrong size")
+            tmp = self.temp_path(rec.sha256)
+            try:
+                with open(tmp, "wb") as f:
+                    digest = _stream(sock, f, rec.size)
+                    _finish(f, tmp, digest, rec)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            return tmp, rtt
+        except OSError as exc:
+            if isinstance(exc, (socket.timeout, ConnectionError)):
+                raise TransferAborted(f"from {peer.name}: {exc}") from None
+            raise
+        finally:
+            self._release(sock)
+
+    def fetch_batch(self, peer: Peer, recs: list[FileRecord]) -> dict[int, Path]:
+        """Download many small files in one BATCH round trip.
+
+        Returns:
+            index in `recs` -> verified temp file, for every file the peer held and sent right.
+            Files it did not hold, or sent wrong, are left out (fetched singly later).
+        """
+        sock = self._connect(peer)
+        out: dict[int, Path] = {}
+        try:
+            items = [{"sha256": r.sha256, "owner": r.owner, "path": r.path} for r in recs]
+            header = _exchange(sock, BatchRequest(items))
+            if not isinstance(header, BatchData) or len(header.items) != len(recs):
+                raise MalformedFrame(f"{peer.name} answered a batch of the wrong shape")
+            for index, (item, rec) in enumerate(zip(header.items, recs)):
+                size = item.get("size") if isinstance(item, dict) else None
+                if not isinstance(size, int) or size < 0:
+                    continue
+                if size != rec.size:
+                    raise MalformedFrame(f"{peer.name} sent {rec.path} with the wrong size")
+                tmp = self.temp_path(rec.sha256)
+                try:
+                    with open(tmp, "wb") as f:
+                        digest = _stream(sock, f, size)
+                        _finish(f, tmp, digest, rec)
+                    out[index] = tmp
+                except HashMismatch as exc:
+                    tmp.unlink(missing_ok=True)
+                    log.warning("batch from %s: %s", peer.name, exc)
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
+        except (OSError, PeerUnreachable, RemoteError, MalformedFrame, TransferAborted) as exc:
+            if not out:
+                raise
+            log.info("batch from %s stopped after %d files: %s", peer.name, len(out), exc)
+        finally:
+            self._release(sock)
+        return out
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:], size - got)
+        if n == 0:
+            raise TransferAborted(f"connection closed after {got} of {size} bytes")
+        got += n
+    return bytes(buf)
+
+
+def _exchange(sock: socket.socket, msg: Message) -> Message:
+    """Send one request frame and read the reply frame on a blocking socket."""
+    sock.sendall(encode(msg))
+    (length,) = HEADER.unpack(_recv_exact(sock, HEADER.size))
+    if length > MAX_FRAME:
+        raise MalformedFrame(f"reply frame of {length} bytes")
+    reply = decode_payload(_recv_exact(sock, length))
+    if isinstance(reply, Error):
+        raise RemoteError(reply.code, reply.reason)
+    return reply
+
+
+def _stream(sock: socket.socket, f: "object", size: int) -> "hashlib._Hash":
+    """Copy exactly `size` bytes from the socket to the file, hashing them."""
+    digest = hashlib.sha256()
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    left = size
+    write = f.write  # type: ignore[attr-defined]
+    while left:
+        n = sock.recv_into(view, min(CHUNK, left), socket.MSG_WAITALL)
+        if n == 0:
+            raise TransferAborted(f"connection closed after {size - left} of {size} bytes")
+        digest.update(view[:n])
+        write(view[:n])
+        left -= n
+    return digest
+
+
+def _finish(f: "object", tmp: Path, digest: "hashlib._Hash", rec: FileRecord) -> None:
+    if digest.hexdigest() != rec.sha256:
+        raise HashMismatch(f"{rec.owner}/{rec.path}: got {digest.hexdigest()[:12]}, want {rec.sha256[:12]}")
+    f.flush()  # type: ignore[attr-defined]
+    os.utime(tmp, ns=(rec.mtime_ns, rec.mtime_ns))
+    os.fsync(f.fileno())  # type: ignore[attr-defined]
+
+
+def copy_verified(src: Path, tmp: Path, rec: FileRecord) -> None:
+    """Copy a local file with the same content into a temp file, checking the hash on the way.
+
+    Raises:
+        HashMismatch: the source changed since it was hashed (the temp file is removed).
+        OSError: local trouble (the temp file is removed).
+    """
+    try:
+        with open(src, "rb") as source, open(tmp, "wb") as f:
+            digest = hashlib.sha256()
+            while chunk := source.read(CHUNK):
+                digest.update(chunk)
+                f.write(chunk)
+            _finish(f, tmp, digest, rec)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def place_many(root: Path, moves: list[tuple[Path, Path]]) -> list[Exception | None]:
+    """Rename verified temp files into the tree (creating parents), then fsync each folder once.
+
+    Returns:
+        Per move, None when it landed, or the error that stopped it (its temp file removed).
+    """
+    results: list[Exception | None] = []
+    folders: set[Path] = set()
+    for target, tmp in moves:
+        try:
+            make_parents(root, target)
+            os.replace(tmp, target)
+            folders.add(target.parent)
+            results.append(None)
+        except (OSError, BadRequest) as exc:
+            tmp.unlink(missing_ok=True)
+            results.append(exc)
+    for folder in folders:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return results

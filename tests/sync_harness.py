@@ -1,0 +1,122 @@
+"""A ring of sync engines on loopback for tests and the benchmark: no ring membership needed.
+
+Each node has its own FrameServer on 127.0.0.1:0 and its own shared and state folders; the
+nodes are wired in a fixed ring order with `set_topology` (node i's previous node is i-1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from ring.server import FrameServer
+from sync.engine import Peer, SyncEngine
+from sync.scanner import TMP_DIR
+
+
+@dataclass
+class SyncNode:
+    """One engine with its server, its folders and its address."""
+
+    engine: SyncEngine
+    server: FrameServer
+    root: Path
+    state: Path
+    peer: Peer
+
+    @property
+    def own(self) -> Path:
+        """This node's own folder."""
+        return self.root / self.peer.name
+
+
+async def make_node(base: Path, name: str, **options: object) -> SyncNode:
+    """Build an engine, route it on a fresh server bound to 127.0.0.1:0 (not started)."""
+    root, state = base / name / "shared", base / name / "state"
+    engine = SyncEngine(root, state, name, **options)  # type: ignore[arg-type]
+    server = FrameServer("127.0.0.1", 0)
+    for cls, handler in engine.routes():
+        server.route(cls, handler)
+    port = await server.start()
+    (root / name).mkdir(parents=True, exist_ok=True)
+    return SyncNode(engine, server, root, state, Peer(name, "127.0.0.1", port))
+
+
+def wire_ring(nodes: list[SyncNode]) -> None:
+    """Tell every node its previous node (i-1, wrapping) and every member by name."""
+    peers = {n.peer.name: n.peer for n in nodes}
+    for i, node in enumerate(nodes):
+        prev = nodes[i - 1].peer if len(nodes) > 1 else None
+        node.engine.set_topology(prev, peers)
+
+
+async def make_ring(base: Path, count: int, **options: object) -> list[SyncNode]:
+    """`count` nodes named node0.. wired in a ring; engines not started yet (write files first)."""
+    options.setdefault("interval", 3600.0)
+    nodes = [await make_node(base, f"node{i}", **options) for i in range(count)]
+    wire_ring(nodes)
+    return nodes
+
+
+async def start_all(nodes: list[SyncNode]) -> None:
+    """Start every engine (initial scan, loop)."""
+    await asyncio.gather(*(n.engine.start() for n in nodes))
+
+
+async def stop_all(nodes: list[SyncNode]) -> None:
+    """Stop every engine and server."""
+    for node in nodes:
+        await node.engine.stop()
+        await node.server.close()
+
+
+def tree(root: Path) -> dict[str, str]:
+    """rel path -> sha256 of every regular file under root (the temp folder left out)."""
+    out = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != TMP_DIR]
+        for name in files:
+            path = Path(folder) / name
+            out[path.relative_to(root).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def converged(nodes: list[SyncNode]) -> bool:
+    """Whether every node's shared tree equals the union of every node's own folder."""
+    want: dict[str, str] = {}
+    for node in nodes:
+        want.update({f"{node.peer.name}/{k}": v for k, v in tree(node.own).items()})
+    return all(tree(n.root) == want for n in nodes)
+
+
+async def pull_until(nodes: list[SyncNode], timeout: float) -> int:
+    """Run pull rounds on every node at once until converged; returns rounds used.
+
+    Raises:
+        AssertionError: not converged within `timeout` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    rounds = 0
+    while not converged(nodes):
+        assert time.monotonic() < deadline, f"not converged after {rounds} rounds"
+        await asyncio.gather(*(n.engine.pull_once() for n in nodes))
+        rounds += 1
+    return rounds
+
+
+async def wait_for(cond: Callable[[], bool | Awaitable[bool]], timeout: float) -> None:
+    """Poll `cond` until true, failing the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = cond()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
