@@ -1,0 +1,165 @@
+"""The acting leader's side of the ring: admit, remove the departed and the dead, hand over.
+
+Every change of a view happens here, under one lock, so concurrent JOINs, LEAVEs and FAIL
+reports are applied one at a time, each with the next version (Rule 2 of
+`ring/membership.py`). The new view goes back in the reply and is pushed to every other member
+with UPDATE in the background; a lost UPDATE is repaired by the heartbeat, whose PONG carries
+newer views. A node that is not members[0] answers JOIN and LEAVE with REDIRECT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Iterable
+
+from ring.errors import BadRequest, PeerUnreachable, Refused, RingError
+from ring.membership import Member, Status, View, acting_leader, admit, remove
+from ring.messages import Fail, Join, JoinOk, Leave, Redirect, Update, ViewReply
+from ring.server import Connection, FrameServer
+from ring.wire import Message, request
+
+if TYPE_CHECKING:
+    from ring.service import RingService
+
+log = logging.getLogger(__name__)
+
+MAX_REDIRECTS = 8
+
+
+def redirect_to(member: Member) -> Redirect:
+    """The REDIRECT that points at `member`."""
+    return Redirect(member.key, member.host, member.port)
+
+
+class Leader:
+    """Membership changes made by (or on the way to) the leader of a service's ring."""
+
+    def __init__(self, service: RingService) -> None:
+        self.svc = service
+        self._lock = asyncio.Lock()
+
+    def route(self, server: FrameServer) -> None:
+        """Serve JOIN, LEAVE and FAIL on `server`."""
+        server.route(Join, self._on_join)
+        server.route(Leave, self._on_leave)
+        server.route(Fail, self._on_fail)
+
+    def _check_leading(self) -> Redirect | None:
+        """Refuse unless a member; a REDIRECT to the leader unless this node is it."""
+        svc = self.svc
+        svc.check_alive()
+        if svc.status is Status.LEAVING:
+            raise Refused("leaving", "this node is leaving the ring")
+        if svc.status is not Status.MEMBER:
+            raise Refused("not_member", "this node is in no ring")
+        if svc.view.leader.key != svc.me.key:
+            return redirect_to(svc.view.leader)
+        return None
+
+    async def _on_join(self, msg: Message, conn: Connection) -> Message:
+        assert isinstance(msg, Join)
+        newcomer = Member.from_wire(msg.member)
+        if newcomer.key == self.svc.me.key:
+            raise BadRequest("the joiner has this node's key")
+        redirect = self._check_leading()
+        if redirect is not None:
+            return redirect
+        async with self._lock:
+            redirect = self._check_leading()
+            if redirect is not None:
+                return redirect
+            view = admit(self.svc.view, newcomer)
+            if view is not self.svc.view:
+                log.info("%s admits %s as node %d", self.svc.me.name, newcomer.name, len(view.members) - 1)
+                self.change(view, exclude={newcomer.key})
+            return JoinOk(self.svc.view.to_wire())
+
+    async def _on_leave(self, msg: Message, conn: Connection) -> Message:
+        assert isinstance(msg, Leave)
+        if msg.key == self.svc.me.key:
+            raise BadRequest("a LEAVE names this node itself")
+        redirect = self._check_leading()
+        if redirect is not None:
+            return redirect
+        async with self._lock:
+            redirect = self._check_leading()
+            if redirect is not None:
+                return redirect
+            view = remove(self.svc.view, [msg.key])
+            if view is not self.svc.view:
+                log.info("%s: %s left the ring", self.svc.me.name, msg.key)
+                self.change(view, exclude={msg.key})
+            return ViewReply(self.svc.view.to_wire())
+
+    async def _on_fail(self, msg: Message, conn: Connection) -> Message:
+        assert isinstance(msg, Fail)
+        self.svc.check_alive()
+        if self.svc.status is not Status.MEMBER:
+            raise Refused("not_member", "this node is in no ring")
+        if not all(isinstance(k, str) for k in msg.dead) or len(msg.dead) > len(self.svc.view.members):
+            raise BadRequest("FAIL.dead must be a short list of keys")
+        return await self.remove_failed(set(msg.dead))
+
+    async def remove_failed(self, dead: set[str]) -> Message:
+        """Verify the reported dead by pinging them; if this node then leads, cut them out.
+
+        Returns:
+            VIEW with the resulting view, or REDIRECT to a lower member found alive.
+        """
+        svc = self.svc
+        async with self._lock:
+            suspects = [m for m in svc.view.members if m.key in dead and m.key != svc.me.key]
+            pongs = await asyncio.gather(*(svc.ping(m, 2 * svc.probe_timeout) for m in suspects))
+            view = svc.view
+            confirmed = {
+                m.key for m, pong in zip(suspects, pongs) if pong is None or pong.ring_id != view.ring_id
+            }
+            leader = acting_leader(view, confirmed)
+            if leader is None or leader.key != svc.me.key:
+                return redirect_to(leader or svc.me)
+            new = remove(view, confirmed)
+            if new is not view:
+                names = ", ".join(m.name for m in view.members if m.key in confirmed)
+                log.warning("%s cuts out dead %s (view v%d)", svc.me.name, names, new.version)
+                self.change(new, exclude=set())
+            return ViewReply(svc.view.to_wire())
+
+    async def depart(self) -> None:
+        """This node leaves: as leader, push the view without it (members[1] takes over);
+        otherwise ask the leader, following REDIRECTs, to drop it."""
+        svc = self.svc
+        if svc.view.leader.key == svc.me.key:
+            async with self._lock:
+                if len(svc.view.members) > 1:
+                    new = remove(svc.view, [svc.me.key])
+                    log.info("%s hands the ring over to %s", svc.me.name, new.leader.name)
+                    await self.push(new.members, Update(new.to_wire()))
+            return
+        target = svc.view.leader
+        host, port = target.host, target.port
+        for _ in range(MAX_REDIRECTS):
+            reply = await request(host, port, Leave(svc.me.key), svc.timeout)
+            if not isinstance(reply, Redirect):
+                return
+            host, port = reply.host, reply.port
+        raise PeerUnreachable("LEAVE redirected too many times")
+
+    def change(self, view: View, exclude: set[str]) -> None:
+        """Make `view` current here and push it to every other member not in `exclude`."""
+        svc = self.svc
+        svc.install(view)
+        targets = [m for m in view.members if m.key != svc.me.key and m.key not in exclude]
+        svc.spawn(self.push(targets, Update(view.to_wire())))
+
+    async def push(self, members: Iterable[Member], msg: Message) -> None:
+        """Send `msg` to each member concurrently; the unreachable are left to the heartbeat."""
+        members = list(members)
+        results = await asyncio.gather(
+            *(request(m.host, m.port, msg, self.svc.timeout) for m in members), return_exceptions=True
+        )
+        for member, result in zip(members, results):
+            if isinstance(result, RingError):
+                log.debug("%s: %s to %s failed: %s", self.svc.me.name, msg.TYPE, member.name, result)
+            elif isinstance(result, BaseException):
+                raise result

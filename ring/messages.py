@@ -1,0 +1,111 @@
+"""The ring's messages: one frozen dataclass per type, carried by `ring/wire.py`.
+
+Views and members travel as plain maps (`View.to_wire`, `Member.to_wire`) and are checked
+with `View.from_wire` / `Member.from_wire` by whoever receives them, since the wire checks
+field types only shallowly. docs/protocol-ring.md describes each message and its replies.
+"""
+
+from __future__ import annotations
+
+from ring.wire import Message, message
+
+
+@message("JOIN")
+class Join(Message):
+    """Ask to be admitted; the leader answers JOIN_OK, any other member REDIRECT."""
+
+    member: dict
+
+
+@message("JOIN_OK")
+class JoinOk(Message):
+    """The joiner is in: the view that now holds it."""
+
+    view: dict
+
+
+@message("REDIRECT")
+class Redirect(Message):
+    """Not the leader: ask this member instead."""
+
+    key: str
+    host: str
+    port: int
+
+
+@message("UPDATE")
+class Update(Message):
+    """The leader pushes a changed view to every member; answered with OK."""
+
+    view: dict
+
+
+@message("LEAVE")
+class Leave(Message):
+    """A member leaves gracefully; the leader answers VIEW (the ring without it)."""
+
+    key: str
+
+
+@message("PING")
+class Ping(Message):
+    """Heartbeat and probe; carries the sender's ring and view version."""
+
+    key: str
+    ring_id: str
+    version: int
+
+
+@message("PONG")
+class Pong(Message):
+    """Answer to PING; `view` is included when the pinger's is stale, lacks it, or is another ring."""
+
+    key: str
+    ring_id: str
+    version: int
+    view: dict | None = None
+
+
+@message("FAIL")
+class Fail(Message):
+    """Report of members that stopped answering, sent to the acting leader."""
+
+    key: str
+    dead: list
+
+
+@message("VIEW")
+class ViewReply(Message):
+    """A view sent as a reply (to LEAVE, FAIL)."""
+
+    view: dict
+
+
+@message("MERGE")
+class Merge(Message):
+    """Your ring lost a merge: re-join the ring `ring_id` through the member at host:port."""
+
+    ring_id: str
+    host: str
+    port: int
+
+
+@message("HELLO")
+class Hello(Message):
+    """Merge probe: the sender's ring, its leader's address and its size."""
+
+    key: str
+    ring_id: str
+    host: str
+    port: int
+    size: int
+
+
+@message("HELLO_OK")
+class HelloOk(Message):
+    """Answer to HELLO: the responder's ring, its leader's address and its size."""
+
+    ring_id: str
+    host: str
+    port: int
+    size: int

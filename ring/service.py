@@ -1,0 +1,438 @@
+"""The ring's asyncio shell: a node's membership over a shared FrameServer.
+
+`RingService` holds this node's view and status and moves the decisions of
+`ring/membership.py` and `ring/failure.py` over the wire. It joins (following REDIRECTs),
+leads when it is members[0] (`ring/leader.py`), pings its next, reports the dead, answers
+merge probes, and re-joins when a view leaves it out. The server belongs to the caller: this
+service routes its messages onto it and never closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable, Coroutine, Sequence
+
+from ring.errors import PeerUnreachable, Refused, RemoteError, RemoteProtocolError, RingError
+from ring.failure import FailureDetector
+from ring.leader import Leader
+from ring.membership import (
+    Member,
+    Status,
+    View,
+    acting_leader,
+    found,
+    next_status,
+    renumbering,
+    supersedes,
+    wins_merge,
+)
+from ring.messages import Fail, Hello, HelloOk, Join, JoinOk, Merge, Ping, Pong, Redirect, Update
+from ring.messages import ViewReply
+from ring.server import Connection, FrameServer
+from ring.wire import Message, Ok, expect, request
+
+log = logging.getLogger(__name__)
+
+MAX_REDIRECTS = 8
+CONTACT_EVERY = 4
+"""Heartbeat ticks between merge probes of the configured peers that are not in the view."""
+
+
+class _TryAgain(RingError):
+    """A join met a ring in transition (leader leaving or dead); worth another round."""
+
+
+class RingService:
+    """One node's membership: join, lead, watch the next node, heal, merge, leave."""
+
+    def __init__(
+        self,
+        server: FrameServer,
+        me: Member,
+        *,
+        heartbeat: float = 0.5,
+        misses: int = 3,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.server = server
+        self.me = me
+        self.heartbeat = heartbeat
+        self.clock = clock
+        self.view = View("", 0, (me,))
+        self.status = Status.IDLE
+        self.probe_timeout = max(0.25, heartbeat)
+        self.timeout = max(1.0, 4 * heartbeat)
+        self.join_patience = 10 * heartbeat
+        self._detector = FailureDetector(me.key, misses)
+        self.rtt: dict[str, float] = self._detector.rtt
+        self._leader = Leader(self)
+        self._listeners: list[Callable[[View], None]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._rejoin: asyncio.Task[None] | None = None
+        self._report: asyncio.Task[None] | None = None
+        self._peers: list[tuple[str, int]] = []
+        for cls, handler in (
+            (Ping, self._on_ping),
+            (Update, self._on_update),
+            (Hello, self._on_hello),
+            (Merge, self._on_merge),
+        ):
+            server.route(cls, handler)
+        self._leader.route(server)
+
+    # -- public API ---------------------------------------------------------------------------
+
+    @property
+    def my_id(self) -> int:
+        """This node's ring id (its position in the view)."""
+        position = self.view.position(self.me.key)
+        assert position is not None, "a node's own view always holds it"
+        return position
+
+    @property
+    def prev(self) -> Member | None:
+        """The member before this one, or None when alone."""
+        return self.view.prev_of(self.me.key)
+
+    @property
+    def next(self) -> Member | None:
+        """The member after this one, or None when alone."""
+        return self.view.next_of(self.me.key)
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this node is members[0] of a ring it belongs to."""
+        return self.status is Status.MEMBER and self.view.leader.key == self.me.key
+
+    def add_listener(self, cb: Callable[[View], None]) -> None:
+        """Call `cb(view)` after every change of this node's view."""
+        self._listeners.append(cb)
+
+    async def start(self, peers: Sequence[tuple[str, int]] = ()) -> None:
+        """Join the ring of the first peer that admits us, or found one as node 0.
+
+        Returns once this node is a member; heartbeats and merge probes then run until
+        `leave()` or `crash()`.
+        """
+        self._set_status("start")
+        self._peers = [tuple(p) for p in peers if tuple(p) != self.me.address]  # type: ignore[misc]
+        view = await self._join_any(self._peers)
+        if view is None:
+            self.install(found(self.me, time.time_ns()))
+            self._set_status("founded")
+            log.info("%s founded ring %s as node 0", self.me.name, self.view.ring_id)
+        else:
+            self._accept_join(view)
+            self._set_status("joined")
+        self.spawn(self._heartbeat_loop())
+
+    def contact(self, host: str, port: int) -> None:
+        """Probe a node seen on the LAN; if its ring wins the merge, ours re-joins it."""
+        self.spawn(self._hello(host, port))
+
+    async def leave(self) -> None:
+        """Leave gracefully: the leader drops us (or we hand over if we lead), then stop."""
+        if self.status is not Status.MEMBER:
+            await self._stop()
+            return
+        self._set_status("leave")
+        try:
+            await asyncio.wait_for(self._leader.depart(), self.timeout)
+        except (RingError, asyncio.TimeoutError) as exc:
+            log.warning("%s left without the leader's word: %s", self.me.name, exc)
+        self._set_status("left")
+        await self._stop()
+        self.view = View("", 0, (self.me,))
+
+    async def crash(self) -> None:
+        """For tests: stop at once, send nothing, answer nothing (as kill -9 would)."""
+        self.status = next_status(self.status, "crash")
+        await self._stop()
+
+    # -- view changes -------------------------------------------------------------------------
+
+    def install(self, view: View) -> None:
+        """Make `view` (which holds this node) current; log renumbering; tell the listeners.
+
+        Only this service and its `Leader` call it; everyone else reads `view`.
+        """
+        old, self.view = self.view, view
+        before, after = renumbering(old, view, self.me.key)
+        if before is not None and after is not None and after < before:
+            log.info("%s DECREMENT: ring id %d -> %d (view v%d)", self.me.name, before, after, view.version)
+        self._detector.prune(view)
+        for cb in self._listeners:
+            try:
+                cb(view)
+            except Exception:
+                log.exception("view listener failed")
+
+    def _offer(self, view: View) -> None:
+        """A view from a peer of our ring: adopt it if newer; re-join if it cut us out."""
+        if not supersedes(view, self.view):
+            return
+        if view.position(self.me.key) is not None:
+            self.install(view)
+        elif self.status is Status.MEMBER:
+            log.warning("%s was cut out of view v%d: re-joining", self.me.name, view.version)
+            self._start_rejoin([view.leader.address])
+
+    def _accept_join(self, view: View) -> None:
+        """The view of a JOIN_OK: current unless a newer one of that ring already came."""
+        if view.ring_id != self.view.ring_id or view.version > self.view.version:
+            self.install(view)
+
+    # -- joining ------------------------------------------------------------------------------
+
+    async def _join_any(self, peers: Sequence[tuple[str, int]]) -> View | None:
+        """JOIN through each peer in turn; retry while a ring is in transition; None if none."""
+        deadline = self.clock() + self.join_patience
+        while True:
+            again = False
+            for host, port in peers:
+                try:
+                    return await self._join_at(host, port)
+                except _TryAgain as exc:
+                    log.debug("join via %s:%d: %s; will retry", host, port, exc)
+                    again = True
+                except (PeerUnreachable, RemoteError, RemoteProtocolError) as exc:
+                    log.debug("join via %s:%d failed: %s", host, port, exc)
+            if not again or self.clock() >= deadline or self.status is not Status.JOINING:
+                return None
+            await asyncio.sleep(self.heartbeat)
+
+    async def _join_at(self, host: str, port: int) -> View:
+        """JOIN at host:port, following REDIRECTs to the leader."""
+        for hop in range(MAX_REDIRECTS):
+            try:
+                reply = await request(host, port, Join(self.me.to_wire()), self.timeout)
+            except PeerUnreachable:
+                if hop:
+                    raise _TryAgain(f"leader {host}:{port} unreachable") from None
+                raise
+            except RemoteError as exc:
+                if exc.code in ("leaving", "not_leader"):
+                    raise _TryAgain(exc.reason) from None
+                raise
+            if isinstance(reply, Redirect):
+                host, port = reply.host, reply.port
+                continue
+            view = View.from_wire(expect(reply, JoinOk).view)
+            if view.position(self.me.key) is None:
+                raise RemoteProtocolError("JOIN_OK view does not hold the joiner")
+            return view
+        raise _TryAgain("too many redirects")
+
+    def _start_rejoin(self, first: list[tuple[str, int]]) -> None:
+        if self._rejoin is not None and not self._rejoin.done():
+            return
+        self._set_status("rejoin")
+        others = [m.address for m in self.view.members if m.key != self.me.key]
+        self._rejoin = self.spawn(self._rejoin_via(first + others + self._peers))
+
+    async def _rejoin_via(self, peers: list[tuple[str, int]]) -> None:
+        view = await self._join_any(list(dict.fromkeys(peers)))
+        if self.status is not Status.JOINING:
+            return
+        if view is None:
+            self.install(found(self.me, time.time_ns()))
+            log.warning("%s could not re-join; founded ring %s", self.me.name, self.view.ring_id)
+        else:
+            self._accept_join(view)
+            log.info("%s re-joined as node %d of %s", self.me.name, self.my_id, view.ring_id)
+        self._set_status("joined")
+
+    # -- heartbeat and failure reports --------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        tick = 0
+        while True:
+            if self.status is Status.MEMBER:
+                if tick % CONTACT_EVERY == 0:
+                    addresses = {m.address for m in self.view.members}
+                    for host, port in self._peers:
+                        if (host, port) not in addresses:
+                            self.contact(host, port)
+                await self._beat()
+            tick += 1
+            await asyncio.sleep(self.heartbeat)
+
+    async def _beat(self) -> None:
+        """Ping the next member not suspected; on its last allowed miss, check the successors."""
+        target = self._detector.target(self.view)
+        if target is not None and not await self._watch(target) and self._detector.on_miss(target.key):
+            rest = self._detector.to_probe(self.view, target.key)
+            alive = await asyncio.gather(*(self._watch(m) for m in rest))
+            for member, ok in zip(rest, alive):
+                if not ok:
+                    self._detector.suspects.add(member.key)
+        if self._detector.suspects & self.view.keys and (self._report is None or self._report.done()):
+            self._report = self.spawn(self._report_dead())
+
+    async def _watch(self, member: Member) -> bool:
+        """Ping `member`, record the outcome, and act on a view its PONG carries."""
+        started = self.clock()
+        pong = await self.ping(member, self.probe_timeout)
+        if pong is None:
+            return False
+        if pong.view is not None:
+            self._consider(View.from_wire(pong.view))
+        if pong.ring_id != self.view.ring_id:
+            return False
+        self._detector.on_reply(member.key, self.clock() - started)
+        return True
+
+    def _consider(self, view: View) -> None:
+        """A view seen in passing: ours if newer; another ring's if it wins the merge."""
+        if view.ring_id == self.view.ring_id:
+            self._offer(view)
+        elif self.status is Status.MEMBER and wins_merge(view.ring_id, self.view.ring_id):
+            self._merge_into(view.ring_id, view.leader.address)
+
+    async def ping(self, member: Member, timeout: float) -> Pong | None:
+        """One PING; None if `member` does not answer PONG in time."""
+        msg = Ping(self.me.key, self.view.ring_id, self.view.version)
+        try:
+            reply = await request(member.host, member.port, msg, timeout)
+            return expect(reply, Pong)
+        except RingError as exc:
+            log.debug("%s: no pong from %s: %s", self.me.name, member.name, exc)
+            return None
+
+    async def _report_dead(self) -> None:
+        """Tell the acting leader about the suspects; if it is unreachable, it is dead too."""
+        dead = set(self._detector.suspects & self.view.keys)
+        for _ in range(len(self.view.members) + 1):
+            leader = acting_leader(self.view, dead)
+            if leader is None or not dead:
+                return
+            if leader.key == self.me.key:
+                reply: Message = await self._leader.remove_failed(dead)
+            else:
+                try:
+                    reply = await request(leader.host, leader.port, Fail(self.me.key, sorted(dead)), self.timeout)
+                except PeerUnreachable:
+                    dead.add(leader.key)
+                    continue
+                except RingError as exc:
+                    log.warning("%s: FAIL report refused: %s", self.me.name, exc)
+                    return
+            if isinstance(reply, Redirect) and reply.key in dead:
+                dead.discard(reply.key)
+                continue
+            if isinstance(reply, ViewReply):
+                view = View.from_wire(reply.view)
+                self._offer(view)
+                self._detector.cleared(view)
+            return
+
+    # -- merging ------------------------------------------------------------------------------
+
+    async def _hello(self, host: str, port: int) -> None:
+        if self.status is not Status.MEMBER or (host, port) in {m.address for m in self.view.members}:
+            return
+        leader = self.view.leader
+        msg = Hello(self.me.key, self.view.ring_id, leader.host, leader.port, len(self.view.members))
+        try:
+            reply = expect(await request(host, port, msg, self.timeout), HelloOk)
+        except RingError as exc:
+            log.debug("%s: no hello from %s:%d: %s", self.me.name, host, port, exc)
+            return
+        if self.status is Status.MEMBER and wins_merge(reply.ring_id, self.view.ring_id):
+            self._merge_into(reply.ring_id, (reply.host, reply.port))
+
+    def _merge_into(self, ring_id: str, address: tuple[str, int]) -> None:
+        """Our ring lost to `ring_id`: the leader sends everyone MERGE; members ask the leader."""
+        if self.status is not Status.MEMBER:
+            return
+        log.info("%s: ring %s merges into %s", self.me.name, self.view.ring_id, ring_id)
+        msg = Merge(ring_id, address[0], address[1])
+        if self.is_leader:
+            others = [m for m in self.view.members if m.key != self.me.key]
+            self.spawn(self._leader.push(others, msg))
+            self._start_rejoin([address])
+        else:
+            self.spawn(self._ask_leader_to_merge(msg))
+
+    async def _ask_leader_to_merge(self, msg: Merge) -> None:
+        leader = self.view.leader
+        try:
+            await request(leader.host, leader.port, msg, self.timeout)
+        except RingError as exc:
+            log.info("%s: leader did not take MERGE (%s); re-joining alone", self.me.name, exc)
+            if self.status is Status.MEMBER:
+                self._start_rejoin([(msg.host, msg.port)])
+
+    # -- handlers -----------------------------------------------------------------------------
+
+    def check_alive(self) -> None:
+        """Handlers call this first: a crashed node drops the connection without a word."""
+        if self.status is Status.CRASHED:
+            raise ConnectionResetError("node crashed")
+
+    async def _on_ping(self, msg: Message, conn: Connection) -> Message:
+        self.check_alive()
+        assert isinstance(msg, Ping)
+        if self.status in (Status.IDLE, Status.LEFT):
+            raise Refused("not_member", "this node is in no ring")
+        view = self.view
+        stale = msg.ring_id != view.ring_id or msg.version < view.version
+        send = stale or view.position(msg.key) is None
+        return Pong(self.me.key, view.ring_id, view.version, view.to_wire() if send else None)
+
+    async def _on_update(self, msg: Message, conn: Connection) -> Message:
+        self.check_alive()
+        assert isinstance(msg, Update)
+        view = View.from_wire(msg.view)
+        joining = self.status is Status.JOINING and view.ring_id != self.view.ring_id
+        if joining and view.position(self.me.key) is not None:
+            self.install(view)
+        elif self.status in (Status.MEMBER, Status.JOINING):
+            self._offer(view)
+        return Ok()
+
+    async def _on_hello(self, msg: Message, conn: Connection) -> Message:
+        self.check_alive()
+        assert isinstance(msg, Hello)
+        if self.status is not Status.MEMBER:
+            raise Refused("not_member", "this node is in no ring")
+        if msg.ring_id != self.view.ring_id and wins_merge(msg.ring_id, self.view.ring_id):
+            self._merge_into(msg.ring_id, (msg.host, msg.port))
+        leader = self.view.leader
+        return HelloOk(self.view.ring_id, leader.host, leader.port, len(self.view.members))
+
+    async def _on_merge(self, msg: Message, conn: Connection) -> Message:
+        self.check_alive()
+        assert isinstance(msg, Merge)
+        if self.status is not Status.MEMBER:
+            raise Refused("not_member", "this node is in no ring")
+        if not wins_merge(msg.ring_id, self.view.ring_id):
+            raise Refused("no_merge", f"ring {msg.ring_id} does not win over {self.view.ring_id}")
+        self._merge_into(msg.ring_id, (msg.host, msg.port))
+        return Ok()
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _set_status(self, event: str) -> None:
+        self.status = next_status(self.status, event)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run `coro` as a task this service owns (cancelled by leave and crash)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._reap)
+        return task
+
+    def _reap(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: ring task failed", self.me.name, exc_info=task.exception())
+
+    async def _stop(self) -> None:
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,155 @@
+"""Several ring nodes in one event loop on 127.0.0.1: forming, leaving, crashing, merging."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import AsyncIterator
+
+import pytest
+
+from ring.membership import Status, View, remove
+from ring.messages import Fail, Redirect, ViewReply
+from ring.service import RingService
+from ring.wire import request
+from tests.helpers_ring import Cluster, wait_for, whole
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+HEAL_BOUND = 5.0
+"""Seconds within which a ring with default timing heals after two nodes die at once."""
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[Cluster]:
+    made = Cluster()
+    yield made
+    await made.close()
+
+
+async def form(cluster: Cluster, count: int) -> list[RingService]:
+    """Node 0 founds; the others join at once through node 0 or through node 1 (a redirect)."""
+    nodes = [await cluster.node(f"n{i}") for i in range(count)]
+    await nodes[0].start()
+    await nodes[1].start([nodes[0].me.address])
+    await asyncio.gather(
+        *(svc.start([nodes[i % 2].me.address]) for i, svc in enumerate(nodes[2:]))
+    )
+    await wait_for(lambda: whole(nodes), 5)
+    return nodes
+
+
+class TestForming:
+    async def test_eight_nodes_form_one_ring(self, cluster: Cluster) -> None:
+        nodes = await form(cluster, 8)
+        assert nodes[0].view.leader == nodes[0].me
+        assert nodes[0].view.version == 8
+        assert all(s.status is Status.MEMBER for s in nodes)
+
+    async def test_listeners_hear_each_change(self, cluster: Cluster) -> None:
+        first, second = await cluster.node("a"), await cluster.node("b")
+        seen: list[int] = []
+        await first.start()
+        first.add_listener(lambda view: seen.append(len(view.members)))
+        await second.start([first.me.address])
+        await wait_for(lambda: seen == [2], 2)
+
+    async def test_rtt_is_measured_by_heartbeats(self, cluster: Cluster) -> None:
+        nodes = await form(cluster, 3)
+        await wait_for(lambda: all(s.next is not None and s.next.key in s.rtt for s in nodes), 3)
+        assert all(0 < s.rtt[s.next.key] < 1 for s in nodes if s.next is not None)
+
+    async def test_five_simultaneous_starts_end_in_one_ring(self, cluster: Cluster) -> None:
+        nodes = [await cluster.node(f"s{i}") for i in range(5)]
+        addresses = [s.me.address for s in nodes]
+        await asyncio.gather(*(s.start(addresses) for s in nodes))
+        took = await wait_for(lambda: whole(nodes), 15)
+        logging.getLogger(__name__).info("5 simultaneous starts became one ring in %.2f s", took)
+
+
+class TestLeaving:
+    async def test_nodes_leave_one_by_one_including_node_0(self, cluster: Cluster) -> None:
+        nodes = await form(cluster, 5)
+        order = [nodes[2], nodes[0], nodes[4], nodes[1]]
+        left = list(nodes)
+        for leaver in order:
+            old_id = leaver.my_id
+            await leaver.leave()
+            assert leaver.status is Status.LEFT
+            left.remove(leaver)
+            await wait_for(lambda: whole(left), 3)
+            assert all(s.my_id == i for i, s in enumerate(sorted(left, key=lambda s: s.my_id)))
+            assert {s.me.key for s in left} == {m.key for m in left[0].view.members}
+            assert old_id < len(nodes)
+        late = await cluster.node("late")
+        await late.start([left[0].me.address])
+        await wait_for(lambda: whole(left + [late]), 3)
+        assert late.my_id == 1
+
+    async def test_leave_renumbers_the_nodes_after_the_leaver(self, cluster: Cluster) -> None:
+        nodes = await form(cluster, 4)
+        ids = {s.me.key: s.my_id for s in nodes}
+        leaver = next(s for s in nodes if s.my_id == 1)
+        await leaver.leave()
+        rest = [s for s in nodes if s is not leaver]
+        await wait_for(lambda: whole(rest), 3)
+        for svc in rest:
+            expected = ids[svc.me.key] - (1 if ids[svc.me.key] > 1 else 0)
+            assert svc.my_id == expected
+
+
+class TestCrashes:
+    async def test_two_crashes_including_node_0_heal(self, cluster: Cluster) -> None:
+        nodes = await form(cluster, 6)
+        by_id = sorted(nodes, key=lambda s: s.my_id)
+        victims = [by_id[0], by_id[3]]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.gather(*(cluster.kill(v) for v in victims))
+        survivors = [s for s in nodes if s not in victims]
+        healed = await wait_for(lambda: whole(survivors), HEAL_BOUND)
+        logging.getLogger(__name__).info("healed in %.2f s", healed)
+        assert survivors[0].view.leader == by_id[1].me
+        newcomer = await cluster.node("after")
+        await newcomer.start([by_id[4].me.address])
+        await wait_for(lambda: whole(survivors + [newcomer]), 3)
+        assert loop.time() - started < HEAL_BOUND + 3
+
+    async def test_adjacent_crashes_are_found_through_the_successor_list(self, cluster: Cluster) -> None:
+        nodes = await form(cluster, 5)
+        by_id = sorted(nodes, key=lambda s: s.my_id)
+        await asyncio.gather(cluster.kill(by_id[2]), cluster.kill(by_id[3]))
+        survivors = [by_id[0], by_id[1], by_id[4]]
+        await wait_for(lambda: whole(survivors), HEAL_BOUND)
+
+    async def test_a_false_report_cuts_nobody_out(self, cluster: Cluster) -> None:
+        nodes = await form(cluster, 3)
+        by_id = sorted(nodes, key=lambda s: s.my_id)
+        version = by_id[0].view.version
+        reply = await request(*by_id[1].me.address, Fail(by_id[1].me.key, [by_id[0].me.key]))
+        assert isinstance(reply, Redirect) and reply.key == by_id[0].me.key
+        reply = await request(*by_id[0].me.address, Fail(by_id[1].me.key, [by_id[2].me.key]))
+        assert isinstance(reply, ViewReply) and View.from_wire(reply.view).version == version
+        assert whole(nodes)
+
+    async def test_a_node_cut_out_by_mistake_rejoins(self, cluster: Cluster) -> None:
+        nodes = await form(cluster, 3)
+        by_id = sorted(nodes, key=lambda s: s.my_id)
+        victim = by_id[1]
+        leader = by_id[0]
+        leader._leader.change(remove(leader.view, [victim.me.key]), exclude=set())
+        assert victim.me.key not in leader.view.keys
+        await wait_for(lambda: whole(nodes) and victim.my_id == 2, 5)
+
+
+class TestMerging:
+    async def test_two_rings_merge_when_told_of_each_other(self, cluster: Cluster) -> None:
+        big = await form(cluster, 3)
+        small = await form(cluster, 2)
+        assert big[0].view.ring_id != small[0].view.ring_id
+        winner = min(big[0].view.ring_id, small[0].view.ring_id)
+        big[1].contact(*small[1].me.address)
+        small[0].contact(*big[2].me.address)
+        everyone = big + small
+        await wait_for(lambda: whole(everyone), 8)
+        assert everyone[0].view.ring_id == winner
