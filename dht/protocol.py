@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 
+# How long a node that failed to answer is skipped without asking. Peers keep naming a dead
+# node in their replies until they too time out on it; without this every lookup would pay
+# one RPC timeout per round for it, for as long as any peer remembers it.
+SILENT_FOR = 30.0
+
 
 class HolderRoutingTable(RoutingTable):  # type: ignore[misc]
     """A routing table whose neighbour query really returns the k nearest (upstream #28)."""
@@ -86,6 +91,7 @@ class HolderProtocol(KademliaProtocol):  # type: ignore[misc]
         self._wait_timeout = rpc_timeout
         self.router = HolderRoutingTable(self, ksize, source_node)
         self.rpc_count = 0
+        self._silent: dict[bytes, float] = {}
 
     def _welcome_sender(self, sender: Address, nodeid: object) -> Node:
         if not _is_node_id(nodeid):
@@ -130,11 +136,25 @@ class HolderProtocol(KademliaProtocol):  # type: ignore[misc]
 
     # -- RPCs sent ---------------------------------------------------------------------------
 
+    def is_silent(self, node: Node) -> bool:
+        """Whether ``node`` failed to answer lately (within `SILENT_FOR` s) and not spoken since."""
+        until = self._silent.get(node.id)
+        if until is None:
+            return False
+        if until <= self.storage.clock():
+            del self._silent[node.id]
+            return False
+        return True
+
     async def call_find_node(self, node_to_ask: Node, node_to_find: Node) -> Any:
+        if self.is_silent(node_to_ask):
+            return (False, None)
         self.rpc_count += 1
         return await KademliaProtocol.call_find_node(self, node_to_ask, node_to_find)
 
     async def call_find_value(self, node_to_ask: Node, node_to_find: Node) -> Any:
+        if self.is_silent(node_to_ask):
+            return (False, None)
         self.rpc_count += 1
         return await KademliaProtocol.call_find_value(self, node_to_ask, node_to_find)
 
@@ -145,6 +165,12 @@ class HolderProtocol(KademliaProtocol):  # type: ignore[misc]
     async def call_store(self, node_to_ask: Node, key: bytes, value: Any) -> Any:
         self.rpc_count += 1
         return await KademliaProtocol.call_store(self, node_to_ask, key, value)
+
+    def handle_call_response(self, result: Any, node: Node) -> Any:
+        """The library's bookkeeping, plus: a node that did not answer is skipped for a while."""
+        if not result[0]:
+            self._silent[node.id] = self.storage.clock() + SILENT_FOR
+        return KademliaProtocol.handle_call_response(self, result, node)
 
     async def ping_address(self, address: Address) -> bytes:
         """Ping an address whose node id is not known yet (bootstrap).
@@ -167,6 +193,8 @@ class HolderProtocol(KademliaProtocol):  # type: ignore[misc]
         Raises:
             LookupFailed: the node did not answer in time or answered with a bad shape.
         """
+        if self.is_silent(node_to_ask):
+            raise LookupFailed(f"{node_to_ask} did not answer lately; not asked")
         self.rpc_count += 1
         address = (node_to_ask.ip, node_to_ask.port)
         result = await self.holders(address, self.source_node.id, key)
@@ -204,7 +232,9 @@ class HolderProtocol(KademliaProtocol):  # type: ignore[misc]
 
         Same rule as the library (section 2.5 of the paper), but the stored key is the key:
         the library hashes it again and so hands most records to the wrong nodes.
+        A node heard from is no longer skipped as silent.
         """
+        self._silent.pop(node.id, None)
         if not self.router.is_new_node(node):
             return
         log.debug("new contact %s", node)

@@ -134,3 +134,14 @@ class TestHandlers:
     async def test_rpc_timeout_is_the_one_given(self) -> None:
         protocol = HolderProtocol(Node(bytes(20)), HolderStorage(), 8, rpc_timeout=0.25)
         assert protocol._wait_timeout == 0.25
+
+    async def test_node_that_timed_out_is_skipped_until_heard_from(self) -> None:
+        protocol = self.make()
+        dead = Node(bytes([9] * 20), "127.0.0.1", 4009)
+        protocol.router.add_contact(dead)
+        protocol.handle_call_response((False, None), dead)
+        assert protocol.is_silent(dead)
+        assert await protocol.call_find_node(dead, Node(bytes(20))) == (False, None)
+        assert protocol.rpc_count == 0
+        protocol.welcome_if_new(dead)
+        assert not protocol.is_silent(dead)

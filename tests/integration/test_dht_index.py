@@ -1,0 +1,171 @@
+"""The holder index across real kademlia nodes on 127.0.0.1, one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from dht.errors import LookupFailed
+from dht.index import Holder, HolderIndex
+from tests.helpers_dht import content_hash, key_distance, start_cluster, stop_all, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+log = logging.getLogger(__name__)
+
+
+def ids(holders: list[Holder]) -> set[str]:
+    return {h.holder_id for h in holders}
+
+
+@pytest.fixture
+async def twenty() -> AsyncIterator[list[HolderIndex]]:
+    nodes = await start_cluster(20, seed=20)
+    yield nodes
+    await stop_all(nodes)
+
+
+class TestManyFilesManyHolders:
+    async def test_every_node_sees_exactly_the_holding_set_every_time(self, twenty: list[HolderIndex]) -> None:
+        rng = random.Random(7)
+        files = {content_hash(f"file-{i}"): rng.sample(range(20), rng.randint(1, 8)) for i in range(6)}
+        files[content_hash("nobody holds this")] = []
+        await asyncio.gather(*(twenty[i].announce(h) for h, who in files.items() for i in who))
+        for _ in range(2):
+            for h, who in files.items():
+                expected = {f"holder-{i}" for i in who}
+                for node in twenty:
+                    assert ids(await node.holders(h)) == expected
+
+    async def test_holder_entries_carry_the_tcp_address(self, twenty: list[HolderIndex]) -> None:
+        h = content_hash("addressed")
+        await twenty[3].announce(h)
+        assert await twenty[15].holders(h) == [Holder("holder-3", "127.0.0.1", 20003)]
+
+
+class TestConcurrentAnnounce:
+    @pytest.mark.parametrize("name", ["same-instant-a", "same-instant-b", "same-instant-c"])
+    async def test_five_simultaneous_announcers_are_all_found_far_away(
+        self, twenty: list[HolderIndex], name: str
+    ) -> None:
+        h = content_hash(name)
+        announcers = twenty[5:10]
+        await asyncio.gather(*(node.announce(h) for node in announcers))
+        farthest = max(twenty, key=lambda node: key_distance(node, h))
+        assert ids(await farthest.holders(h)) == {n.holder.holder_id for n in announcers}
+
+
+class TestWithdraw:
+    async def test_withdrawn_holder_vanishes_at_the_next_lookup_everywhere(self, twenty: list[HolderIndex]) -> None:
+        h = content_hash("dropped")
+        await asyncio.gather(*(twenty[i].announce(h) for i in (2, 11, 17)))
+        assert ids(await twenty[0].holders(h)) == {"holder-2", "holder-11", "holder-17"}
+        await twenty[11].withdraw(h)
+        for node in twenty:
+            assert ids(await node.holders(h)) == {"holder-2", "holder-17"}
+        assert h not in twenty[11].held
+
+    async def test_announce_after_withdraw_brings_the_holder_back(self, twenty: list[HolderIndex]) -> None:
+        h = content_hash("back again")
+        await twenty[4].announce(h)
+        await twenty[4].withdraw(h)
+        await twenty[4].announce(h)
+        assert ids(await twenty[19].holders(h)) == {"holder-4"}
+
+
+class TestExpiry:
+    TTL = 1.5
+
+    async def test_silent_holder_expires_within_ttl_while_announcer_stays(self) -> None:
+        nodes = await start_cluster(10, seed=3, ttl=self.TTL, reannounce=0.4, rpc_timeout=0.2)
+        try:
+            h = content_hash("expiring")
+            keeper, silent, asker = nodes[1], nodes[2], nodes[7]
+            await keeper.announce(h)
+            await silent.announce(h)
+            silent.stop()  # no more announcements from it, ever
+            stopped_at = time.monotonic()
+            assert ids(await asker.holders(h)) == {"holder-1", "holder-2"}
+            # The bound: gone from every lookup that starts more than TTL after its last announce,
+            # even though lookups keep writing merged copies back in between.
+            while time.monotonic() < stopped_at + self.TTL:
+                await asker.holders(h)
+                await asyncio.sleep(0.1)
+            assert ids(await asker.holders(h)) == {"holder-1"}
+            assert ids(await nodes[9].holders(h)) == {"holder-1"}
+        finally:
+            await stop_all(nodes)
+
+
+class TestAbruptStop:
+    async def test_lookup_with_dead_holder_and_storers_costs_about_one_timeout_per_round(
+        self, twenty: list[HolderIndex]
+    ) -> None:
+        h = content_hash("survivors")
+        holders = [twenty[i] for i in (4, 9, 14)]
+        await asyncio.gather(*(node.announce(h) for node in holders))
+        asker = twenty[0]
+        by_distance = sorted(twenty[1:], key=lambda node: key_distance(node, h))
+        dead = {holders[0]} | {n for n in by_distance if n not in holders[1:]}.intersection(by_distance[:3])
+        for node in dead:
+            node.stop()  # like kill -9: the port closes, nobody is told
+        start = time.monotonic()
+        found = ids(await asker.holders(h))
+        elapsed = time.monotonic() - start
+        log.info("lookup with %d dead nodes took %.3f s", len(dead), elapsed)
+        assert {"holder-9", "holder-14"} <= found
+        assert elapsed < 3.0, f"lookup took {elapsed:.2f} s"
+        start = time.monotonic()
+        await asker.holders(h)
+        assert time.monotonic() - start < 1.0, "dead contacts should have left the routing table"
+
+
+class TestTimeoutsAndFailures:
+    async def test_bootstrap_to_nobody_gives_up_after_the_rpc_timeout(self) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            silent_port = probe.getsockname()[1]
+            node = HolderIndex(bytes(20), Holder("lonely", "127.0.0.1", 1), rpc_timeout=0.3)
+            await node.listen(0, interface="127.0.0.1")
+            try:
+                start = time.monotonic()
+                assert await node.bootstrap([("127.0.0.1", silent_port)]) == []
+                assert time.monotonic() - start < 1.0
+                with pytest.raises(LookupFailed):
+                    await node.holders(content_hash("anything"))
+            finally:
+                await stop_all([node])
+
+    async def test_all_contacts_dead_raises_lookup_failed(self) -> None:
+        nodes = await start_cluster(3, seed=9, rpc_timeout=0.2)
+        try:
+            await stop_all(nodes[1:])
+            with pytest.raises(LookupFailed):
+                await nodes[0].holders(content_hash("unreachable"))
+        finally:
+            await stop_all(nodes)
+
+    async def test_rpcs_are_counted(self, twenty: list[HolderIndex]) -> None:
+        before = twenty[6].rpc_count
+        await twenty[6].holders(content_hash("count me"))
+        assert twenty[6].rpc_count - before >= 8
+
+
+class TestHandOverToNewcomer:
+    async def test_node_joining_next_to_a_key_receives_its_record(self, twenty: list[HolderIndex]) -> None:
+        h = content_hash("handed over")
+        await twenty[8].announce(h)
+        key = bytes.fromhex(h)[:20]
+        newcomer = HolderIndex(key[:-1] + bytes([key[-1] ^ 1]), Holder("new", "127.0.0.1", 1))
+        await newcomer.listen(0, interface="127.0.0.1")
+        try:
+            await newcomer.bootstrap([("127.0.0.1", twenty[0].port)])
+            await wait_for(lambda: bool(newcomer.storage.record(key)), timeout=3.0)
+            assert set(newcomer.storage.record(key)) == {"holder-8"}
+        finally:
+            await stop_all([newcomer])
