@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from ring.errors import BadRequest, PeerUnreachable, Refused, RingError
 from ring.membership import Member, Status, View, acting_leader, admit, remove

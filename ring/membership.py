@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from ring.errors import BadRequest, LocalProtocolError
 

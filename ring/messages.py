@@ -7,6 +7,8 @@ field types only shallowly. docs/protocol-ring.md describes each message and its
 
 from __future__ import annotations
 
+from typing import Any
+
 from ring.wire import Message, message
 
 
@@ -14,14 +16,14 @@ from ring.wire import Message, message
 class Join(Message):
     """Ask to be admitted; the leader answers JOIN_OK, any other member REDIRECT."""
 
-    member: dict
+    member: dict[str, Any]
 
 
 @message("JOIN_OK")
 class JoinOk(Message):
     """The joiner is in: the view that now holds it."""
 
-    view: dict
+    view: dict[str, Any]
 
 
 @message("REDIRECT")
@@ -37,7 +39,7 @@ class Redirect(Message):
 class Update(Message):
     """The leader pushes a changed view to every member; answered with OK."""
 
-    view: dict
+    view: dict[str, Any]
 
 
 @message("LEAVE")
@@ -63,7 +65,7 @@ class Pong(Message):
     key: str
     ring_id: str
     version: int
-    view: dict | None = None
+    view: dict[str, Any] | None = None
 
 
 @message("FAIL")
@@ -71,14 +73,14 @@ class Fail(Message):
     """Report of members that stopped answering, sent to the acting leader."""
 
     key: str
-    dead: list
+    dead: list[str]
 
 
 @message("VIEW")
 class ViewReply(Message):
     """A view sent as a reply (to LEAVE, FAIL)."""
 
-    view: dict
+    view: dict[str, Any]
 
 
 @message("MERGE")

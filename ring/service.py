@@ -12,9 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
-from ring.errors import PeerUnreachable, Refused, RemoteError, RemoteProtocolError, RingError
+from ring.errors import (
+    PeerUnreachable,
+    Refused,
+    RemoteError,
+    RemoteProtocolError,
+    RingError,
+)
 from ring.failure import FailureDetector
 from ring.leader import Leader
 from ring.membership import (
@@ -28,8 +35,19 @@ from ring.membership import (
     supersedes,
     wins_merge,
 )
-from ring.messages import Fail, Hello, HelloOk, Join, JoinOk, Merge, Ping, Pong, Redirect, Update
-from ring.messages import ViewReply
+from ring.messages import (
+    Fail,
+    Hello,
+    HelloOk,
+    Join,
+    JoinOk,
+    Merge,
+    Ping,
+    Pong,
+    Redirect,
+    Update,
+    ViewReply,
+)
 from ring.server import Connection, FrameServer
 from ring.wire import Message, Ok, expect, request
 
@@ -140,7 +158,7 @@ class RingService:
         self._set_status("leave")
         try:
             await asyncio.wait_for(self._leader.depart(), self.timeout)
-        except (RingError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RingError) as exc:
             log.warning("%s left without the leader's word: %s", self.me.name, exc)
         self._set_status("left")
         await self._stop()
