@@ -284,11 +284,15 @@ class Replicator:
         """Download small files in one BATCH from `peer`; the rest go singly to other sources."""
         recs = [rec for rec, _ in items]
         got: dict[int, Path] = {}
+        again: list[Peer] = []
         try:
             async with self._slots:
                 got = await asyncio.to_thread(self.receiver.fetch_batch, peer, recs)
         except FETCH_ERRORS as exc:
             log.info("batch of %d from %s failed: %s", len(recs), peer.name, exc)
+            again = [peer]  # it may still serve them singly (a peer without BATCH, say)
         landed = await self.install([(recs[i], tmp) for i, tmp in got.items()])
-        rest = [self.fetch_one(rec, order[1:]) for i, (rec, order) in enumerate(items) if i not in got]
+        rest = [
+            self.fetch_one(rec, order[1:] + again) for i, (rec, order) in enumerate(items) if i not in got
+        ]
         return landed + sum(await asyncio.gather(*(self._guarded(j) for j in rest)))
