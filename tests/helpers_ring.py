@@ -31,11 +31,11 @@ class Cluster:
     misses: int = 3
     nodes: list[tuple[FrameServer, RingService]] = field(default_factory=list)
 
-    async def node(self, name: str) -> RingService:
+    async def node(self, name: str, key: str | None = None) -> RingService:
         """A started server and a ring service on it, not yet in any ring."""
         server = FrameServer("127.0.0.1", 0)
         port = await server.start()
-        me = Member(secrets.token_hex(8), name, "127.0.0.1", port)
+        me = Member(key or secrets.token_hex(8), name, "127.0.0.1", port)
         svc = RingService(server, me, heartbeat=self.heartbeat, misses=self.misses)
         self.nodes.append((server, svc))
         return svc
