@@ -8,7 +8,18 @@ import pytest
 
 from ring.errors import LocalProtocolError, PeerUnreachable, RemoteError
 from ring.membership import Member, Status, View
-from ring.messages import Fail, Hello, HelloOk, Join, JoinOk, Leave, Merge, Ping, Pong, Redirect
+from ring.messages import (
+    Fail,
+    Hello,
+    HelloOk,
+    Join,
+    JoinOk,
+    Leave,
+    Merge,
+    Ping,
+    Pong,
+    Redirect,
+)
 from ring.wire import request
 from tests.helpers_ring import Cluster, wait_for, whole
 
