@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import socket
 import subprocess
 import time
@@ -44,7 +45,10 @@ def read_arp_table(device: str, path: str = "/proc/net/arp") -> str:
     try:
         return subprocess.run(
             ["ip", "-4", "neigh", "show", "dev", device],
-            capture_output=True, text=True, check=True, timeout=5,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=5,
         ).stdout
     except subprocess.SubprocessError as exc:
         raise OSError(f"cannot read the neighbour table: {exc}") from exc
@@ -68,7 +72,9 @@ class Discovery:
 
     Each peer found is passed to `on_peer(host, port)`: beacon senders with the TCP port they
     announce, ARP neighbours with `arp_port` (default: our own `port`). A peer is passed again
-    only when it is new, returns after going quiet, or `renotify` seconds have passed.
+    only when it is new, returns after going quiet, or `renotify` seconds have passed. A beacon
+    from a new peer is answered at once with ours (at most every `interval`/4), so a node that
+    starts learns of the others within a round trip, not an interval.
     Tests inject the interface, `broadcast`, the ports, `listen_host` and `read_arp`.
     """
 
@@ -111,6 +117,7 @@ class Discovery:
         self.stats = {"received": 0, "own": 0, "malformed": 0, "foreign": 0, "sent": 0}
         self.address: tuple[str, int] | None = None
         self._transport: asyncio.DatagramTransport | None = None
+        self._last_answer = -math.inf
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -143,8 +150,13 @@ class Discovery:
         ]
         log.info(
             "discovery on %s (%s, %s): beacon on %s:%d to %s:%d",
-            self.iface.name, self.iface.address, self.iface.network,
-            self.address[0], self.address[1], self.broadcast, self._target_port(),
+            self.iface.name,
+            self.iface.address,
+            self.iface.network,
+            self.address[0],
+            self.address[1],
+            self.broadcast,
+            self._target_port(),
         )
 
     async def stop(self) -> None:
@@ -222,10 +234,15 @@ class Discovery:
             self.stats["foreign"] += 1
             log.debug("ignored a beacon from %s, outside %s", host, self.iface.network)
             return
-        ttl = 3 * self.interval + 1.0
-        if self.table.observe(host, ann.port, self.clock(), ttl, ann):
+        now = self.clock()
+        self.table.expire(now)
+        new = (host, ann.port) not in self.table
+        if self.table.observe(host, ann.port, now, 3 * self.interval + 1.0, ann):
             log.info("beacon: %r (ring %s) at %s:%d", ann.name, ann.ring_id or "-", host, ann.port)
             self._tell(host, ann.port)
+        if new and now - self._last_answer >= self.interval / 4:
+            self._last_answer = now
+            self._send_beacon()
 
     def _tell(self, host: str, port: int) -> None:
         try:

@@ -92,7 +92,7 @@ def parse_ip_neigh(text: str, device: str = "") -> list[ArpEntry]:
             ipaddress.IPv4Address(tokens[0])
         except ValueError:
             continue
-        words = dict(zip(tokens[1:], tokens[2:]))
+        words = dict(zip(tokens[1:], tokens[2:], strict=False))
         states = {t for t in tokens[1:] if t.isupper()}
         live = "lladdr" in words and bool(states & LIVE_STATES)
         entries.append(ArpEntry(tokens[0], words.get("dev", device), live))
@@ -146,7 +146,11 @@ def list_interfaces() -> list[Interface]:
     """
     try:
         out = subprocess.run(
-            ["ip", "-j", "-4", "addr", "show"], capture_output=True, text=True, check=True, timeout=5
+            ["ip", "-j", "-4", "addr", "show"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=5,
         ).stdout
         return parse_ip_addr_json(out)
     except (subprocess.SubprocessError, ValueError, KeyError) as exc:
@@ -247,7 +251,12 @@ def parse_announcement(data: bytes) -> Announcement | None:
         return None
     if not isinstance(body, dict):
         return None
-    fields = (body.get("k"), body.get("r", ""), body.get("n", ""), body.get("p"))
+    fields: tuple[Any, Any, Any, Any] = (
+        body.get("k"),
+        body.get("r", ""),
+        body.get("n", ""),
+        body.get("p"),
+    )
     return Announcement(*fields) if _valid(*fields) else None
 
 
@@ -292,6 +301,10 @@ class PeerTable:
         notified = now if tell or old is None else old.notified
         self._peers[(host, port)] = Peer(host, port, announcement, now + ttl, notified)
         return tell
+
+    def __contains__(self, address: object) -> bool:
+        """Whether a (host, port) pair is in the table (expire it first to ask "seen lately")."""
+        return address in self._peers
 
     def expire(self, now: float) -> list[Peer]:
         """Drop and return the peers not seen within their ttl."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from overlay.beacon import Discovery, read_arp_table
-from overlay.discovery import Interface
+from overlay.discovery import Announcement, Interface, build_announcement
 
 LOOPBACK = Interface("lo", "127.0.0.1", IPv4Network("127.0.0.0/8"), "127.0.0.1")
 ETH0 = Interface("eth0", "192.0.2.2", IPv4Network("192.0.2.0/24"), "192.0.2.255")
@@ -33,6 +33,8 @@ NEIGH = """\
 192.0.2.14  INCOMPLETE
 198.51.100.7 lladdr 52:54:00:12:34:58 STALE
 """
+
+PEER = ("127.0.0.2", 40000)
 
 Calls = list[tuple[str, int]]
 
@@ -63,6 +65,7 @@ def loopback_discovery(key: str, port: int, calls: Calls, **kw: object) -> Disco
     kw.setdefault("read_arp", lambda: "")
     kw.setdefault("broadcast", "127.0.0.1")
     kw.setdefault("listen_host", "127.0.0.1")
+    kw.setdefault("interval", 0.05)
     return Discovery(
         kw.pop("iface", LOOPBACK),  # type: ignore[arg-type]
         key=key,
@@ -70,7 +73,6 @@ def loopback_discovery(key: str, port: int, calls: Calls, **kw: object) -> Disco
         port=port,
         on_peer=lambda host, p: calls.append((host, p)),
         ring_id=lambda: "ring-1",
-        interval=0.05,
         **kw,  # type: ignore[arg-type]
     )
 
@@ -138,6 +140,49 @@ class TestBeaconPair:
             await a.stop()
             await b.stop()
         assert calls == [("127.0.0.1", 9001)]
+
+
+class TestEarlyAnswer:
+    async def test_a_late_starter_hears_back_within_a_round_trip_not_an_interval(self) -> None:
+        pa, pb = free_udp_ports(2)
+        calls_a: Calls = []
+        calls_b: Calls = []
+        a = loopback_discovery("aaaa", 9001, calls_a, beacon_port=pa, send_port=pb, interval=60.0)
+        b = loopback_discovery("bbbb", 9002, calls_b, beacon_port=pb, send_port=pa, interval=60.0)
+
+        def sent() -> int:
+            return a.stats["sent"] + b.stats["sent"]
+
+        await a.start()
+        try:
+            await wait_for(lambda: a.stats["sent"] == 1)  # lost: nobody listens on pb yet
+            await b.start()
+            await wait_for(lambda: calls_a != [] and calls_b != [], timeout=2.0)
+            await wait_for(lambda: a.stats["received"] + b.stats["received"] == sent() - 1)
+        finally:
+            await a.stop()
+            await b.stop()
+        assert (calls_a, calls_b) == ([("127.0.0.1", 9002)], [("127.0.0.1", 9001)])
+        assert sent() == 4, "each side answers a new peer once, then falls silent"
+
+    async def test_answers_are_rate_limited_when_many_peers_are_new_at_once(self) -> None:
+        now = [100.0]
+        node = loopback_discovery(
+            "me", 9001, [], beacon_port=0, interval=60.0, clock=lambda: now[0]
+        )
+        await node.start()
+        try:
+            await wait_for(lambda: node.stats["sent"] == 1)
+            for i in (1, 2, 3):
+                node._on_datagram(build_announcement(Announcement(f"p{i}", "", "", 9100 + i)), PEER)
+            assert node.stats["sent"] == 2
+            now[0] += 15.0
+            node._on_datagram(build_announcement(Announcement("p1", "", "", 9101)), PEER)
+            assert node.stats["sent"] == 2, "a peer already known gets no answer"
+            node._on_datagram(build_announcement(Announcement("p4", "", "", 9104)), PEER)
+            assert node.stats["sent"] == 3
+        finally:
+            await node.stop()
 
 
 class TestOwnPackets:

@@ -210,13 +210,17 @@ class TestAnnouncement:
 class TestPeerTable:
     def test_new_peers_are_told_once_until_renotify(self) -> None:
         table = PeerTable(renotify=30.0)
-        told = [table.observe("192.0.2.10", 8091, t, ttl=7.0, announcement=ANN) for t in range(0, 40, 2)]
+        told = [
+            table.observe("192.0.2.10", 8091, t, ttl=7.0, announcement=ANN) for t in range(0, 40, 2)
+        ]
         assert told == [True] + [False] * 14 + [True] + [False] * 4
 
     def test_a_peer_that_went_quiet_is_told_again_when_it_returns(self) -> None:
         table = PeerTable(renotify=30.0)
         assert table.observe("192.0.2.10", 8091, 0.0, ttl=7.0, announcement=ANN)
+        assert ("192.0.2.10", 8091) in table
         assert table.expire(8.0)[0].host == "192.0.2.10"
+        assert ("192.0.2.10", 8091) not in table
         assert table.peers() == []
         assert table.observe("192.0.2.10", 8091, 9.0, ttl=7.0, announcement=ANN)
 
@@ -224,7 +228,10 @@ class TestPeerTable:
         table = PeerTable()
         assert table.observe("192.0.2.10", 8091, 0.0, ttl=7.0, announcement=ANN)
         assert table.observe("192.0.2.10", 9000, 1.0, ttl=7.0, announcement=ANN)
-        assert [(p.host, p.port) for p in table.peers()] == [("192.0.2.10", 8091), ("192.0.2.10", 9000)]
+        assert [(p.host, p.port) for p in table.peers()] == [
+            ("192.0.2.10", 8091),
+            ("192.0.2.10", 9000),
+        ]
 
     def test_arp_sighting_of_a_beaconing_host_is_ignored(self) -> None:
         table = PeerTable()
