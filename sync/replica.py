@@ -203,15 +203,14 @@ class Replicator:
         return 1
 
     async def install(self, done: list[tuple[FileRecord, Path]]) -> int:
-        """Rename verified temp files into place and record them; returns how many landed."""
-        moves, recs = [], []
-        for rec, tmp in done:
-            try:
-                moves.append((confine(self.root, rec.owner, rec.path), tmp))
-                recs.append(rec)
-            except RemoteProtocolError as exc:
-                log.warning("not placing %s/%s: %s", rec.owner, rec.path, exc)
-                tmp.unlink(missing_ok=True)
+        """Rename verified temp files into place and record them; returns how many landed.
+
+        Names were checked when the record was merged and the target confined before the
+        download; `place_many` checks again with lstat that no folder on the way is a symlink
+        (the tree may have changed since), and os.replace never follows a final symlink.
+        """
+        recs = [rec for rec, _tmp in done]
+        moves = [(self.root / rec.owner / rec.path, tmp) for rec, tmp in done]
         results = await asyncio.to_thread(place_many, self.root, moves)
         landed = 0
         with self.state.transaction():

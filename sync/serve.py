@@ -50,31 +50,30 @@ class Server:
             (BatchRequest, self.on_batch),
         ]
 
-    def local_file(self, sha256: str, prefer: str | None = None) -> tuple[Path, int] | None:
+    def local_file(
+        self, sha256: str, prefer: tuple[str, Path] | None = None
+    ) -> tuple[Path, int] | None:
         """A file under the root whose content is `sha256` now, checked by size and mtime.
 
         Args:
             sha256: the content wanted.
-            prefer: "<owner>/<path>" to try first.
+            prefer: ("<owner>/<path>", its confined target) to try first.
 
         Returns:
             (path, size), or None when no file here still has that content.
         """
-        rels = [r for r, _s, _m in self.state.cache_by_hash(sha256)]
-        if prefer is not None and prefer in rels:
-            rels.remove(prefer)
-            rels.insert(0, prefer)
-        for rel in rels:
-            cached = self.state.cache_get(rel)
-            if cached is None or cached[2] != sha256:
-                continue
+        rows = sorted(self.state.cache_by_hash(sha256), key=lambda r: prefer is None or r[0] != prefer[0])
+        for rel, size, mtime_ns in rows:
             owner, _, path = rel.partition("/")
             try:
-                target = confine(self.root, owner, path)
+                if prefer is not None and rel == prefer[0]:
+                    target = prefer[1]
+                else:
+                    target = confine(self.root, owner, path)
                 st = os.lstat(target)
             except (OSError, BadRequest):
                 continue
-            if stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) == cached[:2]:
+            if stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) == (size, mtime_ns):
                 return target, st.st_size
         return None
 
@@ -103,8 +102,8 @@ class Server:
         assert isinstance(msg, FileRequest)
         if not is_sha256(msg.sha256):
             raise BadRequest("FILE.sha256 must be 64 lowercase hex digits")
-        confine(self.root, msg.owner, msg.path)
-        found = self.local_file(msg.sha256, f"{msg.owner}/{msg.path}")
+        target = confine(self.root, msg.owner, msg.path)
+        found = self.local_file(msg.sha256, (f"{msg.owner}/{msg.path}", target))
         if found is None:
             code = "stale" if self.state.cache_by_hash(msg.sha256) else "not_found"
             raise Refused(code, f"no file with sha256 {msg.sha256[:16]} here")
@@ -131,8 +130,8 @@ class Server:
                 raise BadRequest("BATCH item lacks sha256, owner or path")
             if not is_sha256(sha):
                 raise BadRequest("BATCH item sha256 must be 64 lowercase hex digits")
-            confine(self.root, owner, path)
-            found = self.local_file(sha, f"{owner}/{path}")
+            target = confine(self.root, owner, path)
+            found = self.local_file(sha, (f"{owner}/{path}", target))
             if found is None or found[1] > budget:
                 wanted.append((sha, None, 0))
                 continue

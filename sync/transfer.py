@@ -54,9 +54,7 @@ async def send_batch(conn: Connection, bodies: list[tuple[str, bytes | None]]) -
     """Write a BATCH_DATA header, then each held body back to back (None: not held, size -1)."""
     items = [{"sha256": sha, "size": -1 if body is None else len(body)} for sha, body in bodies]
     await write_message(conn.writer, BatchData(items))
-    for _sha, body in bodies:
-        if body:
-            conn.writer.write(body)
+    conn.writer.write(b"".join(body for _sha, body in bodies if body))
     await conn.writer.drain()
 
 
