@@ -73,8 +73,9 @@ class Discovery:
     Each peer found is passed to `on_peer(host, port)`: beacon senders with the TCP port they
     announce, ARP neighbours with `arp_port` (default: our own `port`). A peer is passed again
     only when it is new, returns after going quiet, or `renotify` seconds have passed. A beacon
-    from a new peer is answered at once with ours (at most every `interval`/4), so a node that
-    starts learns of the others within a round trip, not an interval.
+    from a new peer is answered with ours at once, or if we answered less than `interval`/4
+    ago, then (one answer for all the newcomers meanwhile): a node that starts learns of the
+    others within a round trip, and a whole LAN booting at once is not flooded.
     Tests inject the interface, `broadcast`, the ports, `listen_host` and `read_arp`.
     """
 
@@ -118,6 +119,7 @@ class Discovery:
         self.address: tuple[str, int] | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._last_answer = -math.inf
+        self._answer_later: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -165,6 +167,9 @@ class Discovery:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self._answer_later is not None:
+            self._answer_later.cancel()
+            self._answer_later = None
         if self._transport is not None:
             self._transport.close()
             self._transport = None
@@ -240,9 +245,23 @@ class Discovery:
         if self.table.observe(host, ann.port, now, 3 * self.interval + 1.0, ann):
             log.info("beacon: %r (ring %s) at %s:%d", ann.name, ann.ring_id or "-", host, ann.port)
             self._tell(host, ann.port)
-        if new and now - self._last_answer >= self.interval / 4:
-            self._last_answer = now
-            self._send_beacon()
+        if new:
+            self._answer(now)
+
+    def _answer(self, now: float) -> None:
+        """Beacon now, or once `interval`/4 after the last answer: answers to many are one."""
+        if self._answer_later is not None:
+            return
+        delay = self._last_answer + self.interval / 4 - now
+        if delay <= 0:
+            self._answer_now()
+        else:
+            self._answer_later = asyncio.get_running_loop().call_later(delay, self._answer_now)
+
+    def _answer_now(self) -> None:
+        self._answer_later = None
+        self._last_answer = self.clock()
+        self._send_beacon()
 
     def _tell(self, host: str, port: int) -> None:
         try:
