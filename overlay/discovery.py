@@ -32,13 +32,13 @@ never FAILED, INCOMPLETE, NONE or NOARP."""
 
 MAGIC = b"LSHB"
 VERSION = 1
-MAX_PACKET = 512
-"""Largest beacon accepted or sent: one unfragmented datagram on any LAN."""
+MAX_PACKET = 1024
+"""Largest beacon accepted or sent: one unfragmented datagram on any Ethernet LAN."""
 
 MAX_KEY = 64
-MAX_RING_ID = 64
+MAX_RING_ID = 256
 MAX_NAME = 255
-"""Byte limits (UTF-8) of the announcement's text fields."""
+"""Byte limits (UTF-8) of the text fields; a ring id may be as long as the ring allows."""
 
 
 @dataclass(frozen=True)

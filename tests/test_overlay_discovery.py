@@ -162,7 +162,8 @@ class TestAnnouncement:
         assert parse_announcement(packet) == ANN
 
     def test_largest_announcement_fits_one_packet(self) -> None:
-        big = Announcement("k" * 64, "r" * 64, "é" * 127, 65535)
+        big = Announcement("k" * 64, "r" * 256, "é" * 127, 65535)
+        assert len(build_announcement(big)) <= MAX_PACKET
         assert parse_announcement(build_announcement(big)) == big
 
     @pytest.mark.parametrize(
@@ -170,7 +171,7 @@ class TestAnnouncement:
         [
             Announcement("", "r", "n", 8091),
             Announcement("k" * 65, "r", "n", 8091),
-            Announcement("k", "r" * 65, "n", 8091),
+            Announcement("k", "r" * 257, "n", 8091),
             Announcement("k", "r", "n" * 256, 8091),
             Announcement("k", "r", "n", 0),
             Announcement("k", "r", "n", 65536),
@@ -194,7 +195,7 @@ class TestAnnouncement:
             b"LSHB\x01" + msgpack.packb({"k": "a", "p": "8091"}),
             b"LSHB\x01" + msgpack.packb({"k": b"a", "p": 8091}),
             b"LSHB\x01" + msgpack.packb({"k": "a", "p": 8091}) + b"trailing",
-            b"LSHB\x01" + msgpack.packb({"k": "a", "p": 8091, "x": "y" * 600}),
+            b"LSHB\x01" + msgpack.packb({"k": "a", "p": 8091, "x": "y" * MAX_PACKET}),
             b"LSHB\x01" + msgpack.packb({1: "a"}),
             b"LSHB\x01\xdf\xff\xff\xff\xff",
         ],
