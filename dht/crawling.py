@@ -11,6 +11,7 @@ nearest nodes is seen by the very next lookup, from any node.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 
 from kademlia.node import Node, NodeHeap
@@ -23,17 +24,27 @@ log = logging.getLogger(__name__)
 
 
 class HolderCrawl:
-    """One lookup of one key: ask alpha nodes per round, nearest first, until the k nearest answered."""
+    """One lookup of one key: up to alpha requests in flight, nearest first, until the k nearest answered.
 
-    def __init__(self, protocol: HolderProtocol, key: bytes, peers: list[Node], ksize: int, alpha: int) -> None:
+    Unlike the library's crawl, which waits for a whole round, a reply frees its slot at once,
+    and a request unanswered after ``stall`` seconds (far above a LAN round trip, far below the
+    RPC timeout) stops holding a slot and widens the window of candidates by one, as if that
+    node were dead. Dead nodes then wait out their timeouts side by side while the lookup goes
+    on: a lookup that meets several dead nodes costs about one RPC timeout, not one per node.
+    """
+
+    def __init__(
+        self, protocol: HolderProtocol, key: bytes, peers: list[Node], ksize: int, alpha: int, stall: float
+    ) -> None:
         self.protocol = protocol
         self.key = key
+        self.ksize = ksize
         self.alpha = alpha
+        self.stall = stall
         self.nearest = NodeHeap(Node(key), ksize)
         self.nearest.push(peers)
         self.answers: dict[bytes, Record] = {}
         self.merged: Record = {}
-        self.rounds = 0
 
     async def find(self) -> Record:
         """Run the lookup.
@@ -44,38 +55,46 @@ class HolderCrawl:
         Raises:
             LookupFailed: not one node answered.
         """
-        last_ids: list[bytes] | None = None
+        loop = asyncio.get_running_loop()
+        pending: dict[asyncio.Task[tuple[Record, list[Node]]], Node] = {}
+        started: dict[asyncio.Task[tuple[Record, list[Node]]], float] = {}
         while True:
-            ids = self.nearest.get_ids()
-            # A round that brought nobody nearer: ask every remaining candidate at once.
-            count = len(self.nearest) if ids == last_ids else self.alpha
-            last_ids = ids
-            peers = self.nearest.get_uncontacted()[:count]
-            if not peers:
-                break
-            for peer in peers:
+            now = loop.time()
+            stalled = sum(1 for task in pending if now - started[task] >= self.stall)
+            fresh = len(pending) - stalled
+            for peer in self._candidates(stalled)[: max(0, self.alpha - fresh)]:
                 self.nearest.mark_contacted(peer)
-            self.rounds += 1
-            replies = await asyncio.gather(
-                *(self.protocol.call_holders(peer, self.key) for peer in peers), return_exceptions=True
-            )
-            dead = []
-            for peer, reply in zip(peers, replies):
-                if isinstance(reply, LookupFailed):
-                    dead.append(peer.id)
-                    continue
-                if isinstance(reply, BaseException):
-                    raise reply
-                record, contacts = reply
-                self.answers[peer.id] = record
-                self.merged = merge(self.merged, record)
-                self.nearest.push(contacts)
-            self.nearest.remove(dead)
-            if self.nearest.have_contacted_all():
+                task = asyncio.ensure_future(self.protocol.call_holders(peer, self.key))
+                task.add_done_callback(_retrieve)
+                pending[task], started[task] = peer, now
+            nearest_ids = set(self.nearest.get_ids())
+            if not any(peer.id in nearest_ids for peer in pending.values()):
+                # Every one of the k nearest has answered or failed; replies still due from
+                # nodes pushed out of the k nearest are not needed (they finish on their own).
                 break
+            done, _ = await asyncio.wait(pending, timeout=self.stall, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                self._take(pending.pop(task), task)
         if not self.answers:
             raise LookupFailed(f"no DHT node answered for key {self.key.hex()}")
         return self.merged
+
+    def _candidates(self, extra: int) -> list[Node]:
+        """Uncontacted nodes among the k + ``extra`` nearest known, nearest first."""
+        window = heapq.nsmallest(self.ksize + extra, self.nearest.heap)
+        return [node for _, node in window if node.id not in self.nearest.contacted]
+
+    def _take(self, peer: Node, task: asyncio.Task[tuple[Record, list[Node]]]) -> None:
+        exc = task.exception()
+        if isinstance(exc, LookupFailed):
+            self.nearest.remove([peer.id])
+            return
+        if exc is not None:
+            raise exc
+        record, contacts = task.result()
+        self.answers[peer.id] = record
+        self.merged = merge(self.merged, record)
+        self.nearest.push([c for c in contacts if not self.protocol.is_silent(c)])
 
     def stale_nearest(self, merged: Record) -> list[tuple[Node, Record]]:
         """The k nearest live nodes that lack part of ``merged``, with the entries they lack."""
@@ -86,3 +105,9 @@ class HolderCrawl:
                 if missing:
                     out.append((node, missing))
         return out
+
+
+def _retrieve(task: asyncio.Task[tuple[Record, list[Node]]]) -> None:
+    """Fetch a finished request's outcome so asyncio never reports it as never retrieved."""
+    if not task.cancelled():
+        task.exception()

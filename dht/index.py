@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 STAMP_STEP = 1e-3
 REANNOUNCE_CONCURRENCY = 16
+# A lookup request unanswered after this share of the RPC timeout stops holding a slot.
+STALL_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,7 @@ class HolderIndex(Server):  # type: ignore[misc]
         nearest = self.protocol.router.find_neighbors(Node(key))
         if not nearest:
             raise LookupFailed("no DHT peers known")
-        crawl = HolderCrawl(self.protocol, key, nearest, self.ksize, self.alpha)
+        crawl = HolderCrawl(self.protocol, key, nearest, self.ksize, self.alpha, self.rpc_timeout * STALL_SHARE)
         merged = merge(self.storage.record(key), await crawl.find())
         await self._write_back(key, crawl, merged)
         now = self.storage.clock()
