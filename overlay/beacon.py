@@ -76,7 +76,22 @@ class Discovery:
     from a new peer is answered with ours at once, or if we answered less than `interval`/4
     ago, then (one answer for all the newcomers meanwhile): a node that starts learns of the
     others within a round trip, and a whole LAN booting at once is not flooded.
-    Tests inject the interface, `broadcast`, the ports, `listen_host` and `read_arp`.
+
+    Args:
+        iface: the LAN interface (`choose_interface`); its subnet bounds whom we believe.
+        key, name, port: this node's ring key, folder name and TCP port, as beaconed.
+        on_peer: told each (host, TCP port) found; called on the event loop, must not block.
+        ring_id: this node's current ring id ("" before it has one), read at each beacon.
+        beacon_port: UDP port to listen on (0: any; see `address` after start).
+        interval: seconds between beacons; a peer silent for 3 intervals + 1 s is forgotten.
+        broadcast: where beacons go (default `iface.broadcast`); tests give 127.0.0.1.
+        read_arp: returns the neighbour table's text (default: /proc/net/arp, or ip neigh).
+        send_port: UDP port beacons go to (default: the bound beacon port).
+        listen_host: address to bind; 0.0.0.0 is needed to hear broadcasts.
+        arp_port: TCP port assumed for ARP neighbours (default: `port`).
+        arp_interval: seconds between ARP scans.
+        renotify: seconds before a peer still visible is passed to `on_peer` again.
+        clock: monotonic seconds, for the peer table.
     """
 
     def __init__(
@@ -121,6 +136,7 @@ class Discovery:
         self._last_answer = -math.inf
         self._answer_later: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._arp_failed = False
 
     async def start(self) -> None:
         """Bind the beacon port, then beacon every `interval` and scan ARP every `arp_interval`.
@@ -188,8 +204,10 @@ class Discovery:
         try:
             text = await asyncio.to_thread(self.read_arp)
         except OSError as exc:
-            log.warning("ARP scan skipped: %s", exc)
+            log.log(logging.DEBUG if self._arp_failed else logging.WARNING, "no ARP scan: %s", exc)
+            self._arp_failed = True
             return []
+        self._arp_failed = False
         hosts = reachable_peers(parse_arp_text(text, self.iface.name), self.iface)
         ttl = 2 * self.arp_interval
         for host in hosts:
