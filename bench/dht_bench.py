@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dht.index import Holder, HolderIndex  # noqa: E402
+from dht.index import Holder, HolderIndex
 
 FILES = 20
 LOOKUPS = 300
@@ -37,7 +37,9 @@ def percentile(values: list[float], q: float) -> float:
 async def start(n: int, rng: random.Random, ksize: int) -> list[HolderIndex]:
     nodes: list[HolderIndex] = []
     for i in range(n):
-        node = HolderIndex(rng.randbytes(20), Holder(f"holder-{i}", "127.0.0.1", 20000 + i), ksize=ksize)
+        node = HolderIndex(
+            rng.randbytes(20), Holder(f"holder-{i}", "127.0.0.1", 20000 + i), ksize=ksize
+        )
         await node.listen(0, interface="127.0.0.1")
         if nodes:
             seeds = {nodes[0], rng.choice(nodes)}
@@ -115,7 +117,9 @@ async def run_size(n: int, seed: int, ksize: int) -> dict[str, Any]:
 
 async def main(sizes: list[int], ksize: int) -> None:
     results = [await run_size(n, seed=n, ksize=ksize) for n in sizes]
-    print(json.dumps({"benchmark": "dht who-has", "rpc_timeout_s": 0.5, "results": results}, indent=2))
+    print(
+        json.dumps({"benchmark": "dht who-has", "rpc_timeout_s": 0.5, "results": results}, indent=2)
+    )
 
 
 if __name__ == "__main__":

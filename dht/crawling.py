@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class HolderCrawl:
-    """One lookup of one key: up to alpha requests in flight, nearest first, until the k nearest answered.
+    """One lookup of one key: alpha requests in flight, nearest first, until the k nearest answered.
 
     Unlike the library's crawl, which waits for a whole round, a reply frees its slot at once,
     and a request unanswered after ``stall`` seconds (far above a LAN round trip, far below the
@@ -34,7 +34,13 @@ class HolderCrawl:
     """
 
     def __init__(
-        self, protocol: HolderProtocol, key: bytes, peers: list[Node], ksize: int, alpha: int, stall: float
+        self,
+        protocol: HolderProtocol,
+        key: bytes,
+        peers: list[Node],
+        ksize: int,
+        alpha: int,
+        stall: float,
     ) -> None:
         self.protocol = protocol
         self.key = key
@@ -72,7 +78,9 @@ class HolderCrawl:
                 # Every one of the k nearest has answered or failed; replies still due from
                 # nodes pushed out of the k nearest are not needed (they finish on their own).
                 break
-            done, _ = await asyncio.wait(pending, timeout=self.stall, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                pending, timeout=self.stall, return_when=asyncio.FIRST_COMPLETED
+            )
             for task in done:
                 self._take(pending.pop(task), task)
         if not self.answers:

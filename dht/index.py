@@ -77,7 +77,9 @@ class HolderIndex(Server):  # type: ignore[misc]
             raise ValueError("node_id must be 20 bytes")
         if not 0 < reannounce < ttl:
             raise ValueError("reannounce must be positive and shorter than ttl")
-        super().__init__(ksize=ksize, alpha=alpha, node_id=node_id, storage=HolderStorage(ttl, clock))
+        super().__init__(
+            ksize=ksize, alpha=alpha, node_id=node_id, storage=HolderStorage(ttl, clock)
+        )
         self.holder = holder
         self.rpc_timeout = rpc_timeout
         self.ttl = ttl
@@ -195,12 +197,18 @@ class HolderIndex(Server):  # type: ignore[misc]
         nearest = self.protocol.router.find_neighbors(Node(key))
         if not nearest:
             raise LookupFailed("no DHT peers known")
-        crawl = HolderCrawl(self.protocol, key, nearest, self.ksize, self.alpha, self.rpc_timeout * STALL_SHARE)
+        crawl = HolderCrawl(
+            self.protocol, key, nearest, self.ksize, self.alpha, self.rpc_timeout * STALL_SHARE
+        )
         merged = merge(self.storage.record(key), await crawl.find())
         await self._write_back(key, crawl, merged)
         now = self.storage.clock()
         return sorted(
-            (Holder(hid, e.host, e.port) for hid, e in merged.items() if e.present and e.expires_at > now),
+            (
+                Holder(hid, e.host, e.port)
+                for hid, e in merged.items()
+                if e.present and e.expires_at > now
+            ),
             key=lambda holder: holder.holder_id,
         )
 

@@ -39,7 +39,9 @@ SILENT_FOR = 30.0
 class HolderRoutingTable(RoutingTable):  # type: ignore[misc]
     """A routing table whose neighbour query really returns the k nearest (upstream #28)."""
 
-    def find_neighbors(self, node: Node, k: int | None = None, exclude: Node | None = None) -> list[Node]:
+    def find_neighbors(
+        self, node: Node, k: int | None = None, exclude: Node | None = None
+    ) -> list[Node]:
         """The ``k`` contacts nearest to ``node`` by XOR distance, over every bucket."""
         k = k or self.ksize
         self.buckets[self.get_bucket_for(node)].touch_last_updated()
@@ -86,7 +88,9 @@ class HolderProtocol(KademliaProtocol):  # type: ignore[misc]
 
     storage: HolderStorage
 
-    def __init__(self, source_node: Node, storage: HolderStorage, ksize: int, rpc_timeout: float) -> None:
+    def __init__(
+        self, source_node: Node, storage: HolderStorage, ksize: int, rpc_timeout: float
+    ) -> None:
         KademliaProtocol.__init__(self, source_node, storage, ksize)
         self._wait_timeout = rpc_timeout
         self.router = HolderRoutingTable(self, ksize, source_node)
@@ -115,7 +119,7 @@ class HolderProtocol(KademliaProtocol):  # type: ignore[misc]
         return [record, [tuple(n) for n in neighbours]]
 
     def rpc_announce(self, sender: Address, nodeid: object, key: object, record: object) -> bool:
-        """Merge a peer's holder entries for ``key`` into storage; answer whether they were taken."""
+        """Merge a peer's entries for ``key`` into storage; answer whether they were taken."""
         try:
             self._welcome_sender(sender, nodeid)
             dkey = _check_key(key)
@@ -243,7 +247,9 @@ class HolderProtocol(KademliaProtocol):  # type: ignore[misc]
             neighbours = self.router.find_neighbors(keynode)
             if neighbours:
                 new_is_close = node.distance_to(keynode) < neighbours[-1].distance_to(keynode)
-                self_is_closest = self.source_node.distance_to(keynode) < neighbours[0].distance_to(keynode)
+                self_is_closest = self.source_node.distance_to(keynode) < neighbours[0].distance_to(
+                    keynode
+                )
             if not neighbours or (new_is_close and self_is_closest):
                 asyncio.ensure_future(self._hand_over(node, key, record))
         self.router.add_contact(node)

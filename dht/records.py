@@ -159,12 +159,12 @@ def changed_entries(old: Record, merged: Record) -> Record:
     Lifetimes are not compared: copies of one announcement always differ by the time it took
     to reach each node, and writing those back after every lookup would be wasted traffic.
     """
-    return {
-        h: e for h, e in merged.items() if h not in old or _version(old[h]) < _version(e)
-    }
+    return {h: e for h, e in merged.items() if h not in old or _version(old[h]) < _version(e)}
 
 
-def chunk_wire(wire: dict[str, list[Any]], budget: int = REQUEST_BUDGET) -> list[dict[str, list[Any]]]:
+def chunk_wire(
+    wire: dict[str, list[Any]], budget: int = REQUEST_BUDGET
+) -> list[dict[str, list[Any]]]:
     """Split a wire record into pieces whose msgpack size stays under ``budget`` bytes.
 
     Needed because rpcudp refuses any request over 8192 bytes; a record of long holder ids

@@ -12,7 +12,9 @@ from typing import Any
 from dht.index import Holder, HolderIndex
 
 
-async def wait_for(cond: Callable[[], Awaitable[bool] | bool], timeout: float, step: float = 0.02) -> float:
+async def wait_for(
+    cond: Callable[[], Awaitable[bool] | bool], timeout: float, step: float = 0.02
+) -> float:
     """Poll ``cond`` until it is true; return the seconds it took, or fail after ``timeout``."""
     start = time.monotonic()
     while True:
@@ -33,7 +35,8 @@ def content_hash(name: str) -> str:
 
 def key_distance(node: HolderIndex, sha256_hex: str) -> int:
     """XOR distance between a node's id and the DHT key of a content hash."""
-    return node.node.long_id ^ int(sha256_hex[:40], 16)
+    node_id: int = node.node.long_id
+    return node_id ^ int(sha256_hex[:40], 16)
 
 
 async def start_cluster(n: int, seed: int, **kwargs: Any) -> list[HolderIndex]:
@@ -45,7 +48,9 @@ async def start_cluster(n: int, seed: int, **kwargs: Any) -> list[HolderIndex]:
     nodes: list[HolderIndex] = []
     try:
         for i in range(n):
-            node = HolderIndex(rng.randbytes(20), Holder(f"holder-{i}", "127.0.0.1", 20000 + i), **kwargs)
+            node = HolderIndex(
+                rng.randbytes(20), Holder(f"holder-{i}", "127.0.0.1", 20000 + i), **kwargs
+            )
             nodes.append(node)
             await node.listen(0, interface="127.0.0.1")
             if i:

@@ -102,7 +102,7 @@ class TestWelcomeIfNewDoubleHash:
         async def record_store(node: Node, key: bytes, value: bytes) -> None:
             stored.append(node.id)
 
-        protocol.call_store = record_store  # type: ignore[method-assign]
+        protocol.call_store = record_store
         protocol.welcome_if_new(node_near(self.KEY, 0x02))
         await asyncio.sleep(0)
         assert stored == []

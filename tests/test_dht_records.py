@@ -128,7 +128,10 @@ class TestDecode:
 
 class TestChunking:
     def test_full_record_of_long_ids_is_split_under_the_request_cap(self) -> None:
-        wire = {("x" * 200) + str(i): ["host-" + "y" * 200, 65535, 1.7e9, True, 600.0] for i in range(MAX_HOLDERS)}
+        wire = {
+            ("x" * 200) + str(i): ["host-" + "y" * 200, 65535, 1.7e9, True, 600.0]
+            for i in range(MAX_HOLDERS)
+        }
         chunks = chunk_wire(wire)
         assert len(chunks) > 1
         assert all(len(msgpack.packb(c)) <= REQUEST_BUDGET for c in chunks)

@@ -31,9 +31,13 @@ async def twenty() -> AsyncIterator[list[HolderIndex]]:
 
 
 class TestManyFilesManyHolders:
-    async def test_every_node_sees_exactly_the_holding_set_every_time(self, twenty: list[HolderIndex]) -> None:
+    async def test_every_node_sees_exactly_the_holding_set_every_time(
+        self, twenty: list[HolderIndex]
+    ) -> None:
         rng = random.Random(7)
-        files = {content_hash(f"file-{i}"): rng.sample(range(20), rng.randint(1, 8)) for i in range(6)}
+        files = {
+            content_hash(f"file-{i}"): rng.sample(range(20), rng.randint(1, 8)) for i in range(6)
+        }
         files[content_hash("nobody holds this")] = []
         await asyncio.gather(*(twenty[i].announce(h) for h, who in files.items() for i in who))
         for _ in range(2):
@@ -61,7 +65,9 @@ class TestConcurrentAnnounce:
 
 
 class TestWithdraw:
-    async def test_withdrawn_holder_vanishes_at_the_next_lookup_everywhere(self, twenty: list[HolderIndex]) -> None:
+    async def test_withdrawn_holder_vanishes_at_the_next_lookup_everywhere(
+        self, twenty: list[HolderIndex]
+    ) -> None:
         h = content_hash("dropped")
         await asyncio.gather(*(twenty[i].announce(h) for i in (2, 11, 17)))
         assert ids(await twenty[0].holders(h)) == {"holder-2", "holder-11", "holder-17"}
@@ -70,7 +76,9 @@ class TestWithdraw:
             assert ids(await node.holders(h)) == {"holder-2", "holder-17"}
         assert h not in twenty[11].held
 
-    async def test_announce_after_withdraw_brings_the_holder_back(self, twenty: list[HolderIndex]) -> None:
+    async def test_announce_after_withdraw_brings_the_holder_back(
+        self, twenty: list[HolderIndex]
+    ) -> None:
         h = content_hash("back again")
         await twenty[4].announce(h)
         await twenty[4].withdraw(h)
@@ -111,7 +119,9 @@ class TestAbruptStop:
         await asyncio.gather(*(node.announce(h) for node in holders))
         asker = twenty[0]
         by_distance = sorted(twenty[1:], key=lambda node: key_distance(node, h))
-        dead = {holders[0]} | {n for n in by_distance if n not in holders[1:]}.intersection(by_distance[:3])
+        dead = {holders[0]} | {n for n in by_distance if n not in holders[1:]}.intersection(
+            by_distance[:3]
+        )
         for node in dead:
             node.stop()  # like kill -9: the port closes, nobody is told
         start = time.monotonic()
@@ -157,7 +167,9 @@ class TestTimeoutsAndFailures:
 
 
 class TestHandOverToNewcomer:
-    async def test_node_joining_next_to_a_key_receives_its_record(self, twenty: list[HolderIndex]) -> None:
+    async def test_node_joining_next_to_a_key_receives_its_record(
+        self, twenty: list[HolderIndex]
+    ) -> None:
         h = content_hash("handed over")
         await twenty[8].announce(h)
         key = bytes.fromhex(h)[:20]
