@@ -67,6 +67,7 @@ class Replicator:
         self.on_rtt = on_rtt
         self._slots = asyncio.Semaphore(concurrency)
         self._prev_holds: dict[tuple[str, str], tuple[int, bool]] = {}
+        self._haves: dict[tuple[str, str], str | None] = {}
 
     async def pull(self, prev: Peer | None, peers: dict[str, Peer], timeout: float) -> int:
         """One round: merge prev's manifest delta, then meet every need; returns files changed."""
@@ -75,15 +76,18 @@ class Replicator:
                 await self.pull_manifest(prev, timeout)
             except (PeerUnreachable, RemoteError, RemoteProtocolError) as exc:
                 log.info("no manifest from %s this round: %s", prev.name, exc)
-        needs = plan(self.state.replica_rows(self.name))
+        rows = self.state.replica_rows(self.name)
+        self._haves = {(rec.owner, rec.path): have for rec, have in rows}
+        needs = plan(rows)
         changed = 0
         for need in needs:
             if need.kind == "delete":
                 changed += await self._guarded(self.delete(need.record))
         fetches = [n.record for n in needs if n.kind == "fetch"]
+        here = self.state.cache_by_hashes({rec.sha256 for rec in fetches})
         remote: list[FileRecord] = []
         for rec in fetches:
-            done = await self._guarded(self.satisfy_locally(rec))
+            done = await self._guarded(self.satisfy_locally(rec, rec.sha256 in here))
             if done < 0:
                 remote.append(rec)
             changed += max(done, 0)
@@ -163,8 +167,7 @@ class Replicator:
     async def delete(self, rec: FileRecord) -> int:
         """Apply a tombstone: remove the replica, or trash it if it was edited here."""
         target = confine(self.root, rec.owner, rec.path)
-        row = self.state.record(rec.owner, rec.path)
-        have = None if row is None else row[1]
+        have = self._haves.get((rec.owner, rec.path))
         current = await self.current_hash(rec.owner, rec.path, target)
         if current is not None and current == have:
             await asyncio.to_thread(os.unlink, target)
@@ -172,28 +175,29 @@ class Replicator:
         elif current is not None:
             await self.to_trash(rec, target)
         self.state.set_have(rec.owner, rec.path, None)
+        self._haves[(rec.owner, rec.path)] = None
         if have is not None:
             self.holdings.drop(have)
         log.info("deleted %s/%s (seq %d)", rec.owner, rec.path, rec.seq)
         return 1
 
-    async def satisfy_locally(self, rec: FileRecord) -> int:
+    async def satisfy_locally(self, rec: FileRecord, copyable: bool) -> int:
         """Meet a fetch need without the network if possible; -1 when a download is needed.
 
         Bytes already at the target are adopted; a local edit there goes to the trash; a
-        local file with the same content elsewhere is copied.
+        local file with the same content elsewhere is copied (`copyable`: the hash cache knows
+        a file with that content, checked again here).
         """
         target = confine(self.root, rec.owner, rec.path)
-        row = self.state.record(rec.owner, rec.path)
-        have = None if row is None else row[1]
+        have = self._haves.get((rec.owner, rec.path))
         current = await self.current_hash(rec.owner, rec.path, target)
         if current == rec.sha256:
             await asyncio.to_thread(os.utime, target, ns=(rec.mtime_ns, rec.mtime_ns))
-            self._installed(rec, have)
+            self._installed(rec)
             return 1
         if current is not None and current != have:
             await self.to_trash(rec, target)
-        found = self.server.local_file(rec.sha256)
+        found = self.server.local_file(rec.sha256) if copyable else None
         if found is None:
             return -1
         tmp = self.receiver.temp_path(rec.sha256)
@@ -218,12 +222,13 @@ class Replicator:
                 if error is not None:
                     log.error("cannot place %s/%s (will retry): %s", rec.owner, rec.path, error)
                     continue
-                row = self.state.record(rec.owner, rec.path)
-                self._installed(rec, None if row is None else row[1])
+                self._installed(rec)
                 landed += 1
         return landed
 
-    def _installed(self, rec: FileRecord, old_have: str | None) -> None:
+    def _installed(self, rec: FileRecord) -> None:
+        old_have = self._haves.get((rec.owner, rec.path))
+        self._haves[(rec.owner, rec.path)] = rec.sha256
         self.state.cache_put(f"{rec.owner}/{rec.path}", rec.size, rec.mtime_ns, rec.sha256)
         self.state.set_have(rec.owner, rec.path, rec.sha256)
         self.holdings.add(rec.sha256)

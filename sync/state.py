@@ -86,12 +86,19 @@ class State:
         """Forget a file (deleted or moved away)."""
         self._db.execute("DELETE FROM hash_cache WHERE rel = ?", (rel,))
 
-    def cache_by_hash(self, sha256: str) -> list[tuple[str, int, int]]:
-        """(rel, size, mtime_ns) of every cached file with this content."""
-        rows = self._db.execute(
-            "SELECT rel, size, mtime_ns FROM hash_cache WHERE sha256 = ?", (sha256,)
-        )
-        return [(r[0], r[1], r[2]) for r in rows]
+    def cache_by_hashes(self, wanted: set[str]) -> dict[str, list[tuple[str, int, int]]]:
+        """sha256 -> (rel, size, mtime_ns) of every cached file with it, one query per 500."""
+        found: dict[str, list[tuple[str, int, int]]] = {}
+        pending = sorted(wanted)
+        for start in range(0, len(pending), 500):
+            chunk = pending[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT sha256, rel, size, mtime_ns FROM hash_cache WHERE sha256 IN ({marks})", chunk
+            )
+            for sha, rel, size, mtime_ns in rows:
+                found.setdefault(sha, []).append((rel, size, mtime_ns))
+        return found
 
     # records
     def record(self, owner: str, path: str) -> tuple[FileRecord, str | None] | None:
