@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import shutil
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from ipaddress import IPv4Network
@@ -288,3 +293,79 @@ class TestLifecycle:
                 await node.stop()
         for p, c in calls.items():
             assert sorted(c) == [("127.0.0.1", q) for q in calls if q != p]
+
+
+LAB = Path(__file__).resolve().parents[2] / "shared" / "tools" / "netns-lab.sh"
+
+LAB_PROBE = """
+import asyncio, json, socket, sys, time
+sys.path.insert(0, sys.argv[1])
+from overlay.beacon import Discovery
+from overlay.discovery import choose_interface, list_interfaces
+
+async def main(out, i, n):
+    iface = choose_interface(list_interfaces())
+    found = []
+    node = Discovery(iface, key=f"k{i}", name=f"n{i}", port=8091, ring_id=lambda: "lab",
+                     on_peer=lambda h, p: found.append([h, p]), interval=0.2)
+    await node.start()
+    deadline = time.monotonic() + 15
+    open(f"{out}/{i}.up", "w").close()
+    while len(found) < n - 1 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    open(f"{out}/{i}.found", "w").close()
+    import os
+    while sum(f.endswith(".found") for f in os.listdir(out)) < n and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    poked = f"10.77.0.{i % n + 1}"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(b"x", (poked, 9))
+    arp = []
+    while poked not in arp and time.monotonic() < deadline:
+        arp = await node.scan_arp_once()
+        await asyncio.sleep(0.05)
+    await node.stop()
+    result = {"iface": [iface.name, iface.address, str(iface.network), iface.broadcast],
+              "found": found, "poked": poked, "arp": arp, "stats": node.stats}
+    print(json.dumps(result))
+
+asyncio.run(main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
+"""
+
+LAB_RUN = """
+set -e
+mkdir -p /run/netns && mount -t tmpfs none /run/netns
+bash "$1" up "$2" >/dev/null 2>&1 || exit 77
+for i in $(seq 1 "$2"); do
+  ip netns exec "p2plab-$i" "$3" "$4/probe.py" "$5" "$4" "$i" "$2" > "$4/$i.json" &
+done
+wait
+bash "$1" down >/dev/null 2>&1 || true
+"""
+
+
+@pytest.mark.lab
+class TestLab:
+    def test_real_broadcast_and_arp_on_a_private_lab_lan(self, tmp_path: Path) -> None:
+        """Four hosts in network namespaces of our own (unshare): nothing outside is touched."""
+        if os.geteuid() != 0 or not LAB.exists() or not shutil.which("unshare"):
+            pytest.skip("needs root, unshare and shared/tools/netns-lab.sh")
+        n = 4
+        (tmp_path / "probe.py").write_text(LAB_PROBE)
+        root = str(Path(__file__).resolve().parents[1])
+        args = [str(LAB), str(n), sys.executable, str(tmp_path), root]
+        run = subprocess.run(
+            ["unshare", "-nm", "--propagation", "private", "bash", "-c", LAB_RUN, "lab", *args],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        if run.returncode == 77:
+            pytest.skip("cannot build the netns lab here")
+        assert run.returncode == 0, run.stderr
+        for i in range(1, n + 1):
+            result = json.loads((tmp_path / f"{i}.json").read_text())
+            assert result["iface"] == ["eth0", f"10.77.0.{i}", "10.77.0.0/24", "10.77.0.255"]
+            others = [[f"10.77.0.{j}", 8091] for j in range(1, n + 1) if j != i]
+            assert sorted(result["found"]) == others
+            assert result["poked"] in result["arp"]
+            assert set(result["arp"]) <= {o[0] for o in others}
+            assert result["stats"]["malformed"] == result["stats"]["foreign"] == 0
