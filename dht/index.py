@@ -87,6 +87,7 @@ class HolderIndex(Server):  # type: ignore[misc]
         self._stamp_clock = stamp_clock
         self._last_stamp = 0.0
         self._held: set[str] = set()
+        self._seeds: list[tuple[str, int]] = []
         self._reannounce_task: asyncio.Task[None] | None = None
 
     def _create_protocol(self) -> HolderProtocol:
@@ -117,10 +118,23 @@ class HolderIndex(Server):  # type: ignore[misc]
     async def bootstrap(self, addrs: Sequence[tuple[str, int]]) -> list[Node]:
         """Join through the given (IP, UDP port) pairs, e.g. the ring's members.
 
+        The addresses are kept: a node whose every contact timed out (the library then drops
+        them all from its table) joins through them again at its next announce or lookup.
+
         Returns:
             The nodes nearest to this one found while joining (empty if nobody answered).
         """
-        return list(await super().bootstrap(list(addrs)))
+        self._seeds = list(addrs)
+        return list(await super().bootstrap(self._seeds))
+
+    async def _nearest(self, target: Node) -> list[Node]:
+        """The known contacts nearest ``target``, re-joining through the seeds if none is left."""
+        nearest: list[Node] = self.protocol.router.find_neighbors(target)
+        if not nearest and self._seeds:
+            log.info("no DHT contacts left; joining again through %d seeds", len(self._seeds))
+            await self.bootstrap(self._seeds)
+            nearest = self.protocol.router.find_neighbors(target)
+        return nearest
 
     async def bootstrap_node(self, addr: tuple[str, int]) -> Node | None:
         try:
@@ -164,7 +178,7 @@ class HolderIndex(Server):  # type: ignore[misc]
         record = {h.holder_id: Entry(h.host, h.port, self._next_stamp(), present, now + self.ttl)}
         self.storage.merge(key, record)
         target = Node(key)
-        nearest = self.protocol.router.find_neighbors(target)
+        nearest = await self._nearest(target)
         if not nearest:
             log.warning("no DHT peers known; %s kept locally until one appears", key.hex())
             return
@@ -194,7 +208,7 @@ class HolderIndex(Server):  # type: ignore[misc]
             LookupFailed: no DHT peer is known, or none answered.
         """
         key = dht_key(sha256_hex)
-        nearest = self.protocol.router.find_neighbors(Node(key))
+        nearest = await self._nearest(Node(key))
         if not nearest:
             raise LookupFailed("no DHT peers known")
         crawl = HolderCrawl(

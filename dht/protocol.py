@@ -189,6 +189,7 @@ class HolderProtocol(KademliaProtocol):  # type: ignore[misc]
         ok, node_id = await self.ping(address, self.source_node.id)
         if not ok or not _is_node_id(node_id):
             raise LookupFailed(f"no DHT node answered at {address[0]}:{address[1]}")
+        self._silent.pop(node_id, None)
         return bytes(node_id)
 
     async def call_holders(self, node_to_ask: Node, key: bytes) -> tuple[Record, list[Node]]:

@@ -181,3 +181,19 @@ class TestHandOverToNewcomer:
             assert set(newcomer.storage.record(key)) == {"holder-8"}
         finally:
             await stop_all([newcomer])
+
+    async def test_node_that_lost_every_contact_rejoins_through_its_seeds(self) -> None:
+        nodes = await start_cluster(3, seed=11, rpc_timeout=0.2)
+        seed_id, seed_port = nodes[0].node.id, nodes[0].port
+        try:
+            await stop_all([nodes[0], nodes[2]])
+            with pytest.raises(LookupFailed):
+                await nodes[1].holders(content_hash("gone"))
+            assert nodes[1].protocol.router.find_neighbors(nodes[1].node) == []
+            revived = HolderIndex(seed_id, Holder("revived", "127.0.0.1", 1), rpc_timeout=0.2)
+            nodes.append(revived)
+            await revived.listen(seed_port, interface="127.0.0.1")
+            await revived.announce(content_hash("gone"))
+            assert ids(await nodes[1].holders(content_hash("gone"))) == {"revived"}
+        finally:
+            await stop_all(nodes)
