@@ -212,6 +212,7 @@ class Discovery:
         ttl = 2 * self.arp_interval
         for host in hosts:
             if self.table.observe(host, self.arp_port, self.clock(), ttl):
+                log.info("ARP: neighbour %s, trying port %d", host, self.arp_port)
                 self._tell(host, self.arp_port)
         log.debug("ARP scan: %d live neighbours on %s", len(hosts), self.iface.name)
         return hosts
