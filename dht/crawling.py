@@ -74,7 +74,8 @@ class HolderCrawl:
                 task.add_done_callback(_retrieve)
                 pending[task], started[task] = peer, now
             nearest_ids = set(self.nearest.get_ids())
-            if not any(peer.id in nearest_ids for peer in pending.values()):
+            waiting = any(peer.id in nearest_ids for peer in pending.values())
+            if not waiting and not self.nearest.get_uncontacted():
                 # Every one of the k nearest has answered or failed; replies still due from
                 # nodes pushed out of the k nearest are not needed (they finish on their own).
                 break
@@ -85,6 +86,12 @@ class HolderCrawl:
                 self._take(pending.pop(task), task)
         if not self.answers:
             raise LookupFailed(f"no DHT node answered for key {self.key.hex()}")
+        log.debug(
+            "lookup of %s: %d answers, %d entries",
+            self.key.hex(),
+            len(self.answers),
+            len(self.merged),
+        )
         return self.merged
 
     def _candidates(self, extra: int) -> list[Node]:

@@ -106,6 +106,26 @@ class HolderProtocol(KademliaProtocol):  # type: ignore[misc]
 
     # -- served RPCs -------------------------------------------------------------------------
 
+    def rpc_ping(self, sender: Address, nodeid: object) -> bytes | None:
+        """Answer this node's id (the library's ping, with the sender's id checked)."""
+        try:
+            self._welcome_sender(sender, nodeid)
+        except BadRecord as exc:
+            log.warning("refusing a ping from %s: %s", sender, exc)
+            return None
+        node_id: bytes = self.source_node.id
+        return node_id
+
+    def rpc_find_node(self, sender: Address, nodeid: object, key: object) -> list[Any] | None:
+        """Answer the k contacts nearest ``key`` (the library's find_node, with checked fields)."""
+        try:
+            source = self._welcome_sender(sender, nodeid)
+            dkey = _check_key(key)
+        except BadRecord as exc:
+            log.warning("refusing a find_node from %s: %s", sender, exc)
+            return None
+        return [tuple(n) for n in self.router.find_neighbors(Node(dkey), exclude=source)]
+
     def rpc_holders(self, sender: Address, nodeid: object, key: object) -> list[Any] | None:
         """Answer ``[record, neighbours]``: what this node stores for ``key``, and its k nearest."""
         try:
@@ -247,10 +267,9 @@ class HolderProtocol(KademliaProtocol):  # type: ignore[misc]
             keynode = Node(key)
             neighbours = self.router.find_neighbors(keynode)
             if neighbours:
-                new_is_close = node.distance_to(keynode) < neighbours[-1].distance_to(keynode)
-                self_is_closest = self.source_node.distance_to(keynode) < neighbours[0].distance_to(
-                    keynode
-                )
+                far, near = neighbours[-1].distance_to(keynode), neighbours[0].distance_to(keynode)
+                new_is_close = node.distance_to(keynode) < far
+                self_is_closest = self.source_node.distance_to(keynode) < near
             if not neighbours or (new_is_close and self_is_closest):
                 asyncio.ensure_future(self._hand_over(node, key, record))
         self.router.add_contact(node)

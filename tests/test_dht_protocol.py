@@ -129,6 +129,8 @@ class TestHandlers:
         assert protocol.rpc_holders(sender, bytes([1] * 20), "not bytes") is None
         assert protocol.rpc_announce(sender, bytes([1] * 20), bytes([7] * 20), [1, 2]) is False
         assert protocol.rpc_store(sender, bytes([1] * 20), bytes([7] * 20), b"v") is False
+        assert protocol.rpc_ping(sender, 12345) is None
+        assert protocol.rpc_find_node(sender, bytes([1] * 20), b"short") is None
         assert protocol.storage.get(bytes([7] * 20)) is None
 
     async def test_rpc_timeout_is_the_one_given(self) -> None:
