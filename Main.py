@@ -1,0 +1,66 @@
+"""Start a node: `python3 Main.py [--dht] [--port P] [--host ADDR] [--shared DIR] [--name NAME]
+[--peer HOST:PORT]... [--no-discovery] [--interval SECONDS] [-v]`.
+
+Argument parsing only; the node itself is overlay.node.Node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from overlay.config import Settings, parse_args
+from overlay.identity import IdentityError
+from overlay.node import Node
+from overlay.prompt import Console, run_console, stdin_lines
+
+log = logging.getLogger("lanshare")
+
+
+def setup_logging(verbose: int) -> None:
+    """Quiet by default (warnings only); -v for progress, -vv for every frame."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("kademlia", "rpcudp"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose > 1 else logging.ERROR)
+
+
+async def run(settings: Settings) -> int:
+    """Run a node until `exit`, Ctrl-D at a terminal, Ctrl-C or SIGTERM; then leave the ring."""
+    node = Node(settings)
+    try:
+        await node.start()
+    except (OSError, IdentityError) as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        await node.close()
+        return 1
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    console = Console(node)
+    prompt = asyncio.ensure_future(run_console(console, stdin_lines(loop), sys.stdin.isatty()))
+    stop = asyncio.ensure_future(stopping.wait())
+    await asyncio.wait({prompt, stop}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (prompt, stop):
+        task.cancel()
+    console.say("leaving the ring...")
+    await node.leave()
+    console.say("bye")
+    return 0
+
+
+def main() -> None:
+    settings = parse_args()
+    setup_logging(settings.verbose)
+    sys.exit(asyncio.run(run(settings)))
+
+
+if __name__ == "__main__":
+    main()

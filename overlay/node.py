@@ -1,0 +1,243 @@
+"""The node as a whole: builds the ring, the sync engine, the holder index and discovery, and
+wires them (the one place where the packages meet, like wormhole's Boss).
+
+Ring changes flow to sync (who is my previous node, how to reach each owner) and to the DHT
+(whom to bootstrap from); sync's holdings flow to the DHT (announce, withdraw); the DHT answers
+sync's "who holds H?", nearest first by measured round-trip time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from typing import Callable
+
+from dht.index import Holder, HolderIndex
+from overlay.beacon import Discovery
+from overlay.config import DEFAULT_PORT, Settings
+from overlay.discovery import Interface, choose_interface, list_interfaces
+from overlay.identity import Identity, default_name, load_or_create
+from overlay.reports import files_text, holders_text, human_size, peers_text
+from ring.membership import Member, View
+from ring.server import FrameServer
+from ring.service import RingService
+from sync.engine import Peer, SyncEngine
+
+log = logging.getLogger(__name__)
+
+PEER_RETRY = 3.0
+"""How often configured peers outside the ring are contacted again (rings merge this way)."""
+
+
+class Node:
+    """One running host: `start`, then `leave` (graceful) or `close` (abrupt)."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.server: FrameServer | None = None
+        self.ring: RingService | None = None
+        self.sync: SyncEngine | None = None
+        self.index: HolderIndex | None = None
+        self.discovery: Discovery | None = None
+        self.identity: Identity | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._bootstrapped: set[tuple[str, int]] = set()
+        self._transfer_rtt: dict[str, float] = {}
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Bind, scan the shared folder, join a ring (or found one), and start every service."""
+        settings = self.settings
+        iface = self._interface()
+        host = settings.host or (iface.address if iface else "127.0.0.1")
+        bind = settings.host or "0.0.0.0"
+        self.server = FrameServer(bind, settings.port)
+        port = await self.server.start()
+        state_dir = settings.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.identity = load_or_create(state_dir, settings.name, default_name(host, port, DEFAULT_PORT))
+        me = Member(self.identity.key, self.identity.name, host, port)
+        if settings.dht:
+            self.index = HolderIndex(
+                hashlib.sha1(bytes.fromhex(me.key)).digest(), Holder(me.key, host, port)
+            )
+            await self.index.listen(port, bind)
+        self.sync = SyncEngine(
+            settings.shared.resolve(),
+            state_dir,
+            me.name,
+            interval=settings.interval,
+            concurrency=settings.concurrency,
+            locate=self._locate if self.index else None,
+        )
+        self.sync.record_rtt = self._record_transfer_rtt
+        for msg_type, handler in self.sync.routes():
+            self.server.route(msg_type, handler)
+        await self.sync.start()
+        if self.index is not None:
+            self.sync.add_holding_listener(self._on_holding)
+        self.ring = RingService(self.server, me)
+        self.ring.add_listener(self._on_view)
+        await self.ring.start(settings.peers)
+        self._on_view(self.ring.view)
+        if self.index is not None:
+            for sha256 in self.sync.held_hashes():
+                self._spawn(self.index.announce(sha256))
+        if settings.peers:
+            self._spawn(self._contact_peers())
+        if settings.discovery and iface is not None:
+            await self._start_discovery(iface)
+        log.info("node %r up on %s:%d, ring id %d", me.name, host, port, self.ring.my_id)
+
+    async def leave(self) -> None:
+        """Leave the ring gracefully (neighbours relink at once), then stop."""
+        if self.ring is not None:
+            try:
+                await self.ring.leave()
+            except Exception:
+                log.exception("leaving the ring failed; stopping anyway")
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop every service without telling anyone (what a crash looks like to peers)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.discovery is not None:
+            await self.discovery.stop()
+        if self.ring is not None:
+            await self.ring.crash()
+        if self.sync is not None:
+            await self.sync.stop()
+        if self.index is not None:
+            self.index.stop()
+        if self.server is not None:
+            await self.server.close()
+        await asyncio.sleep(0)  # kademlia frees its UDP port one loop step after stop()
+
+    # ----------------------------------------------------------------- wiring
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("background task failed: %r", task.exception())
+
+    def _on_view(self, view: View) -> None:
+        """A ring change: tell sync its new neighbour and owners, and the DHT whom to ask."""
+        assert self.ring is not None and self.sync is not None
+        me = self.ring.me
+        prev = view.prev_of(me.key)
+        peers = {m.name: Peer(m.name, m.host, m.port) for m in view.members if m.key != me.key}
+        self.sync.set_topology(Peer(prev.name, prev.host, prev.port) if prev else None, peers)
+        if self.index is not None:
+            fresh = [(m.host, m.port) for m in view.members if m.key != me.key]
+            fresh = [addr for addr in fresh if addr not in self._bootstrapped]
+            if fresh:
+                self._bootstrapped.update(fresh)
+                self._spawn(self._bootstrap(fresh))
+
+    async def _bootstrap(self, addrs: list[tuple[str, int]]) -> None:
+        assert self.index is not None and self.sync is not None
+        await self.index.bootstrap(addrs)
+        for sha256 in self.sync.held_hashes():
+            await self.index.announce(sha256)
+
+    def _on_holding(self, sha256: str, held: bool) -> None:
+        assert self.index is not None
+        self._spawn(self.index.announce(sha256) if held else self.index.withdraw(sha256))
+
+    def _record_transfer_rtt(self, name: str, seconds: float) -> None:
+        old = self._transfer_rtt.get(name)
+        self._transfer_rtt[name] = seconds if old is None else 0.8 * old + 0.2 * seconds
+
+    def rtt(self, member: Member) -> float | None:
+        """The best estimate of the round trip to a member: ring probes, else transfers."""
+        assert self.ring is not None
+        return self.ring.rtt.get(member.key, self._transfer_rtt.get(member.name))
+
+    async def _holders(self, sha256: str) -> list[Member]:
+        """Members of the ring that the index says hold `sha256`, nearest first."""
+        assert self.index is not None and self.ring is not None
+        view = self.ring.view
+        by_key = {m.key: m for m in view.members}
+        found = [by_key[h.holder_id] for h in await self.index.holders(sha256) if h.holder_id in by_key]
+        return sorted(found, key=lambda m: (self.rtt(m) is None, self.rtt(m) or 0.0, m.name))
+
+    async def _locate(self, sha256: str) -> list[Peer]:
+        assert self.ring is not None
+        return [
+            Peer(m.name, m.host, m.port)
+            for m in await self._holders(sha256)
+            if m.key != self.ring.me.key
+        ]
+
+    async def _contact_peers(self) -> None:
+        """Keep knocking on configured peers that are not in our ring, so split rings merge."""
+        assert self.ring is not None
+        while True:
+            members = {(m.host, m.port) for m in self.ring.view.members}
+            for host, port in self.settings.peers:
+                if (host, port) not in members:
+                    self.ring.contact(host, port)
+            await asyncio.sleep(PEER_RETRY)
+
+    def _interface(self) -> Interface | None:
+        try:
+            return choose_interface(list_interfaces(), self.settings.host)
+        except OSError as exc:
+            log.warning("cannot list network interfaces: %s", exc)
+            return None
+
+    async def _start_discovery(self, iface: Interface) -> None:
+        assert self.ring is not None
+        ring = self.ring
+        self.discovery = Discovery(
+            iface,
+            key=ring.me.key,
+            name=ring.me.name,
+            port=ring.me.port,
+            on_peer=ring.contact,
+            ring_id=lambda: ring.view.ring_id,
+            beacon_port=self.settings.beacon_port,
+        )
+        await self.discovery.start()
+
+    # ----------------------------------------------------------------- the prompt's commands
+
+    def peers_report(self) -> str:
+        assert self.ring is not None
+        view = self.ring.view
+        rtts = {m.key: r for m in view.members if (r := self.rtt(m)) is not None}
+        return peers_text(view, self.ring.me, rtts)
+
+    def files_report(self) -> str:
+        assert self.sync is not None and self.identity is not None
+        return files_text(self.sync.summary(), self.identity.name)
+
+    async def who_has(self, query: str) -> str:
+        """Holders of every file matching `query`, nearest first."""
+        if self.index is None:
+            return "who-has needs the holder index: start the node with --dht"
+        assert self.sync is not None and self.ring is not None
+        records = [r for r in self.sync.find(query) if not r.deleted]
+        if not records:
+            return f"no file matches {query!r} (see 'files')"
+        view = self.ring.view
+        answers = []
+        for record in records[:20]:
+            holders = await self._holders(record.sha256)
+            title = f"{record.owner}/{record.path}  sha256 {record.sha256}  {human_size(record.size)}"
+            rows = [(m, view.position(m.key), self.rtt(m)) for m in holders]
+            answers.append(holders_text(title, rows))
+        if len(records) > 20:
+            answers.append(f"... and {len(records) - 20} more matches; narrow the query")
+        return "\n".join(answers)

@@ -1,0 +1,120 @@
+"""Whole `python3 Main.py` processes, driven through standard input as an operator would."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.procs import NodeProcess, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def ring_size(answer: str) -> int:
+    match = re.search(r"ring: (\d+) node\(s\)", answer)
+    return int(match.group(1)) if match else 0
+
+
+def my_id(answer: str) -> int:
+    match = re.search(r"this node: id (\d+)", answer)
+    assert match, answer
+    return int(match.group(1))
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator:
+    started: list[NodeProcess] = []
+
+    def start(name: str, *extra: str) -> NodeProcess:
+        node = NodeProcess(tmp_path / name / "Shared", free_port(), "--name", name, *extra)
+        started.append(node)
+        banner = node.wait_prompt()
+        assert "Enter 'exit' to terminate the program." in banner
+        return node
+
+    yield start
+    for node in started:
+        node.stop()
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class TestProcesses:
+    def test_nodes_join_talk_and_leave_through_stdin(self, launch) -> None:
+        a = launch("alpha", "--interval", "0.5")
+        peer = f"127.0.0.1:{a.port}"
+        b = launch("bravo", "--peer", peer, "--interval", "0.5")
+        c = launch("charlie", "--peer", peer, "--interval", "0.5")
+        answer = a.poll_command("peers", lambda text: ring_size(text) == 3)
+        assert my_id(answer) == 0 and "'alpha'" in answer
+        assert {my_id(b.command("peers")), my_id(c.command("peers"))} == {1, 2}
+
+        payload = os.urandom(300_000) + b"\x00\r\n\xff"
+        (a.shared / "alpha" / "sub dir").mkdir(parents=True)
+        (a.shared / "alpha" / "sub dir" / "blob ü.bin").write_bytes(payload)
+        target = c.shared / "alpha" / "sub dir" / "blob ü.bin"
+        deadline = time.monotonic() + 30
+        while not (target.exists() and target.read_bytes() == payload):
+            assert time.monotonic() < deadline, "the file never reached charlie"
+            time.sleep(0.1)
+        assert "alpha: 1 file(s)" in c.command("files")
+
+        assert b.exit() == 0
+        answer = a.poll_command("peers", lambda text: ring_size(text) == 2)
+        assert my_id(c.command("peers")) == 1
+
+        assert a.exit() == 0
+        answer = c.poll_command("peers", lambda text: ring_size(text) == 1)
+        assert my_id(answer) == 0
+
+    def test_kill_9_of_node_0_heals_and_a_newcomer_joins(self, launch) -> None:
+        a = launch("alpha")
+        b = launch("bravo", "--peer", f"127.0.0.1:{a.port}")
+        c = launch("charlie", "--peer", f"127.0.0.1:{a.port}")
+        b.poll_command("peers", lambda text: ring_size(text) == 3)
+        a.kill()
+        start = time.monotonic()
+        answer = b.poll_command("peers", lambda text: ring_size(text) == 2, timeout=20)
+        healed = time.monotonic() - start
+        assert my_id(answer) == 0, answer
+        assert healed < 15
+        d = launch("delta", "--peer", f"127.0.0.1:{c.port}")
+        answer = d.poll_command("peers", lambda text: ring_size(text) == 3)
+        assert my_id(answer) == 2
+
+    def test_who_has_typed_at_a_dht_node(self, launch) -> None:
+        a = launch("alpha", "--dht", "--interval", "0.5")
+        b = launch("bravo", "--dht", "--peer", f"127.0.0.1:{a.port}", "--interval", "0.5")
+        (a.shared / "alpha").mkdir(parents=True, exist_ok=True)
+        (a.shared / "alpha" / "report.pdf").write_bytes(b"%PDF-1.4 not really\n" * 100)
+        digest = sha256_of(a.shared / "alpha" / "report.pdf")
+        answer = b.poll_command(
+            "who-has report.pdf",
+            lambda text: "alpha " in text and "bravo " in text,
+            timeout=40,
+        )
+        assert digest in answer
+        assert "alpha/report.pdf" in answer
+        assert f"127.0.0.1:{a.port}" in answer and f"127.0.0.1:{b.port}" in answer
+        assert "no file matches" in b.command("who-has nothing-like-this")
+
+    def test_who_has_without_dht_says_so(self, launch) -> None:
+        a = launch("alpha")
+        assert "start the node with --dht" in a.command("who-has anything")
+
+    def test_a_second_node_on_a_taken_port_fails_clearly(self, launch, tmp_path: Path) -> None:
+        a = launch("alpha")
+        clash = NodeProcess(tmp_path / "clash", a.port, "--name", "clash")
+        try:
+            assert clash.proc.wait(20) == 1
+            assert "cannot start" in clash.errors and "Traceback" not in clash.errors
+        finally:
+            clash.stop()
