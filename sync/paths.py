@@ -69,21 +69,43 @@ def confine(root: Path, owner: str, path: str) -> Path:
     Raises:
         UnsafePath: a bad name, a symlink on the way, or a file where a folder should be.
     """
-    check_owner(owner)
-    check_relpath(path)
-    current = root
-    parts = [owner, *path.split("/")]
-    for index, part in enumerate(parts):
-        current = current / part
-        try:
-            st = os.lstat(current)
-        except FileNotFoundError:
-            break
-        if stat.S_ISLNK(st.st_mode):
-            raise UnsafePath(f"symlink on the way: {owner}/{path}")
-        if index < len(parts) - 1 and not stat.S_ISDIR(st.st_mode):
-            raise UnsafePath(f"not a directory on the way: {owner}/{path}")
-    return root / owner / path
+    return Confiner(root)(owner, path)
+
+
+class Confiner:
+    """`confine` for many names at once: folders already found real are not lstat'ed again.
+
+    Make a fresh one per batch or round (it remembers folders only for its own short life).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._dirs: set[str] = set()
+
+    def __call__(self, owner: str, path: str) -> Path:
+        """Confine one name (see `confine`)."""
+        check_owner(owner)
+        check_relpath(path)
+        parts = [owner, *path.split("/")]
+        current = self.root
+        key = ""
+        for index, part in enumerate(parts):
+            current = current / part
+            key = f"{key}/{part}"
+            last = index == len(parts) - 1
+            if not last and key in self._dirs:
+                continue
+            try:
+                st = os.lstat(current)
+            except FileNotFoundError:
+                break
+            if stat.S_ISLNK(st.st_mode):
+                raise UnsafePath(f"symlink on the way: {owner}/{path}")
+            if not last:
+                if not stat.S_ISDIR(st.st_mode):
+                    raise UnsafePath(f"not a directory on the way: {owner}/{path}")
+                self._dirs.add(key)
+        return self.root / owner / path
 
 
 def make_parents(root: Path, target: Path) -> None:

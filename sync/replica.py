@@ -26,7 +26,7 @@ from sync.errors import SyncError
 from sync.holdings import Holdings
 from sync.manifest import FileRecord, Need, Peer, entry_to_record, plan, sources, supersedes
 from sync.messages import BATCH_MAX_BYTES, BATCH_MAX_FILES, PAGE_LIMIT, SMALL_FILE, ManifestData, ManifestRequest
-from sync.paths import confine
+from sync.paths import Confiner, confine
 from sync.scanner import Hasher
 from sync.serve import Server
 from sync.state import State
@@ -68,6 +68,7 @@ class Replicator:
         self._slots = asyncio.Semaphore(concurrency)
         self._prev_holds: dict[tuple[str, str], tuple[int, bool]] = {}
         self._haves: dict[tuple[str, str], str | None] = {}
+        self._confine = Confiner(root)
 
     async def pull(self, prev: Peer | None, peers: dict[str, Peer], timeout: float) -> int:
         """One round: merge prev's manifest delta, then meet every need; returns files changed."""
@@ -86,6 +87,7 @@ class Replicator:
         fetches = [n.record for n in needs if n.kind == "fetch"]
         here = self.state.cache_by_hashes({rec.sha256 for rec in fetches})
         remote: list[FileRecord] = []
+        self._confine = Confiner(self.root)
         for rec in fetches:
             done = await self._guarded(self.satisfy_locally(rec, rec.sha256 in here))
             if done < 0:
@@ -188,7 +190,7 @@ class Replicator:
         local file with the same content elsewhere is copied (`copyable`: the hash cache knows
         a file with that content, checked again here).
         """
-        target = confine(self.root, rec.owner, rec.path)
+        target = self._confine(rec.owner, rec.path)
         have = self._haves.get((rec.owner, rec.path))
         current = await self.current_hash(rec.owner, rec.path, target)
         if current == rec.sha256:

@@ -28,7 +28,7 @@ from sync.messages import (
     ManifestData,
     ManifestRequest,
 )
-from sync.paths import confine
+from sync.paths import Confiner, confine
 from sync.state import State
 from sync.transfer import send_batch, send_body
 
@@ -133,6 +133,7 @@ class Server:
         if len(msg.files) > BATCH_MAX_FILES:
             raise BadRequest(f"BATCH of {len(msg.files)} files exceeds {BATCH_MAX_FILES}")
         asked: list[tuple[str, tuple[str, Path] | None]] = []
+        confined = Confiner(self.root)
         for item in msg.files:
             if not isinstance(item, dict):
                 raise BadRequest("BATCH item is not a map")
@@ -141,7 +142,7 @@ class Server:
                 raise BadRequest("BATCH item lacks sha256, owner or path")
             if not is_sha256(sha):
                 raise BadRequest("BATCH item sha256 must be 64 lowercase hex digits")
-            asked.append((sha, (f"{owner}/{path}", confine(self.root, owner, path))))
+            asked.append((sha, (f"{owner}/{path}", confined(owner, path))))
         wanted: list[tuple[str, Path | None, int]] = []
         budget = BATCH_MAX_BYTES
         for (sha, _prefer), found in zip(asked, self.local_files(asked)):
