@@ -22,8 +22,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -44,7 +44,7 @@ def write_big(path: Path, mib: int) -> None:
 def serve_once(payload: Callable[[socket.socket], None]) -> int:
     """A one-shot loopback listener whose accepted socket is handed to `payload` in a thread."""
     listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
+    port: int = listener.getsockname()[1]
 
     def run() -> None:
         conn, _ = listener.accept()

@@ -13,8 +13,8 @@ import asyncio
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ring.server import Handler
 from ring.wire import Message
@@ -60,8 +60,17 @@ class SyncEngine:
         self.server = Server(self.root, self.state)
         self.receiver = Receiver(self.root / TMP_DIR, timeout)
         self.replicator = Replicator(
-            self.root, self.state_dir / "trash", self.name, self.state, self.hasher,
-            self.server, self.receiver, self.holdings, concurrency, locate, self._rtt,
+            self.root,
+            self.state_dir / "trash",
+            self.name,
+            self.state,
+            self.hasher,
+            self.server,
+            self.receiver,
+            self.holdings,
+            concurrency,
+            locate,
+            self._rtt,
         )
         self._prev: Peer | None = None
         self._peers: dict[str, Peer] = {}
@@ -144,7 +153,10 @@ class SyncEngine:
         return self.holdings.hashes()
 
     def add_holding_listener(self, cb: Callable[[str, bool], None]) -> None:
-        """cb(sha256, True) when this node starts holding a hash, (sha256, False) when it drops it."""
+        """Call cb(sha256, True) when this node starts holding a hash, (sha256, False) on drop.
+
+        Listeners hear changes from now on; `held_hashes()` gives the current set.
+        """
         self.holdings.listen(cb)
 
     def _rtt(self, peer: str, seconds: float) -> None:
@@ -167,7 +179,9 @@ class SyncEngine:
         on_disk = await asyncio.to_thread(walk, own)
         prefix = self.name + "/"
         cache = self.state.cached(prefix)
-        stale = [rel for rel, st in on_disk.items() if (cache.get(prefix + rel) or (0, 0, ""))[:2] != st]
+        stale = [
+            rel for rel, st in on_disk.items() if (cache.get(prefix + rel) or (0, 0, ""))[:2] != st
+        ]
         hashed = await self.hasher.hash_many(own, stale)
         scanned: dict[str, tuple[int, int, str]] = {}
         for rel, (size, mtime_ns) in on_disk.items():
@@ -194,7 +208,12 @@ class SyncEngine:
             if old is not None and not old.deleted:
                 self.holdings.drop(old.sha256)
         if changes:
-            log.info("%s: %d changes in own folder, now at seq %d", self.name, len(changes), changes[-1].seq)
+            log.info(
+                "%s: %d changes in own folder, now at seq %d",
+                self.name,
+                len(changes),
+                changes[-1].seq,
+            )
         return len(changes)
 
     def _check_replicas(self) -> None:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
 
 class Holdings:
-    """A multiset of held hashes; listeners hear (sha256, True) on 0->1 and (sha256, False) on 1->0."""
+    """A multiset of held hashes; listeners hear (sha, True) on 0->1 and (sha, False) on 1->0."""
 
     def __init__(self) -> None:
         self._counts: Counter[str] = Counter()

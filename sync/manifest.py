@@ -12,8 +12,9 @@ holds bytes there (`plan`). Sources for a fetch are ordered by `sources`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ring.errors import BadRequest
 from sync.paths import check_owner, check_relpath
@@ -89,6 +90,8 @@ def entry_to_record(entry: Any) -> tuple[FileRecord, bool]:
     size, mtime_ns, seq = entry.get("size"), entry.get("mtime_ns"), entry.get("seq")
     if not (isinstance(owner, str) and isinstance(path, str) and isinstance(sha, str)):
         raise BadRequest("manifest entry lacks owner, path or sha256")
+    if not (isinstance(size, int) and isinstance(mtime_ns, int) and isinstance(seq, int)):
+        raise BadRequest("manifest entry has a bad size, mtime_ns or seq")
     if not (_is_int(size) and _is_int(mtime_ns) and _is_int(seq)) or size < 0 or seq < 1:
         raise BadRequest("manifest entry has a bad size, mtime_ns or seq")
     deleted = bool(entry.get("deleted", False))

@@ -5,6 +5,8 @@ Field layouts and limits are described in docs/protocol-sync.md; keep the two in
 
 from __future__ import annotations
 
+from typing import Any
+
 from ring.wire import Message, message
 
 PAGE_LIMIT = 2000
@@ -20,18 +22,18 @@ SMALL_FILE = 64 * 1024
 class ManifestRequest(Message):
     """Ask for every record with seq > since[owner] (owners not named: since 0), one page."""
 
-    since: dict
+    since: dict[str, Any]
     limit: int = PAGE_LIMIT
-    cursor: list | None = None
+    cursor: list[Any] | None = None
 
 
 @message("MANIFEST_DATA")
 class ManifestData(Message):
     """One page of records in (owner, seq) order; `cursor` asks for the next when `more`."""
 
-    entries: list
+    entries: list[Any]
     more: bool = False
-    cursor: list | None = None
+    cursor: list[Any] | None = None
 
 
 @message("FILE")
@@ -59,12 +61,11 @@ class FileData(Message):
 class BatchRequest(Message):
     """Ask for many small files at once: each item is {"sha256", "owner", "path"}."""
 
-    files: list
+    files: list[Any]
 
 
 @message("BATCH_DATA")
 class BatchData(Message):
-    """Header of a batch: per item {"sha256", "size"} (size -1: not held), then bodies back to back."""
+    """Header of a batch: per item {"sha256", "size"} (-1: not held); bodies follow back to back."""
 
-    items: list
-
+    items: list[Any]

@@ -17,15 +17,23 @@ import os
 import shutil
 import stat
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable, Protocol
+from typing import Protocol
 
 from ring.errors import PeerUnreachable, RemoteError, RemoteProtocolError
 from ring.wire import close_stream, exchange, expect, open_stream
 from sync.errors import SyncError
 from sync.holdings import Holdings
-from sync.manifest import FileRecord, Need, Peer, entry_to_record, plan, sources, supersedes
-from sync.messages import BATCH_MAX_BYTES, BATCH_MAX_FILES, PAGE_LIMIT, SMALL_FILE, ManifestData, ManifestRequest
+from sync.manifest import FileRecord, Peer, entry_to_record, plan, sources, supersedes
+from sync.messages import (
+    BATCH_MAX_BYTES,
+    BATCH_MAX_FILES,
+    PAGE_LIMIT,
+    SMALL_FILE,
+    ManifestData,
+    ManifestRequest,
+)
 from sync.paths import Confiner, confine
 from sync.scanner import Hasher
 from sync.serve import Server
@@ -39,7 +47,7 @@ MAX_PAGES = 100_000
 
 
 class Locate(Protocol):
-    """"Who holds hash H?", nearest first; the DHT implements it."""
+    """ "Who holds hash H?", nearest first; the DHT implements it."""
 
     async def __call__(self, sha256_hex: str) -> list[Peer]: ...
 
@@ -104,7 +112,9 @@ class Replicator:
             cursor: list | None = None  # type: ignore[type-arg]
             for _ in range(MAX_PAGES):
                 reply = expect(
-                    await exchange(reader, writer, ManifestRequest(since, PAGE_LIMIT, cursor), timeout),
+                    await exchange(
+                        reader, writer, ManifestRequest(since, PAGE_LIMIT, cursor), timeout
+                    ),
                     ManifestData,
                 )
                 self._merge(prev, reply.entries)
@@ -220,7 +230,7 @@ class Replicator:
         results = await asyncio.to_thread(place_many, self.root, moves)
         landed = 0
         with self.state.transaction():
-            for rec, error in zip(recs, results):
+            for rec, error in zip(recs, results, strict=True):
                 if error is not None:
                     log.error("cannot place %s/%s (will retry): %s", rec.owner, rec.path, error)
                     continue
@@ -237,7 +247,9 @@ class Replicator:
         if old_have is not None:
             self.holdings.drop(old_have)
 
-    async def _sources(self, rec: FileRecord, prev: Peer | None, peers: dict[str, Peer]) -> list[Peer]:
+    async def _sources(
+        self, rec: FileRecord, prev: Peer | None, peers: dict[str, Peer]
+    ) -> list[Peer]:
         located: list[Peer] = []
         if self.locate is not None:
             try:
@@ -248,7 +260,9 @@ class Replicator:
         prev_holds = seq_held is not None and seq_held == (rec.seq, True)
         return sources(located, prev, prev_holds, peers.get(rec.owner), self.name)
 
-    async def download(self, recs: list[FileRecord], prev: Peer | None, peers: dict[str, Peer]) -> int:
+    async def download(
+        self, recs: list[FileRecord], prev: Peer | None, peers: dict[str, Peer]
+    ) -> int:
         """Fetch every record over the network: small ones batched per first source."""
         plans = [(rec, await self._sources(rec, prev, peers)) for rec in recs]
         batches: dict[Peer, list[tuple[FileRecord, list[Peer]]]] = {}
@@ -299,6 +313,8 @@ class Replicator:
             again = [peer]  # it may still serve them singly (a peer without BATCH, say)
         landed = await self.install([(recs[i], tmp) for i, tmp in got.items()])
         rest = [
-            self.fetch_one(rec, order[1:] + again) for i, (rec, order) in enumerate(items) if i not in got
+            self.fetch_one(rec, order[1:] + again)
+            for i, (rec, order) in enumerate(items)
+            if i not in got
         ]
         return landed + sum(await asyncio.gather(*(self._guarded(j) for j in rest)))

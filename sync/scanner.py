@@ -14,8 +14,8 @@ import os
 import stat
 from pathlib import Path
 
-from sync.paths import check_relpath
 from sync.errors import UnsafePath
+from sync.paths import check_relpath
 
 log = logging.getLogger(__name__)
 

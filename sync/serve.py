@@ -99,15 +99,19 @@ class Server:
             since[owner] = seq
         cursor: tuple[str, int] | None = None
         if msg.cursor is not None:
-            if len(msg.cursor) != 2 or not isinstance(msg.cursor[0], str) or not isinstance(
-                msg.cursor[1], int
+            if (
+                len(msg.cursor) != 2
+                or not isinstance(msg.cursor[0], str)
+                or not isinstance(msg.cursor[1], int)
             ):
                 raise BadRequest("MANIFEST.cursor must be [owner, seq]")
             cursor = (msg.cursor[0], msg.cursor[1])
         limit = max(1, min(msg.limit, PAGE_LIMIT))
         rows, next_cursor = self.state.page(since, cursor, limit)
         entries = [record_to_entry(rec, held) for rec, held in rows]
-        return ManifestData(entries, next_cursor is not None, list(next_cursor) if next_cursor else None)
+        return ManifestData(
+            entries, next_cursor is not None, list(next_cursor) if next_cursor else None
+        )
 
     async def on_file(self, msg: Message, conn: Connection) -> None:
         """Send FILE_DATA and the body, or refuse: bad_path, not_found, stale, bad_request."""
@@ -145,7 +149,7 @@ class Server:
             asked.append((sha, (f"{owner}/{path}", confined(owner, path))))
         wanted: list[tuple[str, Path | None, int]] = []
         budget = BATCH_MAX_BYTES
-        for (sha, _prefer), found in zip(asked, self.local_files(asked)):
+        for (sha, _prefer), found in zip(asked, self.local_files(asked), strict=True):
             if found is None or found[1] > budget:
                 wanted.append((sha, None, 0))
                 continue

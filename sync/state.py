@@ -16,8 +16,8 @@ I/O happen elsewhere). Tables:
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from sync.manifest import FileRecord
 
@@ -94,7 +94,8 @@ class State:
             chunk = pending[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT sha256, rel, size, mtime_ns FROM hash_cache WHERE sha256 IN ({marks})", chunk
+                f"SELECT sha256, rel, size, mtime_ns FROM hash_cache WHERE sha256 IN ({marks})",
+                chunk,
             )
             for sha, rel, size, mtime_ns in rows:
                 found.setdefault(sha, []).append((rel, size, mtime_ns))
@@ -159,7 +160,9 @@ class State:
         Returns:
             (record, held) pairs, and the cursor of the next page (None when this is the last).
         """
-        owners = [r[0] for r in self._db.execute("SELECT DISTINCT owner FROM records ORDER BY owner")]
+        owners = [
+            r[0] for r in self._db.execute("SELECT DISTINCT owner FROM records ORDER BY owner")
+        ]
         out: list[tuple[FileRecord, bool]] = []
         for owner in owners:
             floor = since.get(owner, 0)

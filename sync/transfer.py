@@ -149,7 +149,7 @@ class Receiver:
             header = _exchange(sock, BatchRequest(items))
             if not isinstance(header, BatchData) or len(header.items) != len(recs):
                 raise MalformedFrame(f"{peer.name} answered a batch of the wrong shape")
-            for index, (item, rec) in enumerate(zip(header.items, recs)):
+            for index, (item, rec) in enumerate(zip(header.items, recs, strict=True)):
                 size = item.get("size") if isinstance(item, dict) else None
                 if not isinstance(size, int) or size < 0:
                     continue
@@ -180,7 +180,7 @@ class Receiver:
         """fsync many small temp files at once: parallel fsyncs share journal commits, so 5,000
         files cost about what 100 cost one after another. A file that fails is left out."""
         results = list(self._fsyncer.map(_fsync_path, temps.values()))
-        for index, error in zip(list(temps), results):
+        for index, error in zip(list(temps), results, strict=True):
             if error is not None:
                 log.error("cannot fsync %s (will retry): %s", temps[index], error)
                 temps.pop(index).unlink(missing_ok=True)
@@ -210,7 +210,7 @@ def _exchange(sock: socket.socket, msg: Message) -> Message:
     return reply
 
 
-def _stream(sock: socket.socket, f: "object", size: int) -> "hashlib._Hash":
+def _stream(sock: socket.socket, f: object, size: int) -> hashlib._Hash:
     """Copy exactly `size` bytes from the socket to the file, hashing them."""
     digest = hashlib.sha256()
     buf = bytearray(CHUNK)
@@ -240,10 +240,12 @@ def _fsync_path(path: Path) -> OSError | None:
 
 
 def _finish(
-    f: "object", tmp: Path, digest: "hashlib._Hash", rec: FileRecord, sync: bool = True
+    f: object, tmp: Path, digest: hashlib._Hash, rec: FileRecord, sync: bool = True
 ) -> None:
     if digest.hexdigest() != rec.sha256:
-        raise HashMismatch(f"{rec.owner}/{rec.path}: got {digest.hexdigest()[:12]}, want {rec.sha256[:12]}")
+        raise HashMismatch(
+            f"{rec.owner}/{rec.path}: got {digest.hexdigest()[:12]}, want {rec.sha256[:12]}"
+        )
     f.flush()  # type: ignore[attr-defined]
     os.utime(tmp, ns=(rec.mtime_ns, rec.mtime_ns))
     if sync:

@@ -10,9 +10,9 @@ import asyncio
 import hashlib
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from ring.server import FrameServer
 from sync.engine import Peer, SyncEngine

@@ -33,7 +33,13 @@ class TestPaging:
         state = State(tmp_path)
         fill(state)
         page, cursor = state.page({"a": 4, "b": 3, "c": 0}, None, 100)
-        assert [(r.owner, r.seq) for r, _ in page] == [("a", 5), ("c", 1), ("c", 2), ("c", 3), ("c", 4)]
+        assert [(r.owner, r.seq) for r, _ in page] == [
+            ("a", 5),
+            ("c", 1),
+            ("c", 2),
+            ("c", 3),
+            ("c", 4),
+        ]
         assert cursor is None
 
     def test_held_flag_follows_have(self, tmp_path: Path) -> None:

@@ -30,11 +30,20 @@ def png(width: int, height: int) -> bytes:
     """A valid RGB PNG: signature, IHDR, one zlib IDAT, IEND, each with its CRC."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
-    rows = b"".join(b"\x00" + bytes((x * 7 + y) % 256 for x in range(width * 3)) for y in range(height))
+    rows = b"".join(
+        b"\x00" + bytes((x * 7 + y) % 256 for x in range(width * 3)) for y in range(height)
+    )
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def write(path: Path, data: bytes) -> None:
@@ -59,7 +68,10 @@ async def test_four_nodes_converge_on_a_mixed_set(tmp_path: Path) -> None:
     write(a / "empty", b"")
     write(a / "deep" / "er" / "still" / "empty too", b"")
     for i in range(3000):
-        write(b / f"d{i % 10}" / f"e{i % 7}" / f"f{i % 3}" / f"small {i}.dat", rnd.randbytes(rnd.randint(1, 4096)))
+        write(
+            b / f"d{i % 10}" / f"e{i % 7}" / f"f{i % 3}" / f"small {i}.dat",
+            rnd.randbytes(rnd.randint(1, 4096)),
+        )
     for size in (1, 4095, 65536, 65537, 3_000_001):
         write(c / "sizes" / f"{size}.bin", rnd.randbytes(size))
     write(c / "ünïcødé 日本語" / "naïve café.txt", "grüße".encode())

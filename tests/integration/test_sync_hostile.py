@@ -71,18 +71,26 @@ class TestHostileRequests:
             await request(node.peer.host, node.peer.port, FileRequest(sha(SECRET), owner, path))
         assert err.value.code == "bad_path"
         with pytest.raises(RemoteError):
-            await request(node.peer.host, node.peer.port, BatchRequest([{"sha256": sha(SECRET), "owner": owner, "path": path}]))
+            await request(
+                node.peer.host,
+                node.peer.port,
+                BatchRequest([{"sha256": sha(SECRET), "owner": owner, "path": path}]),
+            )
         await self.assert_still_serving(node)
 
     async def test_content_not_held_gets_not_found(self, node: SyncNode) -> None:
         with pytest.raises(RemoteError) as err:
-            await request(node.peer.host, node.peer.port, FileRequest(sha(SECRET), "victim", "fine.txt"))
+            await request(
+                node.peer.host, node.peer.port, FileRequest(sha(SECRET), "victim", "fine.txt")
+            )
         assert err.value.code == "not_found"
 
     async def test_a_file_changed_since_hashing_is_not_served(self, node: SyncNode) -> None:
         (node.own / "fine.txt").write_bytes(b"changed")
         with pytest.raises(RemoteError) as err:
-            await request(node.peer.host, node.peer.port, FileRequest(sha(b"fine"), "victim", "fine.txt"))
+            await request(
+                node.peer.host, node.peer.port, FileRequest(sha(b"fine"), "victim", "fine.txt")
+            )
         assert err.value.code == "stale"
 
     async def assert_still_serving(self, node: SyncNode) -> None:
@@ -101,7 +109,10 @@ async def test_a_hostile_manifest_writes_nothing_outside_and_good_entries_apply(
     good = b"good bytes"
     tmp_target = f"/tmp/lanshare-hostile-{uuid.uuid4().hex}"
     bad_paths = ["../x", tmp_target, "a/../../x", "../../outside/secret", "sub/../../y", ""]
-    entries = [record_to_entry(FileRecord("evil", p, len(good), 0, sha(good), i + 1, False), True) for i, p in enumerate(bad_paths)]
+    entries = [
+        record_to_entry(FileRecord("evil", p, len(good), 0, sha(good), i + 1, False), True)
+        for i, p in enumerate(bad_paths)
+    ]
     entries += [
         record_to_entry(FileRecord("..", "x", len(good), 0, sha(good), 1, False), True),
         record_to_entry(FileRecord(".lanshare-tmp", "x", len(good), 0, sha(good), 1, False), True),
