@@ -111,7 +111,7 @@ class Leader:
         svc = self.svc
         async with self._lock:
             suspects = [m for m in svc.view.members if m.key in dead and m.key != svc.me.key]
-            pongs = await asyncio.gather(*(svc.ping(m, 2 * svc.probe_timeout) for m in suspects))
+            pongs = await asyncio.gather(*(svc.ping(m, svc.probe_timeout) for m in suspects))
             view = svc.view
             confirmed = {
                 m.key for m, pong in zip(suspects, pongs) if pong is None or pong.ring_id != view.ring_id

@@ -265,8 +265,10 @@ class RingService:
     # -- heartbeat and failure reports --------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
+        """Beat every `heartbeat` seconds, start to start, so a slow probe does not stretch it."""
         tick = 0
-        while True:
+        while self.status not in (Status.LEFT, Status.CRASHED):
+            began = self.clock()
             if self.status is Status.MEMBER:
                 if tick % CONTACT_EVERY == 0:
                     addresses = {m.address for m in self.view.members}
@@ -275,7 +277,7 @@ class RingService:
                             self.contact(host, port)
                 await self._beat()
             tick += 1
-            await asyncio.sleep(self.heartbeat)
+            await asyncio.sleep(max(0.0, self.heartbeat - (self.clock() - began)))
 
     async def _beat(self) -> None:
         """Ping the next member not suspected; on its last allowed miss, check the successors."""
@@ -330,7 +332,8 @@ class RingService:
                 reply: Message = await self._leader.remove_failed(dead)
             else:
                 try:
-                    reply = await request(leader.host, leader.port, Fail(self.me.key, sorted(dead)), self.timeout)
+                    msg = Fail(self.me.key, sorted(dead))
+                    reply = await request(leader.host, leader.port, msg, 3 * self.probe_timeout)
                 except PeerUnreachable:
                     dead.add(leader.key)
                     continue
@@ -449,8 +452,14 @@ class RingService:
             log.error("%s: ring task failed", self.me.name, exc_info=task.exception())
 
     async def _stop(self) -> None:
+        """Cancel every task of this service and wait until each has ended.
+
+        Cancelling again matters: `ring.wire.close_stream` swallows a CancelledError that lands
+        in `wait_closed`, so one cancel can be lost if it arrives while a request is closing.
+        """
         current = asyncio.current_task()
-        tasks = [t for t in self._tasks if t is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        pending = {t for t in self._tasks if t is not current}
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.1)
