@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from ring.errors import RemoteProtocolError
 from ring.server import Handler
 from ring.wire import Message
 from sync.holdings import Holdings
@@ -183,14 +184,17 @@ class SyncEngine:
             rel for rel, st in on_disk.items() if (cache.get(prefix + rel) or (0, 0, ""))[:2] != st
         ]
         hashed = await self.hasher.hash_many(own, stale)
+        known = self.state.records_of(self.name)
         scanned: dict[str, tuple[int, int, str]] = {}
         for rel, (size, mtime_ns) in on_disk.items():
+            old = known.get(rel)
             if rel in hashed:
                 sha, size, mtime_ns = hashed[rel]
                 scanned[rel] = (size, mtime_ns, sha)
             elif rel not in stale:
                 scanned[rel] = (size, mtime_ns, cache[prefix + rel][2])
-        known = self.state.records_of(self.name)
+            elif old is not None and not old.deleted:
+                scanned[rel] = (old.size, old.mtime_ns, old.sha256)  # unreadable: not a delete
         changes = own_changes(known, scanned, self.name, self.state.counter(self.name))
         with self.state.transaction():
             for rel, (sha, size, mtime_ns) in hashed.items():
@@ -224,7 +228,7 @@ class SyncEngine:
                     continue
                 try:
                     present = os.path.isfile(confine(self.root, owner, path))
-                except Exception:
+                except (OSError, RemoteProtocolError):
                     present = False
                 if not present:
                     self.state.set_have(owner, path, None)

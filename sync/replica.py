@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 FETCH_ERRORS = (PeerUnreachable, RemoteError, RemoteProtocolError, SyncError)
 MAX_PAGES = 100_000
+LOCATE_CONCURRENCY = 16
+"""Holder lookups in flight at once (a DHT lookup is a few UDP round trips)."""
 
 
 class Locate(Protocol):
@@ -190,6 +192,7 @@ class Replicator:
         self._haves[(rec.owner, rec.path)] = None
         if have is not None:
             self.holdings.drop(have)
+        await asyncio.to_thread(_prune, self.root / rec.owner, target.parent)
         log.info("deleted %s/%s (seq %d)", rec.owner, rec.path, rec.seq)
         return 1
 
@@ -264,7 +267,13 @@ class Replicator:
         self, recs: list[FileRecord], prev: Peer | None, peers: dict[str, Peer]
     ) -> int:
         """Fetch every record over the network: small ones batched per first source."""
-        plans = [(rec, await self._sources(rec, prev, peers)) for rec in recs]
+        lookups = asyncio.Semaphore(LOCATE_CONCURRENCY)
+
+        async def plan_one(rec: FileRecord) -> tuple[FileRecord, list[Peer]]:
+            async with lookups:
+                return rec, await self._sources(rec, prev, peers)
+
+        plans = await asyncio.gather(*(plan_one(rec) for rec in recs))
         batches: dict[Peer, list[tuple[FileRecord, list[Peer]]]] = {}
         jobs: list[Awaitable[int]] = []
         for rec, order in plans:
@@ -318,3 +327,13 @@ class Replicator:
             if i not in got
         ]
         return landed + sum(await asyncio.gather(*(self._guarded(j) for j in rest)))
+
+
+def _prune(top: Path, folder: Path) -> None:
+    """Remove folders left empty by a delete, up to (not including) the owner folder."""
+    while folder != top and top in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent

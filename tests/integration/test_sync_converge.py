@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import struct
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from sync.engine import Peer
 from tests.sync_harness import (
     converged,
     make_node,
@@ -173,3 +175,40 @@ async def test_a_replica_deleted_while_down_is_fetched_again(tmp_path: Path) -> 
         assert await pull_until(again, 10) == 1
     finally:
         await stop_all(again)
+
+
+async def test_located_holders_are_asked_first_and_listeners_hear_holdings(
+    tmp_path: Path,
+) -> None:
+    located: list[Peer] = []
+
+    async def locate(sha256_hex: str) -> list[Peer]:
+        return located
+
+    owner = await make_node(tmp_path, "node0")
+    holder = await make_node(tmp_path, "node1")
+    fetcher = await make_node(tmp_path, "node2", locate=locate)
+    nodes = [owner, holder, fetcher]
+    located.append(holder.peer)
+    body = os.urandom(300_000)
+    write(owner.own / "shared.bin", body)
+    served_by: list[str] = []
+    events: list[tuple[str, bool]] = []
+    fetcher.engine.record_rtt = lambda peer, seconds: served_by.append(peer)
+    fetcher.engine.add_holding_listener(lambda sha, held: events.append((sha, held)))
+    await start_all(nodes)
+    try:
+        holder.engine.set_topology(owner.peer, {})
+        assert await holder.engine.pull_once() == 1
+        fetcher.engine.set_topology(owner.peer, {n.peer.name: n.peer for n in nodes})
+        assert await fetcher.engine.pull_once() == 1
+        assert served_by == ["node1"]
+        sha = hashlib.sha256(body).hexdigest()
+        assert events == [(sha, True)]
+        (owner.own / "shared.bin").unlink()
+        assert await owner.engine.rescan() == 1
+        assert await fetcher.engine.pull_once() == 1
+        assert events == [(sha, True), (sha, False)]
+        assert fetcher.engine.held_hashes() == set()
+    finally:
+        await stop_all(nodes)
