@@ -1,9 +1,10 @@
 """The ring's asyncio shell: a node's membership over a shared FrameServer.
 
 `RingService` holds this node's view and status and moves the decisions of
-`ring/membership.py` and `ring/failure.py` over the wire. It joins (following REDIRECTs),
-leads when it is members[0] (`ring/leader.py`), pings its next, reports the dead, answers
-merge probes, and re-joins when a view leaves it out. The server belongs to the caller: this
+`ring/membership.py` over the wire. It joins (following REDIRECTs), adopts newer views (UPDATE,
+or a PONG that carries one), answers PING, and re-joins when a view leaves it out. Its parts:
+`ring/leader.py` (changes made as members[0]), `ring/heartbeat.py` (pinging the next member,
+reporting the dead), `ring/merging.py` (HELLO, MERGE). The server belongs to the caller: this
 service routes its messages onto it and never closes it.
 """
 
@@ -22,40 +23,26 @@ from ring.errors import (
     RemoteProtocolError,
     RingError,
 )
-from ring.failure import FailureDetector
+from ring.heartbeat import Heartbeat
 from ring.leader import Leader
 from ring.membership import (
     Member,
     Status,
     View,
-    acting_leader,
     found,
     next_status,
     renumbering,
     supersedes,
     wins_merge,
 )
-from ring.messages import (
-    Fail,
-    Hello,
-    HelloOk,
-    Join,
-    JoinOk,
-    Merge,
-    Ping,
-    Pong,
-    Redirect,
-    Update,
-    ViewReply,
-)
+from ring.merging import Merger
+from ring.messages import Join, JoinOk, Ping, Pong, Redirect, Update
 from ring.server import Connection, FrameServer
 from ring.wire import Message, Ok, expect, request
 
 log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 8
-CONTACT_EVERY = 4
-"""Heartbeat ticks between merge probes of the configured peers that are not in the view."""
 
 
 class _TryAgain(RingError):
@@ -83,22 +70,18 @@ class RingService:
         self.probe_timeout = max(0.25, heartbeat)
         self.timeout = max(1.0, 4 * heartbeat)
         self.join_patience = 10 * heartbeat
-        self._detector = FailureDetector(me.key, misses)
-        self.rtt: dict[str, float] = self._detector.rtt
-        self._leader = Leader(self)
+        self.peers: list[tuple[str, int]] = []
+        self.leadership = Leader(self)
+        self.merger = Merger(self)
+        self._heartbeat = Heartbeat(self, misses)
+        self.rtt: dict[str, float] = self._heartbeat.detector.rtt
         self._listeners: list[Callable[[View], None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._rejoin: asyncio.Task[None] | None = None
-        self._report: asyncio.Task[None] | None = None
-        self._peers: list[tuple[str, int]] = []
-        for cls, handler in (
-            (Ping, self._on_ping),
-            (Update, self._on_update),
-            (Hello, self._on_hello),
-            (Merge, self._on_merge),
-        ):
-            server.route(cls, handler)
-        self._leader.route(server)
+        server.route(Ping, self._on_ping)
+        server.route(Update, self._on_update)
+        self.leadership.route(server)
+        self.merger.route(server)
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -135,8 +118,8 @@ class RingService:
         `leave()` or `crash()`.
         """
         self._set_status("start")
-        self._peers = [tuple(p) for p in peers if tuple(p) != self.me.address]  # type: ignore[misc]
-        view = await self._join_any(self._peers)
+        self.peers = [(host, port) for host, port in peers if (host, port) != self.me.address]
+        view = await self._join_any(self.peers)
         if view is None:
             self.install(found(self.me, time.time_ns()))
             self._set_status("founded")
@@ -144,11 +127,11 @@ class RingService:
         else:
             self._accept_join(view)
             self._set_status("joined")
-        self.spawn(self._heartbeat_loop())
+        self.spawn(self._heartbeat.run())
 
     def contact(self, host: str, port: int) -> None:
         """Probe a node seen on the LAN; if its ring wins the merge, ours re-joins it."""
-        self.spawn(self._hello(host, port))
+        self.spawn(self.merger.hello(host, port))
 
     async def leave(self) -> None:
         """Leave gracefully: the leader drops us (or we hand over if we lead), then stop."""
@@ -157,7 +140,7 @@ class RingService:
             return
         self._set_status("leave")
         try:
-            await asyncio.wait_for(self._leader.depart(), self.timeout)
+            await asyncio.wait_for(self.leadership.depart(), self.timeout)
         except (TimeoutError, RingError) as exc:
             log.warning("%s left without the leader's word: %s", self.me.name, exc)
         self._set_status("left")
@@ -180,14 +163,14 @@ class RingService:
         before, after = renumbering(old, view, self.me.key)
         if before is not None and after is not None and after < before:
             log.info("%s DECREMENT: ring id %d -> %d (view v%d)", self.me.name, before, after, view.version)
-        self._detector.prune(view)
+        self._heartbeat.detector.prune(view)
         for cb in self._listeners:
             try:
                 cb(view)
             except Exception:
                 log.exception("view listener failed")
 
-    def _offer(self, view: View) -> None:
+    def offer(self, view: View) -> None:
         """A view from a peer of our ring: adopt it if newer; re-join if it cut us out."""
         if not supersedes(view, self.view):
             return
@@ -195,7 +178,7 @@ class RingService:
             self.install(view)
         elif self.status is Status.MEMBER:
             log.warning("%s was cut out of view v%d: re-joining", self.me.name, view.version)
-            self._start_rejoin([view.leader.address])
+            self.rejoin([view.leader.address])
 
     def _accept_join(self, view: View) -> None:
         """The view of a JOIN_OK: current unless a newer one of that ring already came."""
@@ -243,12 +226,13 @@ class RingService:
             return view
         raise _TryAgain("too many redirects")
 
-    def _start_rejoin(self, first: list[tuple[str, int]]) -> None:
+    def rejoin(self, first: list[tuple[str, int]]) -> None:
+        """Re-join a ring through `first`, then our old members, then the configured peers."""
         if self._rejoin is not None and not self._rejoin.done():
             return
         self._set_status("rejoin")
         others = [m.address for m in self.view.members if m.key != self.me.key]
-        self._rejoin = self.spawn(self._rejoin_via(first + others + self._peers))
+        self._rejoin = self.spawn(self._rejoin_via(first + others + self.peers))
 
     async def _rejoin_via(self, peers: list[tuple[str, int]]) -> None:
         view = await self._join_any(list(dict.fromkeys(peers)))
@@ -262,54 +246,12 @@ class RingService:
             log.info("%s re-joined as node %d of %s", self.me.name, self.my_id, view.ring_id)
         self._set_status("joined")
 
-    # -- heartbeat and failure reports --------------------------------------------------------
-
-    async def _heartbeat_loop(self) -> None:
-        """Beat every `heartbeat` seconds, start to start, so a slow probe does not stretch it."""
-        tick = 0
-        while self.status not in (Status.LEFT, Status.CRASHED):
-            began = self.clock()
-            if self.status is Status.MEMBER:
-                if tick % CONTACT_EVERY == 0:
-                    addresses = {m.address for m in self.view.members}
-                    for host, port in self._peers:
-                        if (host, port) not in addresses:
-                            self.contact(host, port)
-                await self._beat()
-            tick += 1
-            await asyncio.sleep(max(0.0, self.heartbeat - (self.clock() - began)))
-
-    async def _beat(self) -> None:
-        """Ping the next member not suspected; on its last allowed miss, check the successors."""
-        target = self._detector.target(self.view)
-        if target is not None and not await self._watch(target) and self._detector.on_miss(target.key):
-            rest = self._detector.to_probe(self.view, target.key)
-            alive = await asyncio.gather(*(self._watch(m) for m in rest))
-            for member, ok in zip(rest, alive):
-                if not ok:
-                    self._detector.suspects.add(member.key)
-        if self._detector.suspects & self.view.keys and (self._report is None or self._report.done()):
-            self._report = self.spawn(self._report_dead())
-
-    async def _watch(self, member: Member) -> bool:
-        """Ping `member`, record the outcome, and act on a view its PONG carries."""
-        started = self.clock()
-        pong = await self.ping(member, self.probe_timeout)
-        if pong is None:
-            return False
-        if pong.view is not None:
-            self._consider(View.from_wire(pong.view))
-        if pong.ring_id != self.view.ring_id:
-            return False
-        self._detector.on_reply(member.key, self.clock() - started)
-        return True
-
-    def _consider(self, view: View) -> None:
+    def consider(self, view: View) -> None:
         """A view seen in passing: ours if newer; another ring's if it wins the merge."""
         if view.ring_id == self.view.ring_id:
-            self._offer(view)
+            self.offer(view)
         elif self.status is Status.MEMBER and wins_merge(view.ring_id, self.view.ring_id):
-            self._merge_into(view.ring_id, view.leader.address)
+            self.merger.merge_into(view.ring_id, view.leader.address)
 
     async def ping(self, member: Member, timeout: float) -> Pong | None:
         """One PING; None if `member` does not answer PONG in time."""
@@ -320,71 +262,6 @@ class RingService:
         except RingError as exc:
             log.debug("%s: no pong from %s: %s", self.me.name, member.name, exc)
             return None
-
-    async def _report_dead(self) -> None:
-        """Tell the acting leader about the suspects; if it is unreachable, it is dead too."""
-        dead = set(self._detector.suspects & self.view.keys)
-        for _ in range(len(self.view.members) + 1):
-            leader = acting_leader(self.view, dead)
-            if leader is None or not dead:
-                return
-            if leader.key == self.me.key:
-                reply: Message = await self._leader.remove_failed(dead)
-            else:
-                try:
-                    msg = Fail(self.me.key, sorted(dead))
-                    reply = await request(leader.host, leader.port, msg, 3 * self.probe_timeout)
-                except PeerUnreachable:
-                    dead.add(leader.key)
-                    continue
-                except RingError as exc:
-                    log.warning("%s: FAIL report refused: %s", self.me.name, exc)
-                    return
-            if isinstance(reply, Redirect) and reply.key in dead:
-                dead.discard(reply.key)
-                continue
-            if isinstance(reply, ViewReply):
-                view = View.from_wire(reply.view)
-                self._offer(view)
-                self._detector.cleared(view)
-            return
-
-    # -- merging ------------------------------------------------------------------------------
-
-    async def _hello(self, host: str, port: int) -> None:
-        if self.status is not Status.MEMBER or (host, port) in {m.address for m in self.view.members}:
-            return
-        leader = self.view.leader
-        msg = Hello(self.me.key, self.view.ring_id, leader.host, leader.port, len(self.view.members))
-        try:
-            reply = expect(await request(host, port, msg, self.timeout), HelloOk)
-        except RingError as exc:
-            log.debug("%s: no hello from %s:%d: %s", self.me.name, host, port, exc)
-            return
-        if self.status is Status.MEMBER and wins_merge(reply.ring_id, self.view.ring_id):
-            self._merge_into(reply.ring_id, (reply.host, reply.port))
-
-    def _merge_into(self, ring_id: str, address: tuple[str, int]) -> None:
-        """Our ring lost to `ring_id`: the leader sends everyone MERGE; members ask the leader."""
-        if self.status is not Status.MEMBER:
-            return
-        log.info("%s: ring %s merges into %s", self.me.name, self.view.ring_id, ring_id)
-        msg = Merge(ring_id, address[0], address[1])
-        if self.is_leader:
-            others = [m for m in self.view.members if m.key != self.me.key]
-            self.spawn(self._leader.push(others, msg))
-            self._start_rejoin([address])
-        else:
-            self.spawn(self._ask_leader_to_merge(msg))
-
-    async def _ask_leader_to_merge(self, msg: Merge) -> None:
-        leader = self.view.leader
-        try:
-            await request(leader.host, leader.port, msg, self.timeout)
-        except RingError as exc:
-            log.info("%s: leader did not take MERGE (%s); re-joining alone", self.me.name, exc)
-            if self.status is Status.MEMBER:
-                self._start_rejoin([(msg.host, msg.port)])
 
     # -- handlers -----------------------------------------------------------------------------
 
@@ -411,27 +288,7 @@ class RingService:
         if joining and view.position(self.me.key) is not None:
             self.install(view)
         elif self.status in (Status.MEMBER, Status.JOINING):
-            self._offer(view)
-        return Ok()
-
-    async def _on_hello(self, msg: Message, conn: Connection) -> Message:
-        self.check_alive()
-        assert isinstance(msg, Hello)
-        if self.status is not Status.MEMBER:
-            raise Refused("not_member", "this node is in no ring")
-        if msg.ring_id != self.view.ring_id and wins_merge(msg.ring_id, self.view.ring_id):
-            self._merge_into(msg.ring_id, (msg.host, msg.port))
-        leader = self.view.leader
-        return HelloOk(self.view.ring_id, leader.host, leader.port, len(self.view.members))
-
-    async def _on_merge(self, msg: Message, conn: Connection) -> Message:
-        self.check_alive()
-        assert isinstance(msg, Merge)
-        if self.status is not Status.MEMBER:
-            raise Refused("not_member", "this node is in no ring")
-        if not wins_merge(msg.ring_id, self.view.ring_id):
-            raise Refused("no_merge", f"ring {msg.ring_id} does not win over {self.view.ring_id}")
-        self._merge_into(msg.ring_id, (msg.host, msg.port))
+            self.offer(view)
         return Ok()
 
     # -- plumbing -----------------------------------------------------------------------------

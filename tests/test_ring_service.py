@@ -20,7 +20,8 @@ from ring.messages import (
     Pong,
     Redirect,
 )
-from ring.wire import request
+from ring.server import Connection, FrameServer
+from ring.wire import Message, request
 from tests.helpers_ring import Cluster, wait_for, whole
 
 
@@ -144,3 +145,24 @@ class TestRestart:
         await again.start([leader.me.address])
         await wait_for(lambda: whole([leader, again]), 3)
         assert again.my_id == 1
+
+
+class TestHostilePeers:
+    async def test_a_bad_view_in_a_pong_is_logged_and_the_liar_cut_out(
+        self, cluster: Cluster, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        async def lie(msg: Message, conn: Connection) -> Message:
+            return Pong("liar", "another ring", 1, {"ring_id": "r", "version": 1, "members": "all"})
+
+        liar = FrameServer("127.0.0.1", 0)
+        liar.route(Ping, lie)
+        port = await liar.start()
+        try:
+            leader = await cluster.node("a")
+            await leader.start()
+            joined = await request(*leader.me.address, Join(Member("liar", "l", "127.0.0.1", port).to_wire()), 2)
+            assert isinstance(joined, JoinOk)
+            await wait_for(lambda: leader.view.keys == {leader.me.key}, 5)
+            assert any("bad view in PONG" in r.getMessage() for r in caplog.records)
+        finally:
+            await liar.close()

@@ -137,7 +137,7 @@ class TestCrashes:
         by_id = sorted(nodes, key=lambda s: s.my_id)
         victim = by_id[1]
         leader = by_id[0]
-        leader._leader.change(remove(leader.view, [victim.me.key]), exclude=set())
+        leader.leadership.change(remove(leader.view, [victim.me.key]), exclude=set())
         assert victim.me.key not in leader.view.keys
         await wait_for(lambda: whole(nodes) and victim.my_id == 2, 5)
 
