@@ -257,6 +257,18 @@ class HolderIndex(Server):  # type: ignore[misc]
             except Exception:
                 log.exception("re-announce round failed; trying again in %.0f s", self.reannounce)
 
+    async def get(self, key: object) -> None:
+        """Not served: one value per key loses holders; use `holders`."""
+        raise NotImplementedError("HolderIndex keeps holder records; use holders()")
+
+    async def set(self, key: object, value: object) -> None:
+        """Not served: one value per key loses holders; use `announce`."""
+        raise NotImplementedError("HolderIndex keeps holder records; use announce()")
+
+    async def set_digest(self, dkey: bytes, value: object) -> None:
+        """Not served: storing nodes never republish (see `HolderStorage.iter_older_than`)."""
+        raise NotImplementedError("HolderIndex keeps holder records; use announce()")
+
     def stop(self) -> None:
         """Close the UDP port and stop the loops (synchronous, like the library's).
 

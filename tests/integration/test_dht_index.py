@@ -197,3 +197,12 @@ class TestHandOverToNewcomer:
             assert ids(await nodes[1].holders(content_hash("gone"))) == {"revived"}
         finally:
             await stop_all(nodes)
+
+
+class TestStockValueApiIsClosed:
+    async def test_get_and_set_are_refused(self) -> None:
+        node = HolderIndex(bytes(20), Holder("x", "127.0.0.1", 1))
+        with pytest.raises(NotImplementedError):
+            await node.set("k", "v")
+        with pytest.raises(NotImplementedError):
+            await node.get("k")
