@@ -10,7 +10,7 @@ from typing import Any
 from ring.wire import Message, message
 
 PAGE_LIMIT = 2000
-"""Most manifest entries in one MANIFEST_DATA reply (about 300 KB of msgpack)."""
+"""Most manifest entries in one MANIFEST_DATA reply (about 360 KB of msgpack)."""
 
 BATCH_MAX_FILES = 512
 BATCH_MAX_BYTES = 8 * 1024 * 1024

@@ -78,6 +78,25 @@ class TestHostileRequests:
             )
         await self.assert_still_serving(node)
 
+    @pytest.mark.parametrize(
+        "msg",
+        [
+            ManifestRequest({"victim": "high"}),
+            ManifestRequest({}, 10, ["only one"]),
+            BatchRequest(["not a map"]),
+            BatchRequest(
+                [{"sha256": "0" * 64, "owner": "victim", "path": f"f{i}"} for i in range(513)]
+            ),
+            FileRequest("NOT-HEX", "victim", "fine.txt"),
+            FileRequest(sha(b"fine"), "victim", "fine.txt", offset=5),
+        ],
+    )
+    async def test_malformed_requests_get_an_error(self, node: SyncNode, msg: Message) -> None:
+        with pytest.raises(RemoteError) as err:
+            await request(node.peer.host, node.peer.port, msg)
+        assert err.value.code == "bad_request"
+        await self.assert_still_serving(node)
+
     async def test_content_not_held_gets_not_found(self, node: SyncNode) -> None:
         with pytest.raises(RemoteError) as err:
             await request(
