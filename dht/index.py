@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 STAMP_STEP = 1e-3
 REANNOUNCE_CONCURRENCY = 16
+MAX_SEEDS = 64
 # A lookup request unanswered after this share of the RPC timeout stops holding a slot.
 STALL_SHARE = 0.2
 
@@ -118,14 +119,15 @@ class HolderIndex(Server):  # type: ignore[misc]
     async def bootstrap(self, addrs: Sequence[tuple[str, int]]) -> list[Node]:
         """Join through the given (IP, UDP port) pairs, e.g. the ring's members.
 
-        The addresses are kept: a node whose every contact timed out (the library then drops
-        them all from its table) joins through them again at its next announce or lookup.
+        The addresses are added to the seeds kept (the latest `MAX_SEEDS`): a node whose every
+        contact timed out (the library then drops them all from its table) joins through the
+        seeds again at its next announce or lookup.
 
         Returns:
             The nodes nearest to this one found while joining (empty if nobody answered).
         """
-        self._seeds = list(addrs)
-        return list(await super().bootstrap(self._seeds))
+        self._seeds = list(dict.fromkeys([*self._seeds, *addrs]))[-MAX_SEEDS:]
+        return list(await super().bootstrap(list(addrs)))
 
     async def _nearest(self, target: Node) -> list[Node]:
         """The known contacts nearest ``target``, re-joining through the seeds if none is left."""
@@ -201,21 +203,28 @@ class HolderIndex(Server):  # type: ignore[misc]
         """Who holds ``sha256_hex`` now: present, unexpired entries, sorted by holder id.
 
         Asks the k nodes nearest the key, merges every record met (and this node's own copy),
-        and writes the merged entries back to any of those nodes that lacked them.
+        and writes the merged entries back to any of those nodes that lacked them. A node that
+        has no contact and was never given a bootstrap address is a one-node network: its own
+        copy is the whole index, and that is the answer.
 
         Raises:
             InvalidKey: not a SHA-256 hex digest.
-            LookupFailed: no DHT peer is known, or none answered.
+            LookupFailed: no DHT peer answered, the bootstrap addresses included.
         """
         key = dht_key(sha256_hex)
         nearest = await self._nearest(Node(key))
-        if not nearest:
-            raise LookupFailed("no DHT peers known")
-        crawl = HolderCrawl(
-            self.protocol, key, nearest, self.ksize, self.alpha, self.rpc_timeout * STALL_SHARE
-        )
-        merged = merge(self.storage.record(key), await crawl.find())
-        await self._write_back(key, crawl, merged)
+        if nearest:
+            crawl = HolderCrawl(
+                self.protocol, key, nearest, self.ksize, self.alpha, self.rpc_timeout * STALL_SHARE
+            )
+            merged = merge(self.storage.record(key), await crawl.find())
+            await self._write_back(key, crawl, merged)
+        elif self._seeds:
+            raise LookupFailed(
+                f"no DHT peer answered, {len(self._seeds)} bootstrap addresses included"
+            )
+        else:
+            merged = self.storage.record(key)
         now = self.storage.clock()
         return sorted(
             (

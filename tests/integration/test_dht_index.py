@@ -199,6 +199,19 @@ class TestHandOverToNewcomer:
             await stop_all(nodes)
 
 
+class TestOneNodeNetwork:
+    async def test_lone_node_answers_from_its_own_copy(self) -> None:
+        node = HolderIndex(bytes(20), Holder("alone", "127.0.0.1", 1))
+        await node.listen(0, interface="127.0.0.1")
+        try:
+            h = content_hash("mine")
+            await node.announce(h)
+            assert ids(await node.holders(h)) == {"alone"}
+            assert await node.holders(content_hash("not mine")) == []
+        finally:
+            await stop_all([node])
+
+
 class TestStockValueApiIsClosed:
     async def test_get_and_set_are_refused(self) -> None:
         node = HolderIndex(bytes(20), Holder("x", "127.0.0.1", 1))
