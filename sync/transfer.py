@@ -169,6 +169,8 @@ class Receiver:
                     raise
         except (OSError, PeerUnreachable, RemoteError, MalformedFrame, TransferAborted) as exc:
             if not out:
+                if isinstance(exc, (socket.timeout, ConnectionError)):
+                    raise TransferAborted(f"batch from {peer.name}: {exc}") from None
                 raise
             log.info("batch from %s stopped after %d files: %s", peer.name, len(out), exc)
         finally:
@@ -179,7 +181,12 @@ class Receiver:
     def _fsync_all(self, temps: dict[int, Path]) -> None:
         """fsync many small temp files at once: parallel fsyncs share journal commits, so 5,000
         files cost about what 100 cost one after another. A file that fails is left out."""
-        results = list(self._fsyncer.map(_fsync_path, temps.values()))
+        try:
+            results = list(self._fsyncer.map(_fsync_path, temps.values()))
+        except RuntimeError:  # the pool is shut down: the engine is stopping
+            for tmp in temps.values():
+                tmp.unlink(missing_ok=True)
+            raise TransferAborted("sync engine stopped") from None
         for index, error in zip(list(temps), results, strict=True):
             if error is not None:
                 log.error("cannot fsync %s (will retry): %s", temps[index], error)
