@@ -14,9 +14,10 @@ Rule 3: the acting leader is the lowest member not known to be dead. When member
 whoever finds out reports to the next lowest, which verifies and takes over; removing the
 dead makes it members[0], so the view itself says who leads.
 
-Rule 4: when two rings meet, the one with the smaller ring id wins, and every member of the
-other re-joins it through the ordinary JOIN path. A ring id starts with its founding time, so
-the older ring wins and a later-founded ring never takes over an established one.
+Rule 4: when two rings meet, the one with the smaller label (ring id, leader key) wins, and
+every member of the other re-joins it through the ordinary JOIN path. A ring id starts with its
+founding time, so the older ring wins and a later-founded ring never takes over an established
+one; the leader key only decides between the halves of a ring that a partition split.
 
 Everything here takes and returns plain data; `ring/service.py` moves it over the wire.
 """
@@ -206,8 +207,21 @@ def supersedes(new: View, old: View) -> bool:
     return new.ring_id == old.ring_id and new.version > old.version
 
 
-def wins_merge(theirs: str, mine: str) -> bool:
-    """Whether the ring `theirs` absorbs the ring `mine` when they meet (Rule 4)."""
+Label = tuple[str, str]
+"""(ring id, leader key): what two rings compare when they meet (Rule 4)."""
+
+
+def label(view: View) -> Label:
+    """The label of `view`'s ring; the leader key tells apart two halves of one split ring."""
+    return (view.ring_id, view.leader.key)
+
+
+def wins_merge(theirs: Label, mine: Label) -> bool:
+    """Whether the ring `theirs` absorbs the ring `mine` when they meet (Rule 4).
+
+    Two halves of a ring that was split (a partition: each half cut the other out) keep the
+    same ring id under different leaders; the leader keys then decide.
+    """
     return theirs < mine
 
 

@@ -85,19 +85,21 @@ class ViewReply(Message):
 
 @message("MERGE")
 class Merge(Message):
-    """Your ring lost a merge: re-join the ring `ring_id` through the member at host:port."""
+    """Your ring lost a merge: re-join the ring (ring_id, leader) through host:port."""
 
     ring_id: str
+    leader: str
     host: str
     port: int
 
 
 @message("HELLO")
 class Hello(Message):
-    """Merge probe: the sender's ring, its leader's address and its size."""
+    """Merge probe: the sender's ring, its leader's key and address, and its size."""
 
     key: str
     ring_id: str
+    leader: str
     host: str
     port: int
     size: int
@@ -105,9 +107,10 @@ class Hello(Message):
 
 @message("HELLO_OK")
 class HelloOk(Message):
-    """Answer to HELLO: the responder's ring, its leader's address and its size."""
+    """Answer to HELLO: the responder's ring, its leader's key and address, and its size."""
 
     ring_id: str
+    leader: str
     host: str
     port: int
     size: int

@@ -30,6 +30,7 @@ from ring.membership import (
     Status,
     View,
     found,
+    label,
     next_status,
     renumbering,
     supersedes,
@@ -182,7 +183,7 @@ class RingService:
 
     def _accept_join(self, view: View) -> None:
         """The view of a JOIN_OK: current unless a newer one of that ring already came."""
-        if view.ring_id != self.view.ring_id or view.version > self.view.version:
+        if label(view) != label(self.view) or view.version > self.view.version:
             self.install(view)
 
     # -- joining ------------------------------------------------------------------------------
@@ -250,8 +251,8 @@ class RingService:
         """A view seen in passing: ours if newer; another ring's if it wins the merge."""
         if view.ring_id == self.view.ring_id:
             self.offer(view)
-        elif self.status is Status.MEMBER and wins_merge(view.ring_id, self.view.ring_id):
-            self.merger.merge_into(view.ring_id, view.leader.address)
+        elif self.status is Status.MEMBER and wins_merge(label(view), label(self.view)):
+            self.merger.merge_into(label(view), view.leader.address)
 
     async def ping(self, member: Member, timeout: float) -> Pong | None:
         """One PING; None if `member` does not answer PONG in time."""
@@ -284,7 +285,7 @@ class RingService:
         self.check_alive()
         assert isinstance(msg, Update)
         view = View.from_wire(msg.view)
-        joining = self.status is Status.JOINING and view.ring_id != self.view.ring_id
+        joining = self.status is Status.JOINING and label(view) != label(self.view)
         if joining and view.position(self.me.key) is not None:
             self.install(view)
         elif self.status in (Status.MEMBER, Status.JOINING):

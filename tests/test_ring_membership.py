@@ -13,6 +13,7 @@ from ring.membership import (
     acting_leader,
     admit,
     found,
+    label,
     next_status,
     remove,
     renumbering,
@@ -83,7 +84,7 @@ class TestChanges:
     def test_found_makes_a_one_node_ring_ordered_by_time(self) -> None:
         early, late = found(member(5), 1_000), found(member(1), 2_000)
         assert early.members == (member(5),) and early.version == 1
-        assert wins_merge(early.ring_id, late.ring_id)
+        assert wins_merge((early.ring_id, "k5"), (late.ring_id, "k1"))
 
     def test_join_appends_so_nobody_renumbers(self) -> None:
         view = admit(ring(3), member(7))
@@ -148,9 +149,17 @@ class TestWhoDecides:
     def test_another_ring_never_supersedes_whatever_its_version(self) -> None:
         assert not supersedes(ring(3, 99, "a"), ring(3, 1, "b"))
 
-    def test_the_smaller_ring_id_wins_a_merge_and_only_one_side_wins(self) -> None:
-        assert wins_merge("0001-a", "0002-b") and not wins_merge("0002-b", "0001-a")
-        assert not wins_merge("same", "same")
+    def test_the_older_ring_wins_a_merge_and_only_one_side_wins(self) -> None:
+        assert wins_merge(("0001-a", "z"), ("0002-b", "a"))
+        assert not wins_merge(("0002-b", "a"), ("0001-a", "z"))
+        assert not wins_merge(label(ring(3)), label(ring(3)))
+
+    def test_halves_of_a_split_ring_are_told_apart_by_their_leaders(self) -> None:
+        view = ring(4)
+        left = View("r", 5, view.members[:2])
+        right = View("r", 7, view.members[2:])
+        assert label(left) == ("r", "k0") and label(right) == ("r", "k2")
+        assert wins_merge(label(left), label(right)) and not wins_merge(label(right), label(left))
 
 
 class TestStatus:

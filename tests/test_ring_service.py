@@ -48,7 +48,7 @@ class TestBeforeAndAfter:
         address = svc.me.address
         assert await ask_code(address, Join(stranger().to_wire())) == "not_member"
         assert await ask_code(address, Ping("k", "r", 1)) == "not_member"
-        assert await ask_code(address, Hello("k", "r", "127.0.0.1", 1, 1)) == "not_member"
+        assert await ask_code(address, Hello("k", "r", "k", "127.0.0.1", 1, 1)) == "not_member"
         assert await ask_code(address, Fail("k", [])) == "not_member"
 
     async def test_alone_a_node_founds_a_ring_as_node_0(self, cluster: Cluster) -> None:
@@ -123,9 +123,11 @@ class TestRequests:
         leader = await cluster.node("a")
         await leader.start()
         younger = "9" * 20 + "-z"
-        assert await ask_code(leader.me.address, Merge(younger, "127.0.0.1", 1)) == "no_merge"
-        reply = await request(*leader.me.address, Hello("z", younger, "127.0.0.1", 1, 4), 2)
-        assert reply == HelloOk(leader.view.ring_id, *leader.me.address, 1)
+        assert await ask_code(leader.me.address, Merge(younger, "z", "127.0.0.1", 1)) == "no_merge"
+        same_ring_later_leader = Merge(leader.view.ring_id, leader.me.key + "z", "127.0.0.1", 1)
+        assert await ask_code(leader.me.address, same_ring_later_leader) == "no_merge"
+        reply = await request(*leader.me.address, Hello("z", younger, "z", "127.0.0.1", 1, 4), 2)
+        assert reply == HelloOk(leader.view.ring_id, leader.me.key, *leader.me.address, 1)
         assert leader.status is Status.MEMBER
 
     async def test_leave_names_self_is_the_peers_fault(self, cluster: Cluster) -> None:

@@ -153,3 +153,19 @@ class TestMerging:
         everyone = big + small
         await wait_for(lambda: whole(everyone), 8)
         assert everyone[0].view.ring_id == winner
+
+    async def test_the_halves_of_a_split_ring_merge_when_they_meet_again(self, cluster: Cluster) -> None:
+        nodes = await form(cluster, 4)
+        by_id = sorted(nodes, key=lambda s: s.my_id)
+        view = by_id[0].view
+        left = View(view.ring_id, view.version + 1, view.members[:2])
+        right = View(view.ring_id, view.version + 3, view.members[2:])
+        for svc in by_id[:2]:
+            svc.install(left)
+        for svc in by_id[2:]:
+            svc.install(right)
+        await asyncio.sleep(2 * cluster.heartbeat)
+        assert by_id[0].view.keys != by_id[3].view.keys, "the halves found each other unaided"
+        by_id[3].contact(*by_id[1].me.address)
+        await wait_for(lambda: whole(nodes), 8)
+        assert by_id[0].view.leader == min(by_id[0].me, by_id[2].me, key=lambda m: m.key)
