@@ -49,6 +49,20 @@ class SyncEngine:
         locate: Locate | None = None,
         timeout: float = 10.0,
     ) -> None:
+        """Open (or create) the node's sync state; nothing runs until `start`.
+
+        Args:
+            shared_root: the Shared/ folder; this node's files live in `<shared_root>/<name>/`.
+            state_dir: where sync.db and trash/ live (not inside shared_root).
+            name: this node's folder name (one component, not starting with ".").
+            interval: seconds between rounds of the background loop (rescan, then pull).
+            concurrency: most downloads (FILE or BATCH) in flight at once.
+            locate: "who holds hash H?", nearest first; None until a DHT is wired.
+            timeout: seconds to wait on a peer (connect, each read) before trying the next.
+
+        Raises:
+            UnsafePath: `name` is not a valid owner folder name.
+        """
         self.root = Path(shared_root)
         self.state_dir = Path(state_dir)
         self.name = check_owner(name)
