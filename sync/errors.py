@@ -29,6 +29,3 @@ class HashMismatch(RemoteProtocolError):
 class TransferAborted(SyncError):
     """The transfer stopped before every announced byte arrived."""
 
-
-class NotHeld(SyncError):
-    """This node holds no file with that content (gone, or changed since it was hashed)."""

@@ -144,14 +144,6 @@ class State:
         rows = self._db.execute(f"SELECT {_COLS} FROM records WHERE deleted = 0")
         return [_rec(r) for r in rows]
 
-    def holders_of(self, sha256: str) -> list[tuple[str, str]]:
-        """(owner, path) of every live record held here with this content."""
-        rows = self._db.execute(
-            "SELECT owner, path FROM records WHERE sha256 = ? AND deleted = 0 AND have = sha256",
-            (sha256,),
-        )
-        return [(r[0], r[1]) for r in rows]
-
     def page(
         self, since: dict[str, int], cursor: tuple[str, int] | None, limit: int
     ) -> tuple[list[tuple[FileRecord, bool]], tuple[str, int] | None]:
