@@ -115,12 +115,17 @@ class RingService:
     async def start(self, peers: Sequence[tuple[str, int]] = ()) -> None:
         """Join the ring of the first peer that admits us, or found one as node 0.
 
-        Returns once this node is a member; heartbeats and merge probes then run until
-        `leave()` or `crash()`.
+        Returns once this node is a member (or once `leave()` or `crash()` cut the start
+        short); heartbeats and merge probes then run until `leave()` or `crash()`.
+
+        Raises:
+            LocalProtocolError: the service was started before.
         """
         self._set_status("start")
         self.peers = [(host, port) for host, port in peers if (host, port) != self.me.address]
         view = await self._join_any(self.peers)
+        if self.status is not Status.JOINING:
+            return
         if view is None:
             self.install(found(self.me, time.time_ns()))
             self._set_status("founded")
@@ -135,16 +140,21 @@ class RingService:
         self.spawn(self.merger.hello(host, port))
 
     async def leave(self) -> None:
-        """Leave gracefully: the leader drops us (or we hand over if we lead), then stop."""
-        if self.status is not Status.MEMBER:
-            await self._stop()
+        """Leave gracefully: the leader drops us (or we hand over if we lead), then stop.
+
+        A node that is (re-)joining just stops; leaving twice, or before start, does nothing.
+        """
+        if self.status is Status.MEMBER:
+            self._set_status("leave")
+            try:
+                await asyncio.wait_for(self.leadership.depart(), self.timeout)
+            except (TimeoutError, RingError) as exc:
+                log.warning("%s left without the leader's word: %s", self.me.name, exc)
+            self._set_status("left")
+        elif self.status is Status.JOINING:
+            self._set_status("leave")
+        else:
             return
-        self._set_status("leave")
-        try:
-            await asyncio.wait_for(self.leadership.depart(), self.timeout)
-        except (TimeoutError, RingError) as exc:
-            log.warning("%s left without the leader's word: %s", self.me.name, exc)
-        self._set_status("left")
         await self._stop()
         self.view = View("", 0, (self.me,))
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
-from ring.errors import LocalProtocolError, PeerUnreachable, RemoteError
+from ring.errors import LocalProtocolError, PeerUnreachable, Refused, RemoteError
 from ring.membership import Member, Status, View
 from ring.messages import (
     Fail,
@@ -168,3 +169,31 @@ class TestHostilePeers:
             assert any("bad view in PONG" in r.getMessage() for r in caplog.records)
         finally:
             await liar.close()
+
+
+class TestLeavingEarly:
+    async def test_leave_before_start_or_twice_does_nothing(self, cluster: Cluster) -> None:
+        svc = await cluster.node("a")
+        await svc.leave()
+        assert svc.status.value == "idle"
+        await svc.start()
+        await svc.leave()
+        await svc.leave()
+        assert svc.status is Status.LEFT
+
+    async def test_leave_during_a_slow_start_stops_it(self, cluster: Cluster) -> None:
+        async def busy(msg: Message, conn: Connection) -> Message:
+            raise Refused("leaving", "come back later")
+
+        stuck = FrameServer("127.0.0.1", 0)
+        stuck.route(Join, busy)
+        port = await stuck.start()
+        try:
+            svc = await cluster.node("a")
+            starting = asyncio.create_task(svc.start([("127.0.0.1", port)]))
+            await wait_for(lambda: svc.status is Status.JOINING, 2)
+            await svc.leave()
+            await asyncio.wait_for(starting, 2)
+            assert svc.status is Status.LEFT
+        finally:
+            await stuck.close()
