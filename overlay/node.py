@@ -103,7 +103,10 @@ class Node:
         await self.close()
 
     async def close(self) -> None:
-        """Stop every service without telling anyone (what a crash looks like to peers)."""
+        """Stop every service without telling anyone (what a crash looks like to peers).
+
+        The server closes before the sync engine, whose database a late request would hit.
+        """
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -111,12 +114,12 @@ class Node:
             await self.discovery.stop()
         if self.ring is not None:
             await self.ring.crash()
+        if self.server is not None:
+            await self.server.close()
         if self.sync is not None:
             await self.sync.stop()
         if self.index is not None:
             self.index.stop()
-        if self.server is not None:
-            await self.server.close()
         await asyncio.sleep(0)  # kademlia frees its UDP port one loop step after stop()
 
     # ----------------------------------------------------------------- wiring
