@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 PEER_RETRY = 3.0
 """How often configured peers outside the ring are contacted again (rings merge this way)."""
 
+PROBE_TIMEOUT = 0.5
+"""A holder that does not answer a PING this fast on a LAN is ranked after every one that does."""
+
+PROBE_MAX_AGE = 30.0
+"""A holder's round-trip sample older than this is measured again before ranking holders."""
+
 
 class Node:
     """One running host: `start`, then `leave` (graceful) or `close` (abrupt)."""
@@ -45,7 +51,7 @@ class Node:
         self.identity: Identity | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._bootstrapped: set[tuple[str, int]] = set()
-        self._transfer_rtt: dict[str, float] = {}
+        self._rtt: dict[str, tuple[float, float]] = {}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -158,22 +164,57 @@ class Node:
         assert self.index is not None
         self._spawn(self.index.announce(sha256) if held else self.index.withdraw(sha256))
 
+    def _record_rtt(self, key: str, seconds: float) -> None:
+        """Smooth round-trip samples per member key, from probes and transfers alike."""
+        old = self._rtt.get(key)
+        smooth = seconds if old is None else 0.7 * old[0] + 0.3 * seconds
+        self._rtt[key] = (smooth, self.clock())
+
     def _record_transfer_rtt(self, name: str, seconds: float) -> None:
-        old = self._transfer_rtt.get(name)
-        self._transfer_rtt[name] = seconds if old is None else 0.8 * old + 0.2 * seconds
+        assert self.ring is not None
+        for member in self.ring.view.members:
+            if member.name == name:
+                self._record_rtt(member.key, seconds)
 
     def rtt(self, member: Member) -> float | None:
-        """The best estimate of the round trip to a member: ring probes, else transfers."""
+        """The best estimate of the round trip to a member: heartbeats, else probes and transfers."""
         assert self.ring is not None
-        return self.ring.rtt.get(member.key, self._transfer_rtt.get(member.name))
+        sample = self._rtt.get(member.key)
+        return self.ring.rtt.get(member.key, sample[0] if sample else None)
+
+    async def _probe(self, member: Member) -> None:
+        """Measure one round trip with a ring PING; no answer leaves the holder unranked."""
+        assert self.ring is not None
+        started = self.clock()
+        if await self.ring.ping(member, PROBE_TIMEOUT) is not None:
+            self._record_rtt(member.key, self.clock() - started)
 
     async def _holders(self, sha256: str) -> list[Member]:
-        """Members of the ring that the index says hold `sha256`, nearest first."""
+        """Members of the ring that the index says hold `sha256`, nearest first.
+
+        Holders with no recent round-trip sample are probed first (concurrently), so the
+        choice rests on a measurement, not on who happens to be our ring neighbour.
+        """
         assert self.index is not None and self.ring is not None
-        view = self.ring.view
+        view, me = self.ring.view, self.ring.me
         by_key = {m.key: m for m in view.members}
         found = [by_key[h.holder_id] for h in await self.index.holders(sha256) if h.holder_id in by_key]
-        return sorted(found, key=lambda m: (self.rtt(m) is None, self.rtt(m) or 0.0, m.name))
+        now = self.clock()
+        stale = [
+            m for m in found
+            if m.key != me.key and m.key not in self.ring.rtt
+            and now - self._rtt.get(m.key, (0.0, -PROBE_MAX_AGE))[1] >= PROBE_MAX_AGE
+        ]
+        if stale:
+            await asyncio.gather(*(self._probe(m) for m in stale))
+
+        def nearness(m: Member) -> tuple[bool, float, str]:
+            if m.key == me.key:
+                return (False, 0.0, m.name)
+            rtt = self.rtt(m)
+            return (rtt is None, rtt or 0.0, m.name)
+
+        return sorted(found, key=nearness)
 
     async def _locate(self, sha256: str) -> list[Peer]:
         assert self.ring is not None
