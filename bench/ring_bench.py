@@ -52,7 +52,9 @@ async def make(count: int) -> list[tuple[FrameServer, RingService]]:
     for i in range(count):
         server = FrameServer("127.0.0.1", 0)
         port = await server.start()
-        made.append((server, RingService(server, Member(secrets.token_hex(8), f"n{i}", "127.0.0.1", port))))
+        made.append(
+            (server, RingService(server, Member(secrets.token_hex(8), f"n{i}", "127.0.0.1", port)))
+        )
     return made
 
 

@@ -72,7 +72,12 @@ class Leader:
                 return redirect
             view = admit(self.svc.view, newcomer)
             if view is not self.svc.view:
-                log.info("%s admits %s as node %d", self.svc.me.name, newcomer.name, len(view.members) - 1)
+                log.info(
+                    "%s admits %s as node %d",
+                    self.svc.me.name,
+                    newcomer.name,
+                    len(view.members) - 1,
+                )
                 self.change(view, exclude={newcomer.key})
             return JoinOk(self.svc.view.to_wire())
 
@@ -98,7 +103,9 @@ class Leader:
         self.svc.check_alive()
         if self.svc.status is not Status.MEMBER:
             raise Refused("not_member", "this node is in no ring")
-        if not all(isinstance(k, str) for k in msg.dead) or len(msg.dead) > len(self.svc.view.members):
+        if not all(isinstance(k, str) for k in msg.dead) or len(msg.dead) > len(
+            self.svc.view.members
+        ):
             raise BadRequest("FAIL.dead must be a short list of keys")
         return await self.remove_failed(set(msg.dead))
 
@@ -114,7 +121,9 @@ class Leader:
             pongs = await asyncio.gather(*(svc.ping(m, svc.probe_timeout) for m in suspects))
             view = svc.view
             confirmed = {
-                m.key for m, pong in zip(suspects, pongs) if pong is None or pong.ring_id != view.ring_id
+                m.key
+                for m, pong in zip(suspects, pongs)
+                if pong is None or pong.ring_id != view.ring_id
             }
             leader = acting_leader(view, confirmed)
             if leader is None or leader.key != svc.me.key:
@@ -157,10 +166,13 @@ class Leader:
         """Send `msg` to each member concurrently; the unreachable are left to the heartbeat."""
         members = list(members)
         results = await asyncio.gather(
-            *(request(m.host, m.port, msg, self.svc.timeout) for m in members), return_exceptions=True
+            *(request(m.host, m.port, msg, self.svc.timeout) for m in members),
+            return_exceptions=True,
         )
         for member, result in zip(members, results):
             if isinstance(result, RingError):
-                log.debug("%s: %s to %s failed: %s", self.svc.me.name, msg.TYPE, member.name, result)
+                log.debug(
+                    "%s: %s to %s failed: %s", self.svc.me.name, msg.TYPE, member.name, result
+                )
             elif isinstance(result, BaseException):
                 raise result

@@ -86,7 +86,9 @@ class Merger:
         if msg.key not in svc.view.keys and wins_merge(theirs, label(svc.view)):
             self.merge_into(theirs, (msg.host, msg.port))
         leader = svc.view.leader
-        return HelloOk(svc.view.ring_id, leader.key, leader.host, leader.port, len(svc.view.members))
+        return HelloOk(
+            svc.view.ring_id, leader.key, leader.host, leader.port, len(svc.view.members)
+        )
 
     async def _on_merge(self, msg: Message, conn: Connection) -> Message:
         svc = self.svc

@@ -60,7 +60,7 @@ class Ping(Message):
 
 @message("PONG")
 class Pong(Message):
-    """Answer to PING; `view` is included when the pinger's is stale, lacks it, or is another ring."""
+    """Answer to PING; carries the view when the pinger's is stale, lacks it, or is another ring."""
 
     key: str
     ring_id: str

@@ -173,7 +173,13 @@ class RingService:
         old, self.view = self.view, view
         before, after = renumbering(old, view, self.me.key)
         if before is not None and after is not None and after < before:
-            log.info("%s DECREMENT: ring id %d -> %d (view v%d)", self.me.name, before, after, view.version)
+            log.info(
+                "%s DECREMENT: ring id %d -> %d (view v%d)",
+                self.me.name,
+                before,
+                after,
+                view.version,
+            )
         self._heartbeat.detector.prune(view)
         for cb in self._listeners:
             try:
@@ -198,18 +204,28 @@ class RingService:
 
     # -- joining ------------------------------------------------------------------------------
 
-    async def _join_any(self, peers: Sequence[tuple[str, int]]) -> View | None:
-        """JOIN through each peer in turn; retry while a ring is in transition; None if none."""
+    async def _join_any(
+        self, peers: Sequence[tuple[str, int]], patient: bool = False
+    ) -> View | None:
+        """JOIN through each peer in turn; retry while a ring is in transition; None if none.
+
+        A peer that is in no ring ends the attempt at start (it is starting too: found a ring,
+        and the merge probes unite them); a `patient` re-join retries it, because the ring
+        it re-joins exists and that peer is only on its way into it.
+        """
         deadline = self.clock() + self.join_patience
         while True:
             again = False
             for host, port in peers:
                 try:
                     return await self._join_at(host, port)
+                except RemoteError as exc:
+                    log.debug("join via %s:%d refused: %s", host, port, exc)
+                    again = again or (patient and exc.code == "not_member")
                 except _TryAgain as exc:
                     log.debug("join via %s:%d: %s; will retry", host, port, exc)
                     again = True
-                except (PeerUnreachable, RemoteError, RemoteProtocolError) as exc:
+                except (PeerUnreachable, RemoteProtocolError) as exc:
                     log.debug("join via %s:%d failed: %s", host, port, exc)
             if not again or self.clock() >= deadline or self.status is not Status.JOINING:
                 return None
@@ -225,7 +241,7 @@ class RingService:
                     raise _TryAgain(f"leader {host}:{port} unreachable") from None
                 raise
             except RemoteError as exc:
-                if exc.code in ("leaving", "not_leader"):
+                if exc.code == "leaving":
                     raise _TryAgain(exc.reason) from None
                 raise
             if isinstance(reply, Redirect):
@@ -246,7 +262,7 @@ class RingService:
         self._rejoin = self.spawn(self._rejoin_via(first + others + self.peers))
 
     async def _rejoin_via(self, peers: list[tuple[str, int]]) -> None:
-        view = await self._join_any(list(dict.fromkeys(peers)))
+        view = await self._join_any(list(dict.fromkeys(peers)), patient=True)
         if self.status is not Status.JOINING:
             return
         if view is None:

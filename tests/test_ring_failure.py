@@ -13,7 +13,9 @@ def key(member: Member | None) -> str | None:
 
 
 def ring(count: int) -> View:
-    return View("r", 1, tuple(Member(f"k{i}", f"n{i}", "127.0.0.1", 9000 + i) for i in range(count)))
+    return View(
+        "r", 1, tuple(Member(f"k{i}", f"n{i}", "127.0.0.1", 9000 + i) for i in range(count))
+    )
 
 
 class TestFailureDetector:

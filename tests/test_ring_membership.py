@@ -171,7 +171,12 @@ class TestStatus:
 
     @pytest.mark.parametrize(
         "status, event",
-        [(Status.IDLE, "leave"), (Status.LEFT, "start"), (Status.CRASHED, "crash"), (Status.MEMBER, "joined")],
+        [
+            (Status.IDLE, "leave"),
+            (Status.LEFT, "start"),
+            (Status.CRASHED, "crash"),
+            (Status.MEMBER, "joined"),
+        ],
     )
     def test_transitions_not_in_the_table_are_our_bug(self, status: Status, event: str) -> None:
         with pytest.raises(LocalProtocolError):

@@ -37,7 +37,9 @@ def stranger(port: int = 1) -> Member:
     return Member("stranger", "x", "127.0.0.1", port)
 
 
-async def ask_code(svc_address: tuple[str, int], msg: Join | Ping | Hello | Merge | Leave | Fail) -> str:
+async def ask_code(
+    svc_address: tuple[str, int], msg: Join | Ping | Hello | Merge | Leave | Fail
+) -> str:
     with pytest.raises(RemoteError) as info:
         await request(*svc_address, msg, 2)
     return info.value.code
@@ -97,9 +99,15 @@ class TestRequests:
 
     @pytest.mark.parametrize(
         "body",
-        [{}, {"key": "k", "name": "n", "host": "h", "port": 70000}, {"key": 1, "name": "n", "host": "h", "port": 1}],
+        [
+            {},
+            {"key": "k", "name": "n", "host": "h", "port": 70000},
+            {"key": 1, "name": "n", "host": "h", "port": 1},
+        ],
     )
-    async def test_a_bad_joiner_is_the_peers_fault(self, cluster: Cluster, body: dict[str, object]) -> None:
+    async def test_a_bad_joiner_is_the_peers_fault(
+        self, cluster: Cluster, body: dict[str, object]
+    ) -> None:
         leader = await cluster.node("a")
         await leader.start()
         assert await ask_code(leader.me.address, Join(body)) == "bad_request"
@@ -109,11 +117,15 @@ class TestRequests:
         await leader.start()
         assert await ask_code(leader.me.address, Join(leader.me.to_wire())) == "bad_request"
 
-    async def test_pong_carries_the_view_only_when_the_pinger_needs_it(self, cluster: Cluster) -> None:
+    async def test_pong_carries_the_view_only_when_the_pinger_needs_it(
+        self, cluster: Cluster
+    ) -> None:
         leader = await cluster.node("a")
         await leader.start()
         view = leader.view
-        fresh = await request(*leader.me.address, Ping(leader.me.key, view.ring_id, view.version), 2)
+        fresh = await request(
+            *leader.me.address, Ping(leader.me.key, view.ring_id, view.version), 2
+        )
         assert isinstance(fresh, Pong) and fresh.view is None
         stale = await request(*leader.me.address, Ping(leader.me.key, view.ring_id, 0), 2)
         assert isinstance(stale, Pong) and stale.view == view.to_wire()
@@ -138,7 +150,9 @@ class TestRequests:
 
 
 class TestRestart:
-    async def test_a_restarted_node_with_a_new_port_takes_its_new_place(self, cluster: Cluster) -> None:
+    async def test_a_restarted_node_with_a_new_port_takes_its_new_place(
+        self, cluster: Cluster
+    ) -> None:
         leader, old = await cluster.node("a"), await cluster.node("b")
         await leader.start()
         await old.start([leader.me.address])
@@ -163,7 +177,9 @@ class TestHostilePeers:
         try:
             leader = await cluster.node("a")
             await leader.start()
-            joined = await request(*leader.me.address, Join(Member("liar", "l", "127.0.0.1", port).to_wire()), 2)
+            joined = await request(
+                *leader.me.address, Join(Member("liar", "l", "127.0.0.1", port).to_wire()), 2
+            )
             assert isinstance(joined, JoinOk)
             await wait_for(lambda: leader.view.keys == {leader.me.key}, 5)
             assert any("bad view in PONG" in r.getMessage() for r in caplog.records)

@@ -32,9 +32,7 @@ async def form(cluster: Cluster, count: int) -> list[RingService]:
     nodes = [await cluster.node(f"n{i}") for i in range(count)]
     await nodes[0].start()
     await nodes[1].start([nodes[0].me.address])
-    await asyncio.gather(
-        *(svc.start([nodes[i % 2].me.address]) for i, svc in enumerate(nodes[2:]))
-    )
+    await asyncio.gather(*(svc.start([nodes[i % 2].me.address]) for i, svc in enumerate(nodes[2:])))
     await wait_for(lambda: whole(nodes), 5)
     return nodes
 
@@ -115,7 +113,9 @@ class TestCrashes:
         await wait_for(lambda: whole(survivors + [newcomer]), 3)
         assert loop.time() - started < HEAL_BOUND + 3
 
-    async def test_adjacent_crashes_are_found_through_the_successor_list(self, cluster: Cluster) -> None:
+    async def test_adjacent_crashes_are_found_through_the_successor_list(
+        self, cluster: Cluster
+    ) -> None:
         nodes = await form(cluster, 5)
         by_id = sorted(nodes, key=lambda s: s.my_id)
         await asyncio.gather(cluster.kill(by_id[2]), cluster.kill(by_id[3]))
@@ -154,7 +154,9 @@ class TestMerging:
         await wait_for(lambda: whole(everyone), 8)
         assert everyone[0].view.ring_id == winner
 
-    async def test_the_halves_of_a_split_ring_merge_when_they_meet_again(self, cluster: Cluster) -> None:
+    async def test_the_halves_of_a_split_ring_merge_when_they_meet_again(
+        self, cluster: Cluster
+    ) -> None:
         nodes = await form(cluster, 4)
         by_id = sorted(nodes, key=lambda s: s.my_id)
         view = by_id[0].view
