@@ -53,6 +53,18 @@ class Node:
         self._bootstrapped: set[tuple[str, int]] = set()
         self._rtt: dict[str, tuple[float, float]] = {}
 
+    @property
+    def port(self) -> int:
+        """The bound port (TCP, and UDP for the DHT); known once started."""
+        assert self.server is not None
+        return self.server.port
+
+    @property
+    def view(self) -> View:
+        """The ring as this node knows it."""
+        assert self.ring is not None
+        return self.ring.view
+
     # ----------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
