@@ -51,6 +51,17 @@ class FrameServer:
         """Serve every message of `msg_type` with `handler`."""
         self._routes[msg_type.TYPE] = handler
 
+    def handler(self, msg_type: type[Message]) -> Handler | None:
+        """The handler serving `msg_type`, if any."""
+        return self._routes.get(msg_type.TYPE)
+
+    def wrap(self, wrapper: Callable[[Handler], Handler]) -> None:
+        """Put `wrapper` around every route (a measuring, delaying or failing middleman).
+
+        Tests use it to make one node slow or faulty without a proxy in front of it.
+        """
+        self._routes = {name: wrapper(handler) for name, handler in self._routes.items()}
+
     async def start(self) -> int:
         """Bind (with address reuse, so a restart works at once) and return the bound port."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -10,7 +10,7 @@ import msgpack
 import pytest
 
 from ring.errors import FrameTooLarge, MalformedFrame, Refused, RemoteError, UnknownMessage
-from ring.server import Connection, FrameServer
+from ring.server import Connection, FrameServer, Handler
 from ring.wire import (
     MAX_FRAME,
     Error,
@@ -167,10 +167,27 @@ class TestServer:
         assert await request("127.0.0.1", port, Echo("x")) == Echo("X")
         await echo_server.close()
         again = FrameServer("127.0.0.1", port)
-        again.route(Echo, echo_server._routes["TEST_ECHO"])
+        handler = echo_server.handler(Echo)
+        assert handler is not None
+        again.route(Echo, handler)
         assert await again.start() == port
         assert await request("127.0.0.1", port, Echo("y")) == Echo("Y")
         await again.close()
+
+
+async def test_wrap_puts_a_middleman_around_every_route(echo_server: FrameServer) -> None:
+    seen: list[str] = []
+
+    def spy(handler: Handler) -> Handler:
+        async def wrapped(msg: Message, conn: Connection) -> Message | None:
+            seen.append(msg.TYPE)
+            return await handler(msg, conn)
+
+        return wrapped
+
+    echo_server.wrap(spy)
+    assert await request("127.0.0.1", echo_server.port, Echo("w")) == Echo("W")
+    assert seen == ["TEST_ECHO"]
 
 
 def test_ok_has_no_fields() -> None:
