@@ -79,7 +79,7 @@ class Heartbeat:
             except RemoteProtocolError as exc:
                 log.warning("%s: bad view in PONG from %s: %s", svc.me.name, member.name, exc)
                 return False
-        if pong.ring_id != svc.view.ring_id:
+        if (pong.key, pong.ring_id) != (member.key, svc.view.ring_id):
             return False
         self.detector.on_reply(member.key, svc.clock() - started)
         return True

@@ -92,9 +92,10 @@ class Leader:
             redirect = self._check_leading()
             if redirect is not None:
                 return redirect
+            leaver = self.svc.view.member(msg.key)
             view = remove(self.svc.view, [msg.key])
-            if view is not self.svc.view:
-                log.info("%s: %s left the ring", self.svc.me.name, msg.key)
+            if leaver is not None:
+                log.info("%s: %s left the ring", self.svc.me.name, leaver.name)
                 self.change(view, exclude={msg.key})
             return ViewReply(self.svc.view.to_wire())
 
@@ -103,9 +104,8 @@ class Leader:
         self.svc.check_alive()
         if self.svc.status is not Status.MEMBER:
             raise Refused("not_member", "this node is in no ring")
-        if not all(isinstance(k, str) for k in msg.dead) or len(msg.dead) > len(
-            self.svc.view.members
-        ):
+        too_many = len(msg.dead) > len(self.svc.view.members)
+        if too_many or not all(isinstance(k, str) for k in msg.dead):
             raise BadRequest("FAIL.dead must be a short list of keys")
         return await self.remove_failed(set(msg.dead))
 
@@ -123,7 +123,7 @@ class Leader:
             confirmed = {
                 m.key
                 for m, pong in zip(suspects, pongs)
-                if pong is None or pong.ring_id != view.ring_id
+                if pong is None or (pong.key, pong.ring_id) != (m.key, view.ring_id)
             }
             leader = acting_leader(view, confirmed)
             if leader is None or leader.key != svc.me.key:

@@ -169,12 +169,13 @@ def admit(view: View, newcomer: Member) -> View:
     """The view after `newcomer` joins: appended at the end, so nobody else renumbers.
 
     A node already present at the same address is admitted again as a no-op (its JOIN_OK was
-    lost); at a new address (a restart) its old entry is dropped first.
+    lost); at a new address (a restart) its old entry is dropped first. So is any other entry
+    at the newcomer's address: one address holds one node, and the old one is gone.
     """
     current = view.member(newcomer.key)
     if current == newcomer:
         return view
-    kept = tuple(m for m in view.members if m.key != newcomer.key)
+    kept = tuple(m for m in view.members if m.key != newcomer.key and m.address != newcomer.address)
     return View(view.ring_id, view.version + 1, kept + (newcomer,))
 
 

@@ -100,6 +100,11 @@ class TestChanges:
         view = admit(ring(3), moved)
         assert view.members == (member(0), member(2), moved)
 
+    def test_a_new_key_at_an_old_address_replaces_the_old_node(self) -> None:
+        reborn = Member("k1-new", "node1", "127.0.0.1", 9001)
+        view = admit(ring(3), reborn)
+        assert view.members == (member(0), member(2), reborn)
+
     def test_leave_renumbers_the_nodes_after_the_leaver(self) -> None:
         old = ring(5)
         new = remove(old, ["k2"])

@@ -22,6 +22,7 @@ from ring.messages import (
     Redirect,
 )
 from ring.server import Connection, FrameServer
+from ring.service import RingService
 from ring.wire import Message, request
 from tests.helpers_ring import Cluster, wait_for, whole
 
@@ -185,6 +186,38 @@ class TestHostilePeers:
             assert any("bad view in PONG" in r.getMessage() for r in caplog.records)
         finally:
             await liar.close()
+
+    async def test_another_node_answering_at_a_members_address_does_not_keep_it_alive(
+        self, cluster: Cluster
+    ) -> None:
+        leader = await cluster.node("a")
+
+        async def impostor(msg: Message, conn: Connection) -> Message:
+            return Pong("someone else", leader.view.ring_id, leader.view.version)
+
+        other = FrameServer("127.0.0.1", 0)
+        other.route(Ping, impostor)
+        port = await other.start()
+        try:
+            await leader.start()
+            ghost = Member("ghost", "g", "127.0.0.1", port)
+            assert isinstance(await request(*leader.me.address, Join(ghost.to_wire()), 2), JoinOk)
+            await wait_for(lambda: leader.view.keys == {leader.me.key}, 5)
+        finally:
+            await other.close()
+
+    async def test_a_new_node_at_an_old_nodes_address_replaces_it(self, cluster: Cluster) -> None:
+        leader, old = await cluster.node("a"), await cluster.node("b")
+        await leader.start()
+        await old.start([leader.me.address])
+        await cluster.kill(old)
+        server = FrameServer("127.0.0.1", old.me.port)
+        await server.start()
+        reborn = RingService(server, Member("reborn", "b", "127.0.0.1", old.me.port), heartbeat=0.1)
+        cluster.nodes.append((server, reborn))
+        await reborn.start([leader.me.address])
+        assert [m.key for m in leader.view.members] == [leader.me.key, "reborn"]
+        await wait_for(lambda: whole([leader, reborn]), 3)
 
 
 class TestLeavingEarly:
