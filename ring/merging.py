@@ -52,8 +52,9 @@ class Merger:
         if svc.status is Status.MEMBER and wins_merge(theirs, label(svc.view)):
             self.merge_into(theirs, (reply.host, reply.port))
 
-    def merge_into(self, winner: Label, address: tuple[str, int]) -> None:
-        """Our ring lost to `winner`: the leader sends everyone MERGE; members ask the leader."""
+    def merge_into(self, winner: Label, address: tuple[str, int], told: bool = False) -> None:
+        """Our ring lost to `winner`: the leader sends everyone MERGE and re-joins; a member
+        that was `told` (by MERGE) re-joins, one that found out itself asks the leader."""
         svc = self.svc
         if svc.status is not Status.MEMBER:
             return
@@ -62,6 +63,8 @@ class Merger:
         if svc.is_leader:
             others = [m for m in svc.view.members if m.key != svc.me.key]
             svc.spawn(svc.leadership.push(others, msg))
+            svc.rejoin([address])
+        elif told:
             svc.rejoin([address])
         else:
             svc.spawn(self._ask_leader(msg))
@@ -99,5 +102,5 @@ class Merger:
         theirs = (msg.ring_id, msg.leader)
         if not wins_merge(theirs, label(svc.view)):
             raise Refused("no_merge", f"ring {theirs} does not win over {label(svc.view)}")
-        self.merge_into(theirs, (msg.host, msg.port))
+        self.merge_into(theirs, (msg.host, msg.port), told=True)
         return Ok()
