@@ -43,6 +43,13 @@ class FailureDetector:
                 return member
         return None
 
+    def measure_target(self, view: View, turn: int) -> Member | None:
+        """The member to time this beat besides the next: the others in turn, so that `rtt`
+        covers every member (the sync layer ranks holders by it) at one extra ping a beat."""
+        watched = self.target(view)
+        others = [m for m in view.members if m.key != self.me and m != watched]
+        return others[turn % len(others)] if others else None
+
     def on_reply(self, key: str, rtt: float) -> None:
         """`key` answered a ping after `rtt` seconds: it is alive."""
         self._missed.pop(key, None)

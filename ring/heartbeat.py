@@ -5,7 +5,8 @@ not suspect (`ring/failure.py` decides whom, and when a silence makes a suspect)
 carry a view: a newer one of our ring is adopted (this repairs lost UPDATEs), one of a ring
 that wins a merge starts the merge. Suspects go to the acting leader in a FAIL; if that
 leader does not answer, it joins the suspects and the report goes to the next lowest member.
-Every few beats the node also probes the configured peers that are not in its view.
+Each beat also times one other member in turn (a miss there counts for nothing), so `rtt`
+covers the whole ring; every few beats the node probes the configured peers not in its view.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Heartbeat:
         self.svc = service
         self.detector = FailureDetector(service.me.key, misses)
         self._report: asyncio.Task[None] | None = None
+        self._turn = 0
 
     async def run(self) -> None:
         """Beat until the service leaves or crashes."""
@@ -56,6 +58,10 @@ class Heartbeat:
     async def beat(self) -> None:
         """Ping the next member not suspected; on its last allowed miss, check the successors."""
         svc, detector = self.svc, self.detector
+        extra = detector.measure_target(svc.view, self._turn)
+        self._turn += 1
+        if extra is not None:
+            svc.spawn(self.watch(extra))
         target = detector.target(svc.view)
         if target is not None and not await self.watch(target) and detector.on_miss(target.key):
             rest = detector.to_probe(svc.view, target.key)

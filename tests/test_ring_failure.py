@@ -50,6 +50,12 @@ class TestFailureDetector:
         fd.suspects.add("k2")
         assert [m.key for m in fd.to_probe(view, "k1")] == ["k3"]
 
+    def test_every_other_member_is_timed_in_turn(self) -> None:
+        fd = FailureDetector("k1", 3)
+        view = ring(5)
+        assert [key(fd.measure_target(view, turn)) for turn in range(4)] == ["k0", "k3", "k4", "k0"]
+        assert fd.measure_target(ring(2), 0) is None
+
     def test_a_reply_clears_suspicion(self) -> None:
         fd = FailureDetector("k0", 1)
         fd.on_miss("k1")

@@ -52,10 +52,11 @@ class TestForming:
         await second.start([first.me.address])
         await wait_for(lambda: seen == [2], 2)
 
-    async def test_rtt_is_measured_by_heartbeats(self, cluster: Cluster) -> None:
-        nodes = await form(cluster, 3)
-        await wait_for(lambda: all(s.next is not None and s.next.key in s.rtt for s in nodes), 3)
-        assert all(0 < s.rtt[s.next.key] < 1 for s in nodes if s.next is not None)
+    async def test_rtt_to_every_member_is_measured_by_heartbeats(self, cluster: Cluster) -> None:
+        nodes = await form(cluster, 4)
+        others = {s.me.key: {o.me.key for o in nodes if o is not s} for s in nodes}
+        await wait_for(lambda: all(set(s.rtt) == others[s.me.key] for s in nodes), 4)
+        assert all(0 < rtt < 1 for s in nodes for rtt in s.rtt.values())
 
     async def test_five_simultaneous_starts_end_in_one_ring(self, cluster: Cluster) -> None:
         nodes = [await cluster.node(f"s{i}") for i in range(5)]
