@@ -69,3 +69,40 @@ class BatchData(Message):
     """Header of a batch: per item {"sha256", "size"} (-1: not held); bodies follow back to back."""
 
     items: list[Any]
+
+
+NOTIFY_MAX_ENTRIES = 2000
+"""Most records in one NOTIFY (a bigger change is sent as several, in seq order)."""
+
+
+@message("NOTIFY")
+class Notify(Message):
+    """Records an owner just changed, pushed round the ring; each node passes it to its next.
+
+    `origin` is the owner that made the change (forwarding stops before reaching it again);
+    `hops` counts the nodes it has passed, so a ring that changed under it cannot loop it.
+    """
+
+    origin: str
+    entries: list[Any]
+    hops: int = 0
+
+
+@message("BLOCKS")
+class BlocksRequest(Message):
+    """Ask for the SHA-256 of every `block_size` block of a file (multi-source, resumable)."""
+
+    sha256: str
+    owner: str
+    path: str
+    block_size: int
+
+
+@message("BLOCKS_DATA")
+class BlocksData(Message):
+    """Block hashes of a file: `hashes` is the 32-byte digests of every block, concatenated."""
+
+    sha256: str
+    size: int
+    block_size: int
+    hashes: bytes
