@@ -81,7 +81,7 @@ class Heartbeat:
             return False
         if pong.view is not None:
             try:
-                svc.consider(View.from_wire(pong.view))
+                svc.receive(View.from_wire(pong.view), "pong")
             except RemoteProtocolError as exc:
                 log.warning("%s: bad view in PONG from %s: %s", svc.me.name, member.name, exc)
                 return False
@@ -119,6 +119,6 @@ class Heartbeat:
                 except RemoteProtocolError as exc:
                     log.warning("%s: bad view in reply to FAIL: %s", svc.me.name, exc)
                     return
-                svc.offer(view)
+                svc.receive(view, "update")
                 self.detector.cleared(view)
             return

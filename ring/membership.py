@@ -28,7 +28,7 @@ import enum
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ring.errors import BadRequest, LocalProtocolError
 
@@ -274,3 +274,45 @@ def next_status(status: Status, event: str) -> Status:
         return TRANSITIONS[status][event]
     except KeyError:
         raise LocalProtocolError(f"{event!r} is not allowed while {status.value}") from None
+
+
+Source = Literal["update", "pong", "join_ok"]
+"""Where a view came from: an UPDATE push (or the VIEW answering a FAIL), a PONG, a JOIN_OK."""
+
+
+class Verdict(enum.Enum):
+    """What a node does with a view it receives."""
+
+    IGNORE = "ignore"
+    INSTALL = "install"
+    REJOIN = "rejoin"
+    MERGE = "merge"
+
+
+def judge(current: View, incoming: View, me: str, status: Status, source: Source) -> Verdict:
+    """Decide what to do with `incoming`, given this node's view, key and status.
+
+    - JOIN_OK: install, unless a newer view of that same ring (and leader) already came.
+    - While joining, an UPDATE of another ring that holds us overtook our JOIN_OK: install.
+    - Our ring, newer version: install if it holds us; if it cut us out, re-join (Rule 2).
+    - A PONG showing another ring that wins: merge into it (Rule 4).
+    - Anything else, and anything while not a member or joining: ignore.
+    """
+    holds_me = incoming.position(me) is not None
+    if source == "join_ok":
+        newer = label(incoming) != label(current) or incoming.version > current.version
+        return Verdict.INSTALL if newer else Verdict.IGNORE
+    if status not in (Status.MEMBER, Status.JOINING):
+        return Verdict.IGNORE
+    overtaken = source == "update" and holds_me and label(incoming) != label(current)
+    if status is Status.JOINING and overtaken:
+        return Verdict.INSTALL
+    if incoming.ring_id == current.ring_id:
+        if not supersedes(incoming, current):
+            return Verdict.IGNORE
+        if holds_me:
+            return Verdict.INSTALL
+        return Verdict.REJOIN if status is Status.MEMBER else Verdict.IGNORE
+    if status is Status.MEMBER and source == "pong" and wins_merge(label(incoming), label(current)):
+        return Verdict.MERGE
+    return Verdict.IGNORE

@@ -27,14 +27,15 @@ from ring.heartbeat import Heartbeat
 from ring.leader import Leader
 from ring.membership import (
     Member,
+    Source,
     Status,
+    Verdict,
     View,
     found,
+    judge,
     label,
     next_status,
     renumbering,
-    supersedes,
-    wins_merge,
 )
 from ring.merging import Merger
 from ring.messages import Join, JoinOk, Ping, Pong, Redirect, Update
@@ -131,7 +132,7 @@ class RingService:
             self._set_status("founded")
             log.info("%s founded ring %s as node 0", self.me.name, self.view.ring_id)
         else:
-            self._accept_join(view)
+            self.receive(view, "join_ok")
             self._set_status("joined")
         self.spawn(self._heartbeat.run())
 
@@ -187,20 +188,16 @@ class RingService:
             except Exception:
                 log.exception("view listener failed")
 
-    def offer(self, view: View) -> None:
-        """A view from a peer of our ring: adopt it if newer; re-join if it cut us out."""
-        if not supersedes(view, self.view):
-            return
-        if view.position(self.me.key) is not None:
+    def receive(self, view: View, source: Source) -> None:
+        """Act on a view from a peer as `judge` decides: install, re-join, merge, or ignore."""
+        verdict = judge(self.view, view, self.me.key, self.status, source)
+        if verdict is Verdict.INSTALL:
             self.install(view)
-        elif self.status is Status.MEMBER:
+        elif verdict is Verdict.REJOIN:
             log.warning("%s was cut out of view v%d: re-joining", self.me.name, view.version)
             self.rejoin([view.leader.address])
-
-    def _accept_join(self, view: View) -> None:
-        """The view of a JOIN_OK: current unless a newer one of that ring already came."""
-        if label(view) != label(self.view) or view.version > self.view.version:
-            self.install(view)
+        elif verdict is Verdict.MERGE:
+            self.merger.merge_into(label(view), view.leader.address)
 
     # -- joining ------------------------------------------------------------------------------
 
@@ -269,16 +266,9 @@ class RingService:
             self.install(found(self.me, time.time_ns()))
             log.warning("%s could not re-join; founded ring %s", self.me.name, self.view.ring_id)
         else:
-            self._accept_join(view)
+            self.receive(view, "join_ok")
             log.info("%s re-joined as node %d of %s", self.me.name, self.my_id, view.ring_id)
         self._set_status("joined")
-
-    def consider(self, view: View) -> None:
-        """A view seen in passing: ours if newer; another ring's if it wins the merge."""
-        if view.ring_id == self.view.ring_id:
-            self.offer(view)
-        elif self.status is Status.MEMBER and wins_merge(label(view), label(self.view)):
-            self.merger.merge_into(label(view), view.leader.address)
 
     async def ping(self, member: Member, timeout: float) -> Pong | None:
         """One PING; None if `member` does not answer PONG in time."""
@@ -310,12 +300,7 @@ class RingService:
     async def _on_update(self, msg: Message, conn: Connection) -> Message:
         self.check_alive()
         assert isinstance(msg, Update)
-        view = View.from_wire(msg.view)
-        joining = self.status is Status.JOINING and label(view) != label(self.view)
-        if joining and view.position(self.me.key) is not None:
-            self.install(view)
-        elif self.status in (Status.MEMBER, Status.JOINING):
-            self.offer(view)
+        self.receive(View.from_wire(msg.view), "update")
         return Ok()
 
     # -- plumbing -----------------------------------------------------------------------------

@@ -9,10 +9,12 @@ from ring.membership import (
     MAX_MEMBERS,
     Member,
     Status,
+    Verdict,
     View,
     acting_leader,
     admit,
     found,
+    judge,
     label,
     next_status,
     remove,
@@ -186,3 +188,46 @@ class TestStatus:
     def test_transitions_not_in_the_table_are_our_bug(self, status: Status, event: str) -> None:
         with pytest.raises(LocalProtocolError):
             next_status(status, event)
+
+
+class TestJudge:
+    """What a node does with a view it receives (`judge`)."""
+
+    def test_newer_view_of_our_ring_holding_us_is_installed(self) -> None:
+        assert judge(ring(3, 1), ring(4, 2), "k1", Status.MEMBER, "update") is Verdict.INSTALL
+        assert judge(ring(3, 1), ring(4, 2), "k1", Status.MEMBER, "pong") is Verdict.INSTALL
+
+    def test_same_or_older_version_is_ignored(self) -> None:
+        assert judge(ring(3, 2), ring(4, 2), "k1", Status.MEMBER, "update") is Verdict.IGNORE
+        assert judge(ring(3, 2), ring(2, 1), "k1", Status.MEMBER, "pong") is Verdict.IGNORE
+
+    def test_newer_view_without_us_means_we_were_cut_out(self) -> None:
+        cut = remove(ring(3, 1), ["k1"])
+        assert judge(ring(3, 1), cut, "k1", Status.MEMBER, "update") is Verdict.REJOIN
+        assert judge(ring(3, 1), cut, "k1", Status.JOINING, "update") is Verdict.IGNORE
+        assert judge(ring(3, 1), cut, "k1", Status.LEAVING, "update") is Verdict.IGNORE
+
+    def test_join_ok_is_installed_unless_a_newer_view_overtook_it(self) -> None:
+        lone = View("", 0, (member(3),))
+        assert judge(lone, ring(4, 4), "k3", Status.JOINING, "join_ok") is Verdict.INSTALL
+        assert judge(ring(5, 5), ring(4, 4), "k3", Status.JOINING, "join_ok") is Verdict.IGNORE
+
+    def test_join_ok_of_the_other_half_of_our_ring_is_installed(self) -> None:
+        half = View("r", 9, (member(2), member(3), member(0)))
+        assert judge(ring(2, 20), half, "k0", Status.JOINING, "join_ok") is Verdict.INSTALL
+
+    def test_update_of_the_ring_we_are_joining_is_installed(self) -> None:
+        lone = View("", 0, (member(3),))
+        other = ring(4, 4, ring_id="other")
+        assert judge(lone, other, "k3", Status.JOINING, "update") is Verdict.INSTALL
+        assert judge(ring(3), other, "k2", Status.MEMBER, "update") is Verdict.IGNORE
+
+    def test_a_pong_from_a_winning_ring_starts_a_merge(self) -> None:
+        mine, older = ring(3, ring_id="0002-x"), ring(2, ring_id="0001-y")
+        assert judge(mine, older, "k0", Status.MEMBER, "pong") is Verdict.MERGE
+        assert judge(older, mine, "k0", Status.MEMBER, "pong") is Verdict.IGNORE
+        assert judge(mine, older, "k0", Status.MEMBER, "update") is Verdict.IGNORE
+        assert judge(mine, older, "k0", Status.JOINING, "pong") is Verdict.IGNORE
+
+    def test_nothing_is_adopted_once_left(self) -> None:
+        assert judge(ring(3, 1), ring(3, 2), "k1", Status.LEFT, "update") is Verdict.IGNORE
