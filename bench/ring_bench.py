@@ -3,7 +3,8 @@
 All nodes run in one process and one event loop on 127.0.0.1 with default timing (heartbeat
 0.5 s, 3 misses). Forming: node 0 founds, the other 7 JOIN at once; timed from the first start
 until every node holds the same 8-node view. Healing: node 0 and node 3 "die" at the same
-instant; timed until the 6 survivors hold the same view, ids 0..5. Two kinds of death:
+instant, at a random point of the heartbeat cycle; timed until the survivors hold the same
+view, ids 0..n-3. Two kinds of death:
 "killed" (server closed: connections are refused at once, as after kill -9) and "frozen"
 (the port accepts connections but never answers, as a stopped or cut-off host, so every
 probe waits for its timeout). Each figure is the median of --runs runs (default 5).
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import json
 import logging
+import random
 import secrets
 import statistics
 import sys
@@ -71,6 +73,7 @@ async def one_run(count: int, frozen: bool) -> tuple[float, float]:
     await nodes[0].start()
     await asyncio.gather(*(n.start([nodes[0].me.address]) for n in nodes[1:]))
     formed = time.monotonic() - started + await until(lambda: agreed(nodes))
+    await asyncio.sleep(random.uniform(0, 0.5))
     victims = [made[0], made[3]]
     stand_ins = []
     for server, svc in victims:
