@@ -24,6 +24,7 @@ from typing import Protocol
 from ring.errors import PeerUnreachable, RemoteError, RemoteProtocolError
 from ring.wire import close_stream, exchange, expect, open_stream
 from sync.errors import SyncError
+from sync.blocks import BLOCK_SIZE
 from sync.holdings import Holdings
 from sync.manifest import FileRecord, Peer, entry_to_record, plan, sources, supersedes
 from sync.messages import (
@@ -35,9 +36,12 @@ from sync.messages import (
     ManifestRequest,
 )
 from sync.paths import Confiner, confine
+from sync.resume import PARTIAL_DIR, LocalDiskError, disk_error, prune_partials
 from sync.scanner import Hasher
 from sync.serve import Server
 from sync.state import State
+from sync.swarm import MAX_SOURCES, Swarm
+from sync.tracker import Transfers
 from sync.transfer import Receiver, copy_verified, place_many
 
 log = logging.getLogger(__name__)
@@ -79,6 +83,15 @@ class Replicator:
         self._prev_holds: dict[tuple[str, str], tuple[int, bool]] = {}
         self._haves: dict[tuple[str, str], str | None] = {}
         self._confine = Confiner(root)
+        self.transfers = Transfers()
+        self.swarm = Swarm(
+            receiver,
+            root / PARTIAL_DIR,
+            server.blocks,
+            self.transfers,
+            concurrency * MAX_SOURCES,
+            receiver.timeout,
+        )
 
     async def pull(self, prev: Peer | None, peers: dict[str, Peer], timeout: float) -> int:
         """One round: merge prev's manifest delta, then meet every need; returns files changed."""
@@ -150,7 +163,10 @@ class Replicator:
         """Run one need; local trouble is logged and the need retried next round."""
         try:
             return await work
-        except (OSError, SyncError, RemoteProtocolError) as exc:
+        except OSError as exc:
+            log.error("sync step failed: %s", disk_error(exc, "a file"))
+            return 0
+        except (SyncError, RemoteProtocolError) as exc:
             log.error("sync step failed (will retry next round): %s", exc)
             return 0
 
@@ -274,6 +290,9 @@ class Replicator:
                 return rec, await self._sources(rec, prev, peers)
 
         plans = await asyncio.gather(*(plan_one(rec) for rec in recs))
+        await asyncio.to_thread(
+            prune_partials, self.root / PARTIAL_DIR, {r.sha256 for r in recs if r.size > BLOCK_SIZE}
+        )
         batches: dict[Peer, list[tuple[FileRecord, list[Peer]]]] = {}
         jobs: list[Awaitable[int]] = []
         for rec, order in plans:
@@ -297,7 +316,10 @@ class Replicator:
         return sum(await asyncio.gather(*(self._guarded(j) for j in jobs)))
 
     async def fetch_one(self, rec: FileRecord, order: list[Peer]) -> int:
-        """Download one file from the first source that serves it right."""
+        """Download one file from the first source that serves it right (large ones in blocks,
+        from several sources at once)."""
+        if rec.size > BLOCK_SIZE:
+            return await self.fetch_blocks(rec, order)
         for peer in order:
             try:
                 async with self._slots:
@@ -308,6 +330,21 @@ class Replicator:
             self.on_rtt(peer.name, rtt)
             return await self.install([(rec, tmp)])
         return 0
+
+    async def fetch_blocks(self, rec: FileRecord, order: list[Peer]) -> int:
+        """Download a large file in blocks from its sources at once; a failure keeps the blocks
+        verified so far for the next round (unless this node cannot store them)."""
+        try:
+            async with self._slots:
+                path, served = await self.swarm.fetch(rec, order)
+        except LocalDiskError as exc:
+            log.error("%s/%s: %s", rec.owner, rec.path, exc)
+            return 0
+        except FETCH_ERRORS as exc:
+            log.info("fetching %s/%s in blocks failed: %s", rec.owner, rec.path, exc)
+            return 0
+        log.debug("%s/%s served by %s", rec.owner, rec.path, served)
+        return await self.install([(rec, path)])
 
     async def fetch_batch(self, peer: Peer, items: list[tuple[FileRecord, list[Peer]]]) -> int:
         """Download small files in one BATCH from `peer`; the rest go singly to other sources."""

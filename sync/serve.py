@@ -17,12 +17,15 @@ from pathlib import Path
 from ring.errors import BadRequest, Refused
 from ring.server import Connection, Handler
 from ring.wire import Message
+from sync.blocks import BlockCache, valid_block_size
 from sync.manifest import is_sha256, record_to_entry
 from sync.messages import (
     BATCH_MAX_BYTES,
     BATCH_MAX_FILES,
     PAGE_LIMIT,
     BatchRequest,
+    BlocksData,
+    BlocksRequest,
     FileData,
     FileRequest,
     ManifestData,
@@ -41,6 +44,9 @@ class Server:
     def __init__(self, root: Path, state: State) -> None:
         self.root = root
         self.state = state
+        self.blocks = BlockCache()
+        self.sent = 0
+        """File body bytes sent by FILE requests (tests and the benchmark count per holder)."""
 
     def routes(self) -> list[tuple[type[Message], Handler]]:
         """(message type, handler) pairs to route on a FrameServer."""
@@ -48,6 +54,7 @@ class Server:
             (ManifestRequest, self.on_manifest),
             (FileRequest, self.on_file),
             (BatchRequest, self.on_batch),
+            (BlocksRequest, self.on_blocks),
         ]
 
     def local_file(
@@ -113,22 +120,40 @@ class Server:
             entries, next_cursor is not None, list(next_cursor) if next_cursor else None
         )
 
+    def _find(self, sha256: str, owner: str, path: str, kind: str) -> tuple[Path, int]:
+        """The local file to serve content `sha256` from, or Refused (not_found, stale)."""
+        if not is_sha256(sha256):
+            raise BadRequest(f"{kind}.sha256 must be 64 lowercase hex digits")
+        target = confine(self.root, owner, path)
+        found = self.local_file(sha256, (f"{owner}/{path}", target))
+        if found is None:
+            code = "stale" if self.state.cache_by_hashes({sha256}) else "not_found"
+            raise Refused(code, f"no file with sha256 {sha256[:16]} here")
+        return found
+
+    async def on_blocks(self, msg: Message, conn: Connection) -> Message:
+        """The block hashes of a held file (hashed once, then cached): BLOCKS_DATA."""
+        assert isinstance(msg, BlocksRequest)
+        if not valid_block_size(msg.block_size):
+            raise BadRequest(f"BLOCKS.block_size {msg.block_size} is not a power of two 64K-16M")
+        path, total = self._find(msg.sha256, msg.owner, msg.path, "BLOCKS")
+        try:
+            hashes = await self.blocks.get(msg.sha256, msg.block_size, path, total)
+        except OSError as exc:
+            log.warning("cannot hash the blocks of %s: %s", path, exc)
+            raise Refused("stale", f"{msg.sha256[:16]} cannot be read here now") from None
+        return BlocksData(msg.sha256, total, msg.block_size, hashes)
+
     async def on_file(self, msg: Message, conn: Connection) -> None:
         """Send FILE_DATA and the body, or refuse: bad_path, not_found, stale, bad_request."""
         assert isinstance(msg, FileRequest)
-        if not is_sha256(msg.sha256):
-            raise BadRequest("FILE.sha256 must be 64 lowercase hex digits")
-        target = confine(self.root, msg.owner, msg.path)
-        found = self.local_file(msg.sha256, (f"{msg.owner}/{msg.path}", target))
-        if found is None:
-            code = "stale" if self.state.cache_by_hashes({msg.sha256}) else "not_found"
-            raise Refused(code, f"no file with sha256 {msg.sha256[:16]} here")
-        path, total = found
+        path, total = self._find(msg.sha256, msg.owner, msg.path, "FILE")
         if msg.offset < 0 or msg.offset > total or (msg.length is not None and msg.length < 0):
             raise BadRequest(f"range {msg.offset}+{msg.length} outside a {total}-byte file")
         size = total - msg.offset if msg.length is None else min(msg.length, total - msg.offset)
         log.debug("serving %s (%d bytes) to %s:%d", path, size, *conn.peer)
         await send_body(conn, path, FileData(msg.sha256, size, msg.offset, total))
+        self.sent += size
         return None
 
     async def on_batch(self, msg: Message, conn: Connection) -> None:

@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -86,7 +87,8 @@ class Receiver:
         """A fresh temp file name for content `sha256`."""
         return self.tmp_dir / f"{sha256[:16]}-{uuid.uuid4().hex[:12]}.part"
 
-    def _connect(self, peer: Peer) -> socket.socket:
+    def connect(self, peer: Peer) -> socket.socket:
+        """A blocking socket to `peer` that `close` will cut; give it back with `release`."""
         if self.closed:
             raise PeerUnreachable("sync engine stopped")
         try:
@@ -97,7 +99,8 @@ class Receiver:
             self._socks.add(sock)
         return sock
 
-    def _release(self, sock: socket.socket) -> None:
+    def release(self, sock: socket.socket) -> None:
+        """Forget and close a socket from `connect`."""
         with self._lock:
             self._socks.discard(sock)
         sock.close()
@@ -112,7 +115,7 @@ class Receiver:
             PeerUnreachable, RemoteError, TransferAborted, HashMismatch: try another source.
             OSError: local trouble (disk full, permissions); the temp file is already gone.
         """
-        sock = self._connect(peer)
+        sock = self.connect(peer)
         try:
             started = time.monotonic()
             header = _exchange(sock, FileRequest(rec.sha256, rec.owner, rec.path))
@@ -133,7 +136,7 @@ class Receiver:
                 raise TransferAborted(f"from {peer.name}: {exc}") from None
             raise
         finally:
-            self._release(sock)
+            self.release(sock)
 
     def fetch_batch(self, peer: Peer, recs: list[FileRecord]) -> dict[int, Path]:
         """Download many small files in one BATCH round trip.
@@ -142,7 +145,7 @@ class Receiver:
             index in `recs` -> verified temp file, for every file the peer held and sent right.
             Files it did not hold, or sent wrong, are left out (fetched singly later).
         """
-        sock = self._connect(peer)
+        sock = self.connect(peer)
         out: dict[int, Path] = {}
         try:
             items = [{"sha256": r.sha256, "owner": r.owner, "path": r.path} for r in recs]
@@ -174,7 +177,7 @@ class Receiver:
                 raise
             log.info("batch from %s stopped after %d files: %s", peer.name, len(out), exc)
         finally:
-            self._release(sock)
+            self.release(sock)
         self._fsync_all(out)
         return out
 
@@ -208,6 +211,11 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
 def _exchange(sock: socket.socket, msg: Message) -> Message:
     """Send one request frame and read the reply frame on a blocking socket."""
     sock.sendall(encode(msg))
+    return read_reply(sock)
+
+
+def read_reply(sock: socket.socket) -> Message:
+    """Read one reply frame on a blocking socket; an ERROR reply raises RemoteError."""
     (length,) = HEADER.unpack(_recv_exact(sock, HEADER.size))
     if length > MAX_FRAME:
         raise MalformedFrame(f"reply frame of {length} bytes")
@@ -232,6 +240,17 @@ def _stream(sock: socket.socket, f: object, size: int) -> hashlib._Hash:
         write(view[:n])
         left -= n
     return digest
+
+
+def recv_body(sock: socket.socket, view: memoryview, progress: Callable[[int], None]) -> None:
+    """Fill `view` from the socket in 1 MiB reads, telling `progress` of each read."""
+    got, size = 0, len(view)
+    while got < size:
+        n = sock.recv_into(view[got:], min(CHUNK, size - got), socket.MSG_WAITALL)
+        if n == 0:
+            raise TransferAborted(f"connection closed after {got} of {size} bytes")
+        got += n
+        progress(n)
 
 
 def _fsync_path(path: Path) -> OSError | None:

@@ -1,0 +1,200 @@
+"""Blocks of a file: their hashes, a holder's cache of them, and who fetches which block next.
+
+Theory of operation. A large file is cut into fixed-size blocks (4 MiB; the last one shorter),
+each with its own SHA-256. The holder computes the list on demand (BLOCKS request) and keeps it
+in a `BlockCache`: the list is a function of the content hash and the block size alone, so one
+entry serves every file with that content. A receiver checks each block against the list as it
+arrives, and the whole file against the manifest's SHA-256 at the end, so a lying list costs a
+retry, never a wrong file.
+
+`BlockPlan` is the sans-IO heart of a multi-source download: every holder connection asks it
+for the next block to fetch (`claim`), so a faster holder simply comes back sooner and serves
+more blocks (work stealing). A block that fails its hash marks its holder bad for this file
+(`failed`); a holder that vanishes gives its claimed blocks back (`release`). Once nothing is
+left unclaimed, an idle holder may duplicate a block still in flight elsewhere ("endgame"), so
+one slow holder cannot hold up the end of a download.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from collections import Counter, OrderedDict
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+BLOCK_SIZE = 4 * 1024 * 1024
+MIN_BLOCK = 64 * 1024
+MAX_BLOCK = 16 * 1024 * 1024
+DIGEST = 32
+CACHE_ENTRIES = 256
+"""Block lists kept by a holder (a 1 GiB file's list is 8 KiB)."""
+
+
+def valid_block_size(block_size: int) -> bool:
+    """Whether a block size is one this protocol accepts: a power of two, 64 KiB to 16 MiB."""
+    return MIN_BLOCK <= block_size <= MAX_BLOCK and block_size & (block_size - 1) == 0
+
+
+def block_count(size: int, block_size: int) -> int:
+    """How many blocks a file of `size` bytes has (0 for an empty file)."""
+    return (size + block_size - 1) // block_size
+
+
+def block_range(index: int, size: int, block_size: int) -> tuple[int, int]:
+    """(offset, length) of block `index` in a file of `size` bytes."""
+    offset = index * block_size
+    return offset, min(block_size, size - offset)
+
+
+def hash_blocks(path: Path, size: int, block_size: int) -> bytes:
+    """The concatenated SHA-256 digests of every block of the first `size` bytes of a file.
+
+    Raises:
+        OSError: the file cannot be read, or is shorter than `size`.
+    """
+    out = bytearray()
+    buf = bytearray(block_size)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        for index in range(block_count(size, block_size)):
+            _offset, length = block_range(index, size, block_size)
+            got = 0
+            while got < length:
+                n = f.readinto(view[got:length])
+                if not n:
+                    raise OSError(f"{path} is shorter than {size} bytes")
+                got += n
+            out += hashlib.sha256(view[:length]).digest()
+    return bytes(out)
+
+
+class BlockCache:
+    """A holder's block lists by (content hash, block size), computed once off the event loop."""
+
+    def __init__(self, entries: int = CACHE_ENTRIES) -> None:
+        self._entries = entries
+        self._lists: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._pending: dict[tuple[str, int], asyncio.Future[bytes]] = {}
+        self.computed = 0
+
+    def put(self, sha256: str, block_size: int, hashes: bytes) -> None:
+        """Remember a verified list (a receiver that just checked every block has one)."""
+        self._lists[(sha256, block_size)] = hashes
+        self._lists.move_to_end((sha256, block_size))
+        while len(self._lists) > self._entries:
+            self._lists.popitem(last=False)
+
+    async def get(self, sha256: str, block_size: int, path: Path, size: int) -> bytes:
+        """The block list of content `sha256`, hashing `path` in a worker thread if unknown.
+
+        Concurrent asks for the same list share one hashing pass. A file that changes while it
+        is hashed is not cached (its next ask hashes it again).
+
+        Raises:
+            OSError: the file could not be read whole.
+        """
+        key = (sha256, block_size)
+        known = self._lists.get(key)
+        if known is not None:
+            self._lists.move_to_end(key)
+            return known
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            before = os.stat(path)
+            hashes = await asyncio.to_thread(hash_blocks, path, size, block_size)
+            after = os.stat(path)
+            self.computed += 1
+            if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):
+                self.put(sha256, block_size, hashes)
+            future.set_result(hashes)
+            return hashes
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here: nobody else may be waiting
+            raise
+        finally:
+            del self._pending[key]
+
+
+class BlockPlan:
+    """Which blocks are verified, which are being fetched and by whom, and who is bad.
+
+    Not thread-safe by itself: the swarm calls it under one lock (each call is tiny).
+    """
+
+    def __init__(self, count: int, verified: set[int] | None = None, endgame: int = 2) -> None:
+        self.count = count
+        self.verified: set[int] = set(verified or ())
+        self.bad: set[str] = set()
+        self.served: Counter[str] = Counter()
+        self._endgame = endgame
+        self._fetching: dict[int, set[str]] = {}
+        self._next = 0
+
+    @property
+    def complete(self) -> bool:
+        """Every block is verified."""
+        return len(self.verified) == self.count
+
+    def missing(self) -> int:
+        """How many blocks are not verified yet."""
+        return self.count - len(self.verified)
+
+    def busy(self) -> bool:
+        """Some block is being fetched right now."""
+        return bool(self._fetching)
+
+    def claim(self, holder: str) -> int | None:
+        """The next block `holder` should fetch, or None when it has nothing left to do.
+
+        Blocks go in file order (so the whole-file hash mostly runs from memory); past the
+        last unclaimed block, a block in flight elsewhere is shared (at most `endgame` fetchers).
+        """
+        if holder in self.bad:
+            return None
+        while self._next < self.count:
+            index = self._next
+            self._next += 1
+            if index not in self.verified and index not in self._fetching:
+                self._fetching[index] = {holder}
+                return index
+        for index in sorted(self._fetching, key=lambda i: len(self._fetching[i])):
+            owners = self._fetching[index]
+            if holder not in owners and len(owners) < self._endgame:
+                owners.add(holder)
+                return index
+        return None
+
+    def release(self, index: int, holder: str) -> None:
+        """`holder` will not deliver `index` (it failed or went away): others may take it."""
+        owners = self._fetching.get(index)
+        if owners is None:
+            return
+        owners.discard(holder)
+        if not owners:
+            del self._fetching[index]
+            if index not in self.verified:
+                self._next = min(self._next, index)
+
+    def done(self, index: int, holder: str, length: int) -> bool:
+        """`holder` delivered a verified block; False when another holder was first."""
+        self._fetching.pop(index, None)
+        if index in self.verified:
+            return False
+        self.verified.add(index)
+        self.served[holder] += length
+        return True
+
+    def failed(self, index: int, holder: str) -> None:
+        """The block from `holder` failed its hash: avoid that holder for this file."""
+        log.warning("block %d from %s failed its hash; avoiding that holder", index, holder)
+        self.bad.add(holder)
+        self.release(index, holder)
