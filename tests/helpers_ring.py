@@ -50,8 +50,7 @@ class Cluster:
 
     async def close(self) -> None:
         for server, svc in self.nodes:
-            if svc.status.value not in ("left", "crashed"):
-                await svc.crash()
+            await svc.crash()
             await server.close()
 
 

@@ -78,6 +78,7 @@ class TestBeforeAndAfter:
         svc = await cluster.node("dead")
         await svc.start()
         await svc.crash()
+        await svc.crash()
         with pytest.raises(PeerUnreachable):
             await request(*svc.me.address, Ping("k", "r", 1), 2)
 
