@@ -294,6 +294,7 @@ class Replicator:
             prune_partials, self.root / PARTIAL_DIR, {r.sha256 for r in recs if r.size > BLOCK_SIZE}
         )
         batches: dict[Peer, list[tuple[FileRecord, list[Peer]]]] = {}
+        same: dict[str, list[tuple[FileRecord, list[Peer]]]] = {}
         jobs: list[Awaitable[int]] = []
         for rec, order in plans:
             if not order:
@@ -301,7 +302,8 @@ class Replicator:
             elif rec.size <= SMALL_FILE:
                 batches.setdefault(order[0], []).append((rec, order))
             else:
-                jobs.append(self.fetch_one(rec, order))
+                same.setdefault(rec.sha256, []).append((rec, order))
+        jobs.extend(self.fetch_same(group) for group in same.values())
         for peer, items in batches.items():
             chunk: list[tuple[FileRecord, list[Peer]]] = []
             size = 0
@@ -330,6 +332,17 @@ class Replicator:
             self.on_rtt(peer.name, rtt)
             return await self.install([(rec, tmp)])
         return 0
+
+    async def fetch_same(self, group: list[tuple[FileRecord, list[Peer]]]) -> int:
+        """Fetch one content once for every path that wants it: the rest are local copies."""
+        first, order = group[0]
+        landed = await self._guarded(self.fetch_one(first, order))
+        for rec, rest_order in group[1:]:
+            done = await self._guarded(self.satisfy_locally(rec, True)) if landed else -1
+            if done < 0:
+                done = await self._guarded(self.fetch_one(rec, rest_order))
+            landed += done
+        return landed
 
     async def fetch_blocks(self, rec: FileRecord, order: list[Peer]) -> int:
         """Download a large file in blocks from its sources at once; a failure keeps the blocks
