@@ -165,15 +165,20 @@ class Lab:
             raise
         return self.hosts
 
-    def add_host(self) -> Host:
-        """Plug one more host into the bridge (the next free address)."""
+    def add_host(self, subnet: str | None = None, bridge: str = "br0") -> Host:
+        """Plug one more host into a bridge: `eth0` at SUBNET.INDEX/24, its default route.
+
+        Args:
+            subnet: first three octets (default: the lab's); another one needs `add_bridge`.
+            bridge: the switch to plug into.
+        """
         assert self.hub is not None, "up() first"
         index = len(self.hosts) + 1
-        host = Host(index, f"{self.subnet}.{index}", 24)
+        host = Host(index, f"{subnet or self.subnet}.{index}", 24)
         self.hosts.append(host)
         self.hub.ip(
             f"link add p{index} type veth peer name eth0 netns {host.pid}",
-            f"link set p{index} master br0 up",
+            f"link set p{index} master {bridge} up",
         )
         host.ip(
             "link set lo up",
@@ -181,8 +186,28 @@ class Lab:
             "link set eth0 up",
             "route replace default dev eth0",
         )
-        log.info("lab host %d up: %s", index, host.address)
+        log.info("lab host %d up: %s on %s", index, host.address, bridge)
         return host
+
+    def add_bridge(self, bridge: str) -> None:
+        """Another switch in the hub, for a second LAN (hosts join with add_host or plug)."""
+        assert self.hub is not None, "up() first"
+        self.hub.ip(
+            f"link add {bridge} type bridge mcast_snooping 0 stp_state 0 forward_delay 0",
+            f"link set {bridge} up",
+        )
+
+    def plug(self, host: Host, bridge: str, device: str, address: str) -> str:
+        """Give `host` a second interface `device` at `address`/24 on `bridge` (no route
+        besides its subnet); the name of the switch port, for nft rules on the hub."""
+        assert self.hub is not None, "up() first"
+        port = f"{bridge}p{host.index}"
+        self.hub.ip(
+            f"link add {port} type veth peer name {device} netns {host.pid}",
+            f"link set {port} master {bridge} up",
+        )
+        host.ip(f"addr add {address}/24 brd + dev {device}", f"link set {device} up")
+        return port
 
     def set_loss(self, host: Host, percent: int) -> None:
         """Lose about `percent`% of the frames on `host`'s cable, each way (nft on the bridge).

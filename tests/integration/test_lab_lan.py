@@ -6,6 +6,7 @@ real ARP, nothing outside the lab touched. Run with `pytest -m lab` (as root).
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -97,3 +98,44 @@ class TestArpScan:
         w.wait_converged(w.nodes)
         blocked = w.lab.hub.run(["nft", "list", "table", "bridge", "lab_beacon"])
         assert "packets 0 " not in blocked, f"beacons were not blocked both ways:\n{blocked}"
+
+
+class TestOneInterface:
+    def test_a_host_on_two_lans_beacons_and_contacts_only_on_its_own(self, world: Worlds) -> None:
+        """Host 1 also has eth1 on a second LAN (10.77.1.0/24) where another node runs and
+        beacons, and which its ARP table lists. Its node discovers on eth0 (the default
+        route's): nothing of ours may leave through eth1, and the outsider stays alone."""
+        w = world(3)
+        w.lab.add_bridge("br1")
+        outsider = w.lab.add_host(subnet="10.77.1", bridge="br1")
+        port = w.lab.plug(w.hosts[0], "br1", "eth1", "10.77.1.1")
+        assert w.lab.hub is not None
+        w.lab.hub.run(["nft", "-f", "-"], stdin=(
+            "table bridge lab_watch {\n"
+            "  chain forward { type filter hook forward priority 0; policy accept;\n"
+            f'    iifname "{port}" udp dport 9 counter\n'
+            f'    iifname "{port}" udp dport 8090 counter\n'
+            f'    iifname "{port}" tcp dport 8091 counter\n'
+            "  }\n"
+            "}\n"
+        ))  # fmt: skip
+        lan = w.hosts[:3]
+        lan[0].run([sys.executable, "-c", (
+            "import socket\n"
+            "with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:\n"
+            f"    s.sendto(b'hi', ('{outsider.address}', 9))\n"
+        )])  # fmt: skip
+        wait_until(
+            lambda: f"{outsider.address} dev eth1 lladdr" in lan[0].run(["ip", "neigh"]),
+            5, "host 1's kernel lists the outsider as a neighbour on eth1",
+        )  # fmt: skip
+        alone = w.start(outsider)
+        nodes = [w.start(host) for host in lan]
+        w.wait_ring(nodes, 3)
+        time.sleep(2.5)  # beacons repeat every 2 s: give the wrong interface a chance to be used
+        assert len(alone.ring()) == 1
+        assert w.one_ring(nodes, 3)
+        counts = re.findall(r"dport (\d+) counter packets (\d+)", w.lab.hub.run(
+            ["nft", "list", "table", "bridge", "lab_watch"]
+        ))  # fmt: skip
+        assert dict(counts) == {"9": "1", "8090": "0", "8091": "0"}, counts
