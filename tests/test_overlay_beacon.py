@@ -198,6 +198,26 @@ class TestOwnPackets:
         assert calls == []
         assert node.peers() == []
 
+    async def test_beacons_go_to_the_interface_broadcast_and_nowhere_else(self) -> None:
+        """No `broadcast` given: the target is the chosen interface's broadcast address (here
+        loopback's, standing in), on the beacon port, and only there."""
+        iface = Interface("lo", "127.0.0.1", IPv4Network("127.0.0.0/8"), "127.0.0.1")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.settimeout(5)
+            node = Discovery(
+                iface, key="me", name="me", port=9001, on_peer=lambda h, p: None,
+                ring_id=lambda: "", beacon_port=0, listen_host="127.0.0.1",
+                send_port=listener.getsockname()[1], read_arp=lambda: "",
+            )  # fmt: skip
+            assert node.broadcast == iface.broadcast
+            await node.start()
+            try:
+                data = await asyncio.to_thread(listener.recv, 2048)
+            finally:
+                await node.stop()
+        assert data == build_announcement(Announcement("me", "", "me", 9001))
+
     async def test_beacons_from_outside_the_subnet_are_ignored(self) -> None:
         ports = free_udp_ports(2)
         calls: Calls = []
