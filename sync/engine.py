@@ -26,6 +26,7 @@ from sync.replica import Locate, Replicator
 from sync.scanner import TMP_DIR, Hasher, walk
 from sync.serve import Server
 from sync.state import State
+from sync.tracker import TransferInfo
 from sync.transfer import Receiver
 
 __all__ = ["FileRecord", "Locate", "Peer", "SyncEngine"]
@@ -90,6 +91,9 @@ class SyncEngine:
         self._prev: Peer | None = None
         self._peers: dict[str, Peer] = {}
         self._lock = asyncio.Lock()
+        # pull rounds (downloads included) and scans lock apart: a long download never
+        # holds up a rescan
+        self._scan_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -121,7 +125,7 @@ class SyncEngine:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        async with self._lock:
+        async with self._lock, self._scan_lock:
             self.state.close()
 
     def set_topology(self, prev: Peer | None, peers: dict[str, Peer]) -> None:
@@ -131,13 +135,17 @@ class SyncEngine:
 
     async def rescan(self) -> int:
         """Scan the own folder now; every change gets the next seq. Returns how many changed."""
-        async with self._lock:
+        async with self._scan_lock:
             return await self._rescan()
 
     async def pull_once(self) -> int:
         """One pull round from the previous node plus the fetches; returns files changed."""
         async with self._lock:
             return await self.replicator.pull(self._prev, self._peers, self.timeout)
+
+    def transfers(self) -> list[TransferInfo]:
+        """Downloads running now (file, size, bytes done, rate, time left, holders), oldest first."""
+        return self.replicator.transfers.snapshot()
 
     def summary(self) -> dict[str, tuple[int, int]]:
         """owner -> (files held, bytes held) on this node."""
