@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 PEER_RETRY = 3.0
 """How often configured peers outside the ring are contacted again (rings merge this way)."""
 
+WITHDRAW_TIME = 2.0
+"""Longest a graceful leave spends withdrawing this node's entries from the holder index."""
+
 PROBE_TIMEOUT = 0.5
 """A holder that does not answer a PING this fast on a LAN is ranked after every one that does."""
 
@@ -112,7 +115,17 @@ class Node:
         log.info("node %r up on %s:%d, ring id %d", me.name, host, port, self.ring.my_id)
 
     async def leave(self) -> None:
-        """Leave the ring gracefully (neighbours relink at once), then stop."""
+        """Leave the ring gracefully (neighbours relink at once), then stop.
+
+        The holder index is told first that this node no longer serves anything, for at most
+        WITHDRAW_TIME: entries it cannot withdraw in time expire by themselves.
+        """
+        if self.index is not None and self.sync is not None:
+            withdrawals = [self.index.withdraw(sha256) for sha256 in self.sync.held_hashes()]
+            try:
+                await asyncio.wait_for(asyncio.gather(*withdrawals), WITHDRAW_TIME)
+            except asyncio.TimeoutError:
+                log.info("left some holder entries to expire")
         if self.ring is not None:
             try:
                 await self.ring.leave()
