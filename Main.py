@@ -27,8 +27,9 @@ def setup_logging(verbose: int) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("kademlia", "rpcudp"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose > 1 else logging.ERROR)
+    # rpcudp reports every unanswered datagram at ERROR; the index handles those timeouts.
+    logging.getLogger("rpcudp").setLevel(logging.DEBUG if verbose > 1 else logging.CRITICAL)
+    logging.getLogger("kademlia").setLevel(logging.DEBUG if verbose > 1 else logging.ERROR)
 
 
 async def run(settings: Settings) -> int:

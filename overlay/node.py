@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Callable
 
+from dht.errors import DhtError
 from dht.index import Holder, HolderIndex
 from overlay.beacon import Discovery
 from overlay.config import DEFAULT_PORT, Settings
@@ -223,7 +224,12 @@ class Node:
         assert self.index is not None and self.ring is not None
         view, me = self.ring.view, self.ring.me
         by_key = {m.key: m for m in view.members}
-        found = [by_key[h.holder_id] for h in await self.index.holders(sha256) if h.holder_id in by_key]
+        try:
+            listed = await self.index.holders(sha256)
+        except DhtError as exc:
+            log.warning("holder lookup for %s failed: %s", sha256[:12], exc)
+            listed = []
+        found = [by_key[h.holder_id] for h in listed if h.holder_id in by_key]
         now = self.clock()
         stale = [
             m for m in found
