@@ -14,6 +14,7 @@ import sys
 from overlay.config import Settings, parse_args
 from overlay.identity import IdentityError
 from overlay.node import Node
+from overlay.progress import Bars
 from overlay.prompt import Console, run_console, stdin_lines
 
 log = logging.getLogger("lanshare")
@@ -45,16 +46,38 @@ async def run(settings: Settings) -> int:
     stopping = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
-    console = Console(node)
-    prompt = asyncio.ensure_future(run_console(console, stdin_lines(loop), sys.stdin.isatty()))
+    console, bars = with_bars(node)
+    lines = stdin_lines(loop)
+    if bars is not None:
+        lines = bars.watch_input(lines)
+    prompt = asyncio.ensure_future(run_console(console, lines, sys.stdin.isatty()))
     stop = asyncio.ensure_future(stopping.wait())
     await asyncio.wait({prompt, stop}, return_when=asyncio.FIRST_COMPLETED)
     for task in (prompt, stop):
         task.cancel()
+    if bars is not None:
+        await bars.stop()
     console.say("leaving the ring...")
     await node.leave()
     console.say("bye")
     return 0
+
+
+def with_bars(node: Node) -> tuple[Console, Bars | None]:
+    """The prompt, and at a terminal the download bars drawn under it (running).
+
+    At a terminal, the prompt's answers and the log lines (if stderr is the same terminal) go
+    through the bars' writer, so a redraw never tears them; elsewhere output is left alone.
+    """
+    if not sys.stdout.isatty() or node.sync is None:
+        return Console(node), None
+    bars = Bars(node.sync.transfers, sys.stdout)
+    if sys.stderr.isatty():
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(bars.writer())
+    bars.start()
+    return Console(node, out=bars.writer()), bars
 
 
 def main() -> None:

@@ -23,8 +23,8 @@ from typing import Protocol
 
 from ring.errors import PeerUnreachable, RemoteError, RemoteProtocolError
 from ring.wire import close_stream, exchange, expect, open_stream
-from sync.errors import SyncError
 from sync.blocks import BLOCK_SIZE
+from sync.errors import SyncError
 from sync.holdings import Holdings
 from sync.manifest import FileRecord, Peer, entry_to_record, plan, sources, supersedes
 from sync.messages import (
@@ -330,7 +330,12 @@ class Replicator:
                 log.info("fetching %s/%s from %s failed: %s", rec.owner, rec.path, peer.name, exc)
                 continue
             self.on_rtt(peer.name, rtt)
-            return await self.install([(rec, tmp)])
+            landed = await self.install([(rec, tmp)])
+            if landed:
+                log.info(
+                    "fetched %s/%s: %d bytes from %s", rec.owner, rec.path, rec.size, peer.name
+                )
+            return landed
         return 0
 
     async def fetch_same(self, group: list[tuple[FileRecord, list[Peer]]]) -> int:
@@ -371,6 +376,9 @@ class Replicator:
             log.info("batch of %d from %s failed: %s", len(recs), peer.name, exc)
             again = [peer]  # it may still serve them singly (a peer without BATCH, say)
         landed = await self.install([(recs[i], tmp) for i, tmp in got.items()])
+        for i in got:
+            rec = recs[i]
+            log.info("fetched %s/%s: %d bytes from %s", rec.owner, rec.path, rec.size, peer.name)
         rest = [
             self.fetch_one(rec, order[1:] + again)
             for i, (rec, order) in enumerate(items)

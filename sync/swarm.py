@@ -202,7 +202,9 @@ class Swarm:
                 run.cond.notify_all()
             self.receiver.release(sock)
 
-    def _request_more(self, sock: socket.socket, name: str, run: _Run, inflight: deque[int]) -> None:
+    def _request_more(
+        self, sock: socket.socket, name: str, run: _Run, inflight: deque[int]
+    ) -> None:
         """Top up this connection's pipeline; with nothing to claim and nothing in flight, wait
         while other holders still have blocks out (one may fail and give them back)."""
         rec = run.rec
@@ -218,7 +220,9 @@ class Swarm:
             sock.sendall(encode(FileRequest(rec.sha256, rec.owner, rec.path, offset, length)))
             inflight.append(index)
 
-    def _receive(self, sock: socket.socket, name: str, run: _Run, index: int, buf: memoryview) -> bool:
+    def _receive(
+        self, sock: socket.socket, name: str, run: _Run, index: int, buf: memoryview
+    ) -> bool:
         """Read one block's reply; False when this holder must stop (it sent a bad block)."""
         rec = run.rec
         offset, length = block_range(index, rec.size, BLOCK_SIZE)

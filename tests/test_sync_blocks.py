@@ -205,5 +205,8 @@ class TestPartial:
         for name in ("a" * 64 + ".part", "a" * 64 + ".blocks", "b" * 64 + ".part"):
             (tmp_path / name).write_bytes(b"x")
         prune_partials(tmp_path, {"a" * 64})
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["a" * 64 + ".blocks", "a" * 64 + ".part"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "a" * 64 + ".blocks",
+            "a" * 64 + ".part",
+        ]
         prune_partials(tmp_path / "missing", set())

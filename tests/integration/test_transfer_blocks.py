@@ -16,7 +16,7 @@ import pytest
 from ring.server import Connection, FrameServer, Handler
 from ring.wire import Message, write_message
 from sync.blocks import BLOCK_SIZE, BlockCache, block_count
-from sync.engine import Peer, SyncEngine
+from sync.engine import Peer
 from sync.messages import BlocksData, BlocksRequest, FileData, FileRequest
 from sync.resume import PARTIAL_DIR
 from tests.sync_harness import SyncNode, make_node, stop_all, wait_for
@@ -145,9 +145,7 @@ async def test_a_restarted_node_fetches_only_the_missing_blocks(tmp_path: Path) 
         sent_before = owner.engine.server.sent
         kept = len(msgpack.unpackb(record.read_bytes())["verified"])
 
-        again = await make_node(
-            tmp_path, "recv", interval=3600.0, locate=locator([owner.peer])
-        )
+        again = await make_node(tmp_path, "recv", interval=3600.0, locate=locator([owner.peer]))
         again.engine.set_topology(owner.peer, {"owner": owner.peer, "recv": again.peer})
         await again.engine.start()
         await again.engine.pull_once()
