@@ -103,7 +103,7 @@ class Heartbeat:
             else:
                 try:
                     msg = Fail(svc.me.key, sorted(dead))
-                    reply = await request(leader.host, leader.port, msg, 3 * svc.probe_timeout)
+                    reply = await request(leader.host, leader.port, msg, 4 * svc.probe_timeout)
                 except PeerUnreachable:
                     dead.add(leader.key)
                     continue
