@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pty
 import re
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from tests.procs import NodeProcess, free_port
+from tests.procs import ROOT, NodeProcess, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -118,3 +122,41 @@ class TestProcesses:
             assert "cannot start" in clash.errors and "Traceback" not in clash.errors
         finally:
             clash.stop()
+
+
+class TestGracefulStops:
+    @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+    def test_a_signal_leaves_the_ring_gracefully(self, launch, signum: int) -> None:
+        a = launch("alpha")
+        b = launch("bravo", "--peer", f"127.0.0.1:{a.port}")
+        a.poll_command("peers", lambda text: ring_size(text) == 2)
+        b.proc.send_signal(signum)
+        assert b.proc.wait(20) == 0
+        assert "bye" in b.output and "Traceback" not in b.errors
+        answer = a.command("peers")
+        assert ring_size(answer) == 1, "the leave was not announced: the ring still lists bravo"
+
+    def test_ctrl_d_at_a_terminal_leaves(self, launch, tmp_path: Path) -> None:
+        a = launch("alpha")
+        controller, terminal = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "Main.py"), "--no-discovery", "--host", "127.0.0.1",
+             "--port", str(free_port()), "--shared", str(tmp_path / "tty" / "Shared"),
+             "--name", "tty", "--peer", f"127.0.0.1:{a.port}"],
+            stdin=terminal, stdout=terminal, stderr=subprocess.PIPE, cwd=ROOT,
+        )
+        os.close(terminal)
+        try:
+            seen = b""
+            deadline = time.monotonic() + 30
+            while b">> " not in seen:
+                assert time.monotonic() < deadline, seen
+                seen += os.read(controller, 4096)
+            a.poll_command("peers", lambda text: ring_size(text) == 2)
+            os.write(controller, b"\x04")
+            assert proc.wait(20) == 0
+            assert ring_size(a.command("peers")) == 1
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            os.close(controller)
