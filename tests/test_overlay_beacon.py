@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from overlay.beacon import Discovery, read_arp_table
+from overlay.beacon import RENOTIFY, Discovery, read_arp_table
 from overlay.discovery import Announcement, Interface, build_announcement
 
 LOOPBACK = Interface("lo", "127.0.0.1", IPv4Network("127.0.0.0/8"), "127.0.0.1")
@@ -231,6 +231,30 @@ class TestOwnPackets:
             await lan.stop()
             await other.stop()
         assert calls == []
+
+
+class TestIssueLostFirstContact:
+    async def test_a_peer_still_beaconing_is_passed_on_again_within_seconds(self) -> None:
+        """Under 10% loss a first contact that failed waited 30 s for the next one, and the
+        lab's rings stayed split that long: now a visible peer is told again after RENOTIFY."""
+        now = [0.0]
+        calls: Calls = []
+        node = loopback_discovery("me", 9001, calls, clock=lambda: now[0], interval=2.0)
+        beacon = build_announcement(Announcement("peer", "", "", 9100))
+        for t in (0.0, 2.0, RENOTIFY - 0.1, RENOTIFY, RENOTIFY + 2.0, 2 * RENOTIFY):
+            now[0] = t
+            node._on_datagram(beacon, PEER)
+        assert RENOTIFY <= 5.0
+        assert calls == [(PEER[0], 9100)] * 3
+
+    async def test_a_peer_that_stopped_beaconing_is_not_passed_on(self) -> None:
+        now = [0.0]
+        calls: Calls = []
+        node = loopback_discovery("me", 9001, calls, clock=lambda: now[0], interval=2.0)
+        node._on_datagram(build_announcement(Announcement("peer", "", "", 9100)), PEER)
+        now[0] = 10 * RENOTIFY
+        assert node.peers() == []
+        assert calls == [(PEER[0], 9100)]
 
 
 class TestArpScan:
