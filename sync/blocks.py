@@ -173,6 +173,24 @@ class BlockPlan:
                 return index
         return None
 
+    def claim_run(self, holder: str, workers: int, most: int) -> list[int]:
+        """Consecutive blocks for one range request: up to a share of what is left unclaimed
+        (guided scheduling: big runs early, single blocks near the end, where stealing pays).
+        """
+        first = self.claim(holder)
+        if first is None:
+            return []
+        run = [first]
+        want = max(1, min(most, (self.count - self._next) // (2 * workers)))
+        while len(run) < want and self._next == run[-1] + 1 < self.count:
+            index = self._next
+            if index in self.verified or index in self._fetching:
+                break
+            self._next += 1
+            self._fetching[index] = {holder}
+            run.append(index)
+        return run
+
     def release(self, index: int, holder: str) -> None:
         """`holder` will not deliver `index` (it failed or went away): others may take it."""
         owners = self._fetching.get(index)

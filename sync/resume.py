@@ -60,6 +60,7 @@ class Partial:
         self.verified: set[int] = set()
         self._fd = -1
         self._lock = threading.Lock()
+        self._hashing = threading.Lock()
         self._digest = hashlib.sha256()
         self._cursor = 0
 
@@ -87,7 +88,7 @@ class Partial:
             raise disk_error(exc, f"{self.size} bytes of {self.sha256[:12]}") from None
         with self._lock:
             self.verified = kept
-            self._advance(-1, None)
+        self._advance(-1, None)
         if kept:
             log.info("resuming %s: %d of %d blocks kept", self.sha256[:12], len(kept), self.count)
         return set(kept)
@@ -110,8 +111,8 @@ class Partial:
                 if index in self.verified:
                     return False
                 self.verified.add(index)
-                self._advance(index, data)
                 self._save_record()
+            self._advance(index, data)
         except OSError as exc:
             raise disk_error(exc, f"{self.sha256[:12]}") from None
         return True
@@ -119,7 +120,7 @@ class Partial:
     @property
     def whole_ok(self) -> bool:
         """Every block is in and the whole file has the manifest's SHA-256."""
-        with self._lock:
+        with self._hashing:
             return self._cursor == self.count and self._digest.hexdigest() == self.sha256
 
     def finish(self, mtime_ns: int) -> Path:
@@ -163,15 +164,28 @@ class Partial:
         data = os.pread(self._fd, length, offset)
         return len(data) == length and hashlib.sha256(data).digest() == self.expected(index)
 
+    def _ready(self) -> bool:
+        with self._lock:
+            return self._cursor < self.count and self._cursor in self.verified
+
     def _advance(self, index: int, data: memoryview | None) -> None:
-        """Feed the whole-file hash every block now contiguous from the start (lock held)."""
-        while self._cursor < self.count and self._cursor in self.verified:
-            if self._cursor == index and data is not None:
-                self._digest.update(data)
-            else:
-                offset, length = block_range(self._cursor, self.size, self.block_size)
-                self._digest.update(os.pread(self._fd, length, offset))
-            self._cursor += 1
+        """Feed the whole-file hash every block now contiguous from the start.
+
+        One thread hashes at a time and the others go on receiving (they do not wait: the
+        hashing thread picks their blocks up); the check after releasing closes the gap where a
+        block lands just as the hashing thread gives up.
+        """
+        while self._ready() and self._hashing.acquire(blocking=False):
+            try:
+                while self._ready():
+                    if self._cursor == index and data is not None:
+                        self._digest.update(data)
+                    else:
+                        offset, length = block_range(self._cursor, self.size, self.block_size)
+                        self._digest.update(os.pread(self._fd, length, offset))
+                    self._cursor += 1
+            finally:
+                self._hashing.release()
 
     def _load_record(self) -> set[int]:
         try:

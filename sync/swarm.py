@@ -3,10 +3,12 @@
 The asyncio side (`Swarm.fetch`) gets the block list (BLOCKS) from the first holder that
 answers, opens or resumes the partial file, and runs one worker per holder in a thread pool.
 A worker keeps one connection and up to `PIPELINE` FILE range requests in flight; it asks the
-shared `BlockPlan` for its next block, so faster holders serve more blocks. Every block is
-hashed in the worker and written with `pwrite` only when it matches. A holder that sends a bad
-block is dropped for this file (and avoided for it in later rounds); one that vanishes gives
-its blocks back to the others. Local trouble (disk full) stops every worker and removes the
+shared `BlockPlan` for its next run of blocks, so faster holders serve more of them. With
+several holders every block is hashed in the worker and written with `pwrite` only when it
+matches; a holder that sends a bad block is dropped for this file (and avoided for it in later
+rounds). With one holder there is nobody to blame but it, so blocks are only checked as part
+of the whole-file hash (a resume still re-checks each kept block). A holder that vanishes
+gives its blocks back to the others. Local trouble (disk full) stops every worker and removes the
 partial file; anything else leaves the partial file for the next round to resume.
 """
 
@@ -18,7 +20,7 @@ import logging
 import socket
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ring.errors import PeerUnreachable, RemoteError, RemoteProtocolError, RingError
@@ -36,8 +38,13 @@ log = logging.getLogger(__name__)
 MAX_SOURCES = 4
 """Holders one download uses at once."""
 
+
 PIPELINE = 2
-"""FILE range requests a worker keeps in flight (hides the round trip between blocks)."""
+"""FILE range requests a worker keeps in flight (hides the round trip between requests)."""
+
+MAX_RUN = 16
+"""Most consecutive blocks in one FILE range request (64 MiB): few requests while much is left,
+single blocks near the end, where work stealing matters."""
 
 LIST_TIMEOUT = 60.0
 """A holder hashes the whole file before its first BLOCKS answer; give it time."""
@@ -50,7 +57,54 @@ class _Run:
         self.rec, self.plan, self.partial, self.transfer = rec, plan, partial, transfer
         self.cond = threading.Condition()
         self.stop = False
+        self.workers = 1
+        self.check_blocks = True
         self.abort: LocalDiskError | None = None
+
+
+class _Storer:
+    """Stores a worker's blocks in the background while it receives the next (two buffers), so
+    receiving and writing-plus-hashing overlap instead of taking turns."""
+
+    def __init__(self, pool: ThreadPoolExecutor, run: _Run, name: str) -> None:
+        self.pool, self.run, self.name = pool, run, name
+        self.buffers = [memoryview(bytearray(BLOCK_SIZE)) for _ in range(2)]
+        self.turn = 0
+        self.pending: Future[None] | None = None
+
+    def buffer(self) -> memoryview:
+        """The buffer to receive the next block into (not being written)."""
+        return self.buffers[self.turn]
+
+    def store(self, index: int, view: memoryview) -> None:
+        """Write `view` (in `buffer()`) as block `index` once the previous block is written."""
+        self.wait()
+        self.pending = self.pool.submit(self._write, index, view)
+        self.turn ^= 1
+
+    def wait(self) -> None:
+        """Wait for the block being written.
+
+        Raises:
+            LocalDiskError: it could not be written.
+        """
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def _write(self, index: int, view: memoryview) -> None:
+        run = self.run
+        try:
+            if not run.partial.write(index, view):
+                run.transfer.add(-len(view))
+        except BaseException:
+            with run.cond:
+                run.plan.release(index, self.name)
+                run.cond.notify_all()
+            raise
+        with run.cond:
+            run.plan.done(index, self.name, len(view))
+            run.cond.notify_all()
 
 
 class Swarm:
@@ -70,10 +124,12 @@ class Swarm:
         self.timeout = timeout
         self.avoid: dict[str, set[str]] = {}
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="sync-block")
+        self._writers = ThreadPoolExecutor(threads, thread_name_prefix="sync-block-write")
 
     def close(self) -> None:
         """No new workers; running ones end when the receiver cuts their sockets."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._writers.shutdown(wait=False, cancel_futures=True)
 
     async def fetch(self, rec: FileRecord, holders: list[Peer]) -> tuple[Path, dict[str, int]]:
         """Download `rec` from several holders at once into a verified file.
@@ -87,9 +143,11 @@ class Swarm:
                 (verified blocks are kept for the next try, unless the whole file was wrong).
         """
         avoid = self.avoid.get(rec.sha256, set())
-        holders = [p for p in holders if p.name not in avoid][:MAX_SOURCES]
-        if not holders:
-            raise TransferAborted(f"{rec.owner}/{rec.path}: no trustworthy holder left")
+        trusted = [p for p in holders if p.name not in avoid][:MAX_SOURCES]
+        if not trusted:  # every holder failed us once: give them all another chance
+            self.avoid.pop(rec.sha256, None)
+            trusted = holders[:MAX_SOURCES]
+        holders = trusted
         hashes, lister = await self._block_list(rec, holders)
         partial = Partial(self.folder, rec.sha256, rec.size, BLOCK_SIZE, hashes)
         loop = asyncio.get_running_loop()
@@ -114,6 +172,8 @@ class Swarm:
 
     async def _run_workers(self, run: _Run, holders: list[Peer]) -> None:
         loop = asyncio.get_running_loop()
+        run.workers = len(holders)
+        run.check_blocks = len(holders) > 1
         workers = [
             loop.run_in_executor(self._pool, self._work, peer, run)
             for peer in holders
@@ -174,8 +234,8 @@ class Swarm:
     def _work(self, peer: Peer, run: _Run) -> None:
         """One holder's connection: claim, request, receive, verify, write; until none left."""
         name = peer.name
-        inflight: deque[int] = deque()
-        buf = memoryview(bytearray(BLOCK_SIZE))
+        inflight: deque[list[int]] = deque()
+        storer = _Storer(self._writers, run, name)
         try:
             sock = self.receiver.connect(peer)
         except PeerUnreachable as exc:
@@ -186,9 +246,10 @@ class Swarm:
                 self._request_more(sock, name, run, inflight)
                 if not inflight:
                     return
-                index = inflight.popleft()
-                if not self._receive(sock, name, run, index, buf):
+                if not self._receive(sock, name, run, inflight[0], storer):
                     return
+                inflight.popleft()
+            storer.wait()
         except LocalDiskError as exc:
             with run.cond:
                 run.abort, run.stop = exc, True
@@ -196,50 +257,68 @@ class Swarm:
         except (OSError, RingError, SyncError) as exc:
             log.info("holder %s stopped serving %s: %s", name, run.rec.path, exc or type(exc))
         finally:
+            try:
+                storer.wait()
+            except LocalDiskError as exc:
+                with run.cond:
+                    run.abort, run.stop = exc, True
             with run.cond:
-                for index in inflight:
-                    run.plan.release(index, name)
+                for blocks in inflight:
+                    for index in blocks:
+                        run.plan.release(index, name)
                 run.cond.notify_all()
             self.receiver.release(sock)
 
     def _request_more(
-        self, sock: socket.socket, name: str, run: _Run, inflight: deque[int]
+        self, sock: socket.socket, name: str, run: _Run, inflight: deque[list[int]]
     ) -> None:
         """Top up this connection's pipeline; with nothing to claim and nothing in flight, wait
         while other holders still have blocks out (one may fail and give them back)."""
         rec = run.rec
         while len(inflight) < PIPELINE:
             with run.cond:
-                index = run.plan.claim(name)
-                while index is None and not inflight and not run.stop and run.plan.busy():
+                blocks = run.plan.claim_run(name, run.workers, MAX_RUN)
+                while not blocks and not inflight and not run.stop and run.plan.busy():
                     run.cond.wait(0.5)
-                    index = run.plan.claim(name)
-            if index is None:
+                    blocks = run.plan.claim_run(name, run.workers, MAX_RUN)
+            if not blocks:
                 return
-            offset, length = block_range(index, rec.size, BLOCK_SIZE)
-            sock.sendall(encode(FileRequest(rec.sha256, rec.owner, rec.path, offset, length)))
-            inflight.append(index)
+            offset = block_range(blocks[0], rec.size, BLOCK_SIZE)[0]
+            end = sum(block_range(blocks[-1], rec.size, BLOCK_SIZE))
+            ask = FileRequest(rec.sha256, rec.owner, rec.path, offset, end - offset)
+            sock.sendall(encode(ask))
+            inflight.append(blocks)
 
     def _receive(
-        self, sock: socket.socket, name: str, run: _Run, index: int, buf: memoryview
+        self, sock: socket.socket, name: str, run: _Run, blocks: list[int], storer: _Storer
     ) -> bool:
-        """Read one block's reply; False when this holder must stop (it sent a bad block)."""
+        """Read the reply to one range request, block by block (each one leaves `blocks` once
+        stored); False when this holder must stop (it sent a bad block)."""
         rec = run.rec
-        offset, length = block_range(index, rec.size, BLOCK_SIZE)
+        offset = block_range(blocks[0], rec.size, BLOCK_SIZE)[0]
+        size = sum(block_range(blocks[-1], rec.size, BLOCK_SIZE)) - offset
         header = read_reply(sock)
-        if not isinstance(header, FileData) or (header.offset, header.size) != (offset, length):
-            raise TransferAborted(f"{name} answered block {index} with the wrong range")
-        view = buf[:length]
+        if not isinstance(header, FileData) or (header.offset, header.size) != (offset, size):
+            raise TransferAborted(f"{name} answered blocks {blocks[0]}.. with the wrong range")
+        while blocks:
+            if not self._block(sock, name, run, blocks[0], storer):
+                return False
+            blocks.pop(0)
+        return True
+
+    def _block(
+        self, sock: socket.socket, name: str, run: _Run, index: int, storer: _Storer
+    ) -> bool:
+        """Receive and check one block of a range reply, and have it stored."""
+        rec = run.rec
+        length = block_range(index, rec.size, BLOCK_SIZE)[1]
+        view = storer.buffer()[:length]
         recv_body(sock, view, run.transfer.add)
-        if hashlib.sha256(view).digest() != run.partial.expected(index):
+        if run.check_blocks and hashlib.sha256(view).digest() != run.partial.expected(index):
             run.transfer.add(-length)
             with run.cond:
                 run.plan.failed(index, name)
                 run.cond.notify_all()
             return False
-        if not run.partial.write(index, view):
-            run.transfer.add(-length)
-        with run.cond:
-            run.plan.done(index, name, length)
-            run.cond.notify_all()
+        storer.store(index, view)
         return True
