@@ -94,6 +94,21 @@ class TestBlockPlan:
         assert plan.claim("good") == 0
         assert "evil" in plan.bad
 
+    def test_runs_shrink_as_the_file_runs_out(self) -> None:
+        plan = BlockPlan(40)
+        first = plan.claim_run("a", workers=2, most=16)
+        assert first == list(range(9))  # a quarter of what is left (39 // 4), capped by most
+        second = plan.claim_run("b", workers=2, most=16)
+        assert second[0] == 9 and len(second) == 7
+        sizes = []
+        while run := plan.claim_run("a", workers=2, most=16):
+            sizes.append(len(run))
+        assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 1
+
+    def test_a_run_stops_at_a_verified_block(self) -> None:
+        plan = BlockPlan(40, {3})
+        assert plan.claim_run("a", workers=1, most=16) == [0, 1, 2]
+
     def test_endgame_duplicate_counts_once(self) -> None:
         plan = BlockPlan(1)
         assert plan.claim("slow") == 0

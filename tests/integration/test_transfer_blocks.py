@@ -207,3 +207,22 @@ async def test_a_corrupting_holder_is_caught_and_avoided(tmp_path: Path) -> None
     finally:
         await evil.close()
         await stop_all([owner, recv])
+
+
+async def test_a_long_download_does_not_hold_up_a_rescan(tmp_path: Path) -> None:
+    holders, recv, _sha = await holders_and_receiver(tmp_path, 32 * MiB, 1)
+    holders[0].server.wrap(throttle(0.5))
+    try:
+        pull = asyncio.create_task(recv.engine.pull_once())
+        await wait_for(lambda: len(recv.engine.transfers()) == 1, 20)
+        (recv.own / "mine.txt").write_bytes(b"made during a download")
+        await asyncio.wait_for(recv.engine.rescan(), 5)
+        assert [r.path for r in recv.engine.find("mine.txt")] == ["mine.txt"]
+        assert not pull.done()
+        info = recv.engine.transfers()[0]
+        assert (info.owner, info.path, info.size) == ("owner", "big.bin", 32 * MiB)
+        assert info.sources == ("owner",) and 0 <= info.done < info.size
+        await asyncio.wait_for(pull, 60)
+        assert recv.engine.transfers() == []
+    finally:
+        await stop_all([*holders, recv])
