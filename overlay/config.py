@@ -32,6 +32,9 @@ class Settings:
     verbose: int = 0
     beacon_port: int = DEFAULT_BEACON_PORT
     concurrency: int = 4
+    watch: bool = True
+    settle: float = 1.0
+    allow_mass_delete: bool = False
 
     @property
     def state_dir(self) -> Path:
@@ -79,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--interval", type=_interval, default=5.0, metavar="SECONDS", help="manifest pull interval (default 5)")
     parser.add_argument("--beacon-port", type=int, default=DEFAULT_BEACON_PORT, help="UDP port of the LAN beacon (default 8090)")
     parser.add_argument("--concurrency", type=int, default=4, help="downloads at once (default 4)")
+    parser.add_argument("--no-watch", action="store_true", help="no file-system events: find changes by the periodic rescan only")
+    parser.add_argument("--settle", type=float, default=1.0, metavar="SECONDS", help="a changed file is sent once left alone this long, or closed (default 1)")
+    parser.add_argument("--allow-mass-delete", action="store_true", help="push deletes of over half the own folder without asking 'confirm-deletes'")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log to stderr (-vv: debug)")
     return parser
 
@@ -98,4 +104,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         verbose=args.verbose,
         beacon_port=args.beacon_port,
         concurrency=max(1, args.concurrency),
+        watch=not args.no_watch,
+        settle=max(0.0, args.settle),
+        allow_mass_delete=args.allow_mass_delete,
     )

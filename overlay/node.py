@@ -20,6 +20,7 @@ from overlay.beacon import Discovery
 from overlay.config import DEFAULT_PORT, Settings
 from overlay.discovery import Interface, choose_interface, list_interfaces
 from overlay.identity import Identity, default_name, load_or_create
+from overlay.prompt import status_text
 from overlay.reports import files_text, holders_text, human_size, peers_text
 from ring.membership import Member, View
 from ring.server import FrameServer
@@ -95,6 +96,9 @@ class Node:
             interval=settings.interval,
             concurrency=settings.concurrency,
             locate=self._locate if self.index else None,
+            watch=settings.watch,
+            settle=settings.settle,
+            allow_mass_delete=settings.allow_mass_delete,
         )
         self.sync.record_rtt = self._record_transfer_rtt
         for msg_type, handler in self.sync.routes():
@@ -172,7 +176,12 @@ class Node:
         me = self.ring.me
         prev = view.prev_of(me.key)
         peers = {m.name: Peer(m.name, m.host, m.port) for m in view.members if m.key != me.key}
-        self.sync.set_topology(Peer(prev.name, prev.host, prev.port) if prev else None, peers)
+        after = view.next_of(me.key)
+        self.sync.set_topology(
+            Peer(prev.name, prev.host, prev.port) if prev else None,
+            peers,
+            next=Peer(after.name, after.host, after.port) if after else None,
+        )
         if self.index is not None:
             fresh = [(m.host, m.port) for m in view.members if m.key != me.key]
             fresh = [addr for addr in fresh if addr not in self._bootstrapped]
@@ -293,6 +302,32 @@ class Node:
         view = self.ring.view
         rtts = {m.key: r for m in view.members if (r := self.rtt(m)) is not None}
         return peers_text(view, self.ring.me, rtts)
+
+    def status_report(self) -> str:
+        """Pending changes, work in flight and the last sync per peer (the `status` command)."""
+        assert self.sync is not None and self.identity is not None
+        st = self.sync.status()
+        pending = {
+            "file(s) settling": st.unsettled,
+            "deletes held": st.held_deletes,
+            "file(s) to fetch": st.to_fetch,
+            "file(s) to delete": st.to_delete,
+        }
+        return status_text(
+            self.identity.name, st.own_files, st.own_seq, st.problem, pending,
+            st.round_running, st.last_sync,
+        )
+
+    async def confirm_deletes(self) -> str:
+        """Push the deletes held back as too many at once (the `confirm-deletes` command)."""
+        assert self.sync is not None
+        pushed = await self.sync.confirm_deletes()
+        return f"pushed {pushed} delete(s)" if pushed else "no deletes are waiting"
+
+    def add_change_listener(self, cb: Callable[[str], None]) -> None:
+        """Call cb(line) for every change to the shared folders, e.g. "- alice/old.txt deleted"."""
+        assert self.sync is not None
+        self.sync.add_change_listener(lambda change: cb(change.text()))
 
     def files_report(self) -> str:
         assert self.sync is not None and self.identity is not None

@@ -1,7 +1,9 @@
 """The operator's prompt: the original's "Enter 'exit' ..." and `>>`, reading commands from
 standard input whether it is a terminal or a pipe, so a script can drive a node.
 
-Command parsing is kept apart from reading stdin, so it is tested without a terminal.
+Command parsing is kept apart from reading stdin, so it is tested without a terminal. A node
+that syncs (`SyncCommands`) also gets `status` and `confirm-deletes`, and the prompt prints each
+change to the shared folders as it arrives, one quiet line each ("~ alice/report.pdf updated").
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import asyncio
 import logging
 import sys
 import threading
-from typing import Awaitable, Callable, Protocol, TextIO
+import time
+from typing import Awaitable, Callable, Protocol, TextIO, runtime_checkable
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +24,8 @@ HELP = """commands:
   peers            this node's id and name, previous, next, and the ring as known
   files            what this node holds, per owner (files and bytes)
   who-has <file>   holders of a file: <owner>/<path>, a bare file name, or a hash prefix
+  status           pending changes, transfers, and the last sync with each peer
+  confirm-deletes  push the deletes held back because they remove most of the own folder
   help             this list
   exit             leave the ring gracefully and stop"""
 
@@ -35,6 +40,17 @@ class Commands(Protocol):
     async def who_has(self, query: str) -> str: ...
 
 
+@runtime_checkable
+class SyncCommands(Protocol):
+    """What the prompt asks of a node that syncs files (the real Node does)."""
+
+    def status_report(self) -> str: ...
+
+    async def confirm_deletes(self) -> str: ...
+
+    def add_change_listener(self, cb: Callable[[str], None]) -> None: ...
+
+
 class Console:
     """Turns command lines into node calls and text; `execute` returns False on `exit`."""
 
@@ -47,6 +63,11 @@ class Console:
             "files": self._files,
             "who-has": self._who_has,
         }
+        self.interactive = False
+        if isinstance(node, SyncCommands):
+            self._commands["status"] = self._status
+            self._commands["confirm-deletes"] = self._confirm
+            node.add_change_listener(self.notice)
 
     async def execute(self, line: str) -> bool:
         """Run one command line and print its answer."""
@@ -71,6 +92,14 @@ class Console:
         self.out.write(text.rstrip("\n") + "\n")
         self.out.flush()
 
+    def notice(self, line: str) -> None:
+        """Show a change as it happens: on a terminal above a fresh prompt, in a pipe as a line."""
+        if self.interactive:
+            self.out.write("\r" + line + "\n" + PROMPT)
+        else:
+            self.out.write(line + "\n")
+        self.out.flush()
+
     def show_prompt(self) -> None:
         self.out.write(PROMPT)
         self.out.flush()
@@ -83,6 +112,14 @@ class Console:
 
     async def _files(self, _: str) -> str:
         return self.node.files_report()
+
+    async def _status(self, _: str) -> str:
+        assert isinstance(self.node, SyncCommands)
+        return self.node.status_report()
+
+    async def _confirm(self, _: str) -> str:
+        assert isinstance(self.node, SyncCommands)
+        return await self.node.confirm_deletes()
 
     async def _who_has(self, query: str) -> str:
         if not query:
@@ -119,6 +156,7 @@ async def run_console(console: Console, lines: asyncio.Queue[str | None], intera
     At end of input from a pipe the node keeps running without a prompt until a signal, so a
     script can feed a few commands and leave the node up.
     """
+    console.interactive = interactive
     console.say(BANNER)
     while True:
         console.show_prompt()
@@ -130,3 +168,30 @@ async def run_console(console: Console, lines: asyncio.Queue[str | None], intera
             await asyncio.Event().wait()
         elif not await console.execute(line):
             return
+
+
+def status_text(
+    own: str,
+    own_files: int,
+    own_seq: int,
+    problem: str | None,
+    pending: dict[str, int],
+    running: bool,
+    last_sync: dict[str, float],
+    now: float | None = None,
+) -> str:
+    """The answer to `status`: the own folder, pending work, and the last sync per peer."""
+    now = time.time() if now is None else now
+    lines = [f"own folder {own}: {own_files} file(s), last change seq {own_seq}"]
+    if problem:
+        lines.append(f"  ! {problem}: no deletes are pushed until it is back")
+    shown = [f"{count} {what}" for what, count in pending.items() if count]
+    lines.append("pending: " + (", ".join(shown) if shown else "nothing"))
+    if pending.get("deletes held", 0):
+        lines.append("  type 'confirm-deletes' to push the held deletes")
+    lines.append("transfers: " + ("a sync round is running" if running else "idle"))
+    if not last_sync:
+        lines.append("last sync: none yet")
+    for peer in sorted(last_sync):
+        lines.append(f"last sync with {peer}: {max(0.0, now - last_sync[peer]):.1f}s ago")
+    return "\n".join(lines)

@@ -1,10 +1,16 @@
 """The sync engine: the asyncio shell that scans, serves and pulls for one node.
 
-It owns the node's sync state and two kinds of work: serving (its `routes()` go on the node's
-FrameServer) and one background loop that, every `interval` seconds, rescans the own folder
-(new seq numbers for changes) and pulls from the previous node in the ring (`Replicator`).
-Decisions live in `manifest.py`; this module only sequences them. The ring tells it who is
-where with `set_topology`; a DHT may tell it who holds what through `locate`.
+It owns the node's sync state and these kinds of work: serving (its `routes()` go on the node's
+FrameServer); one background loop that, every `interval` seconds, rescans the own folder
+(new seq numbers for changes) and pulls from the previous node in the ring (`Replicator`);
+with `watch`, a rescan soon after each file-system event; pushing its own changes to the next
+node at once and applying the pushes of others (`push.py`). Decisions live in `manifest.py`;
+this module only sequences them. The ring tells it who is where with `set_topology`; a DHT may
+tell it who holds what through `locate`.
+
+Safety of the own folder: a missing or unreadable folder pushes no deletes; a file modified
+less than `settle` seconds ago (and not closed since) waits; a scan that would delete more than
+half of at least ten files holds those deletes until `confirm_deletes()`.
 """
 
 from __future__ import annotations
@@ -13,25 +19,74 @@ import asyncio
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ring.errors import RemoteProtocolError
 from ring.server import Handler
 from ring.wire import Message
 from sync.holdings import Holdings
-from sync.manifest import FileRecord, Peer, is_sha256, own_changes
+from sync.errors import SyncError
+from sync.manifest import (
+    FileRecord,
+    Peer,
+    held_deletes,
+    is_sha256,
+    moved,
+    own_changes,
+    plan,
+)
 from sync.paths import check_owner, confine
+from sync.push import Change, Pusher, cancel_all, replica_changes
 from sync.replica import Locate, Replicator
-from sync.scanner import TMP_DIR, Hasher, walk
+from sync.scanner import TMP_DIR, Hasher, folder_problem, unsettled, walk
 from sync.serve import Server
 from sync.state import State
 from sync.tracker import TransferInfo
 from sync.transfer import Receiver
+from sync.watcher import FolderWatcher
 
-__all__ = ["FileRecord", "Locate", "Peer", "SyncEngine"]
+__all__ = ["Change", "FileRecord", "Locate", "Peer", "SyncEngine", "SyncStatus"]
 
 log = logging.getLogger(__name__)
+
+DEBOUNCE = 0.1
+"""Seconds between a file-system event and the rescan it asks for (events come in bursts)."""
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    """What `status` at the prompt shows."""
+
+    own_files: int
+    own_seq: int
+    problem: str | None
+    unsettled: int
+    held_deletes: int
+    to_fetch: int
+    to_delete: int
+    round_running: bool
+    last_sync: dict[str, float]
+
+
+class _Replicator(Replicator):
+    """The replicator, telling the user about kept local edits and noting each manifest pull."""
+
+    tell: Callable[[Change], None] = staticmethod(lambda change: None)  # type: ignore[assignment]
+    pulled: dict[str, float]
+
+    async def pull_manifest(self, prev: Peer, timeout: float) -> None:
+        await super().pull_manifest(prev, timeout)
+        self.pulled[prev.name] = time.time()
+
+    async def to_trash(self, rec: FileRecord, target: Path) -> None:
+        await super().to_trash(rec, target)
+        folder = self.trash / rec.owner / rec.path
+        kept = sorted(folder.parent.glob(f"{folder.name}.*"))
+        where = kept[-1] if kept else folder.parent
+        self.tell(Change("kept", rec.owner, rec.path, f"your local edit was kept in {where}"))
 
 
 class SyncEngine:
@@ -49,6 +104,11 @@ class SyncEngine:
         concurrency: int = 4,
         locate: Locate | None = None,
         timeout: float = 10.0,
+        watch: bool = False,
+        settle: float = 0.0,
+        allow_mass_delete: bool = False,
+        mass_delete_share: float = 0.5,
+        mass_delete_min: int = 10,
     ) -> None:
         """Open (or create) the node's sync state; nothing runs until `start`.
 
@@ -60,6 +120,11 @@ class SyncEngine:
             concurrency: most downloads (FILE or BATCH) in flight at once.
             locate: "who holds hash H?", nearest first; None until a DHT is wired.
             timeout: seconds to wait on a peer (connect, each read) before trying the next.
+            watch: rescan on file-system events, not only every `interval`.
+            settle: seconds a changed file must be left alone (or closed) before it is sent.
+            allow_mass_delete: push large deletes without asking (`--allow-mass-delete`).
+            mass_delete_share: a scan deleting more than this share of the own files...
+            mass_delete_min: ...of a folder of at least this many files waits for confirmation.
 
         Raises:
             UnsafePath: `name` is not a valid owner folder name.
@@ -75,7 +140,10 @@ class SyncEngine:
         self.holdings = Holdings()
         self.server = Server(self.root, self.state)
         self.receiver = Receiver(self.root / TMP_DIR, timeout)
-        self.replicator = Replicator(
+        self.settle = settle
+        self.allow_mass_delete = allow_mass_delete
+        self.mass_delete = (mass_delete_share, mass_delete_min)
+        self.replicator = _Replicator(
             self.root,
             self.state_dir / "trash",
             self.name,
@@ -88,6 +156,17 @@ class SyncEngine:
             locate,
             self._rtt,
         )
+        self.replicator.tell = self._tell
+        self.replicator.pulled = {}
+        self.pusher = Pusher(self.name, self.state, timeout, self._on_pushed)
+        self.watch = watch
+        self._watcher: FolderWatcher | None = None
+        self._listeners: list[Callable[[Change], None]] = []
+        self._problem: str | None = None
+        self._held: list[FileRecord] = []
+        self._unsettled: set[str] = set()
+        self._confirmed = False
+        self._running = False
         self._prev: Peer | None = None
         self._peers: dict[str, Peer] = {}
         self._lock = asyncio.Lock()
@@ -95,6 +174,10 @@ class SyncEngine:
         # holds up a rescan
         self._scan_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._scan_wanted = asyncio.Event()
+        self._apply_wanted = asyncio.Event()
+        self._workers: list[asyncio.Task[None]] = []
+        self._fetched: dict[str, float] = {}
 
     @property
     def hash_count(self) -> int:
@@ -102,12 +185,18 @@ class SyncEngine:
         return self.hasher.count
 
     def routes(self) -> list[tuple[type[Message], Handler]]:
-        """(message type, handler) pairs for MANIFEST, FILE and BATCH, to route on a FrameServer."""
-        return self.server.routes()
+        """(message type, handler) pairs for MANIFEST, FILE, BATCH and NOTIFY (a FrameServer's)."""
+        return self.server.routes() + self.pusher.routes()
 
     async def start(self) -> None:
-        """Create the folders, clear stale temp files, check replicas, scan, start the loop."""
-        (self.root / self.name).mkdir(parents=True, exist_ok=True)
+        """Create the folders, clear stale temp files, check replicas, scan, start the loops.
+
+        The own folder is created only on a first run: if it is missing while this node has
+        published files from it, it is treated as unmounted (no deletes), not as emptied.
+        """
+        own = self.root / self.name
+        if not any(not rec.deleted for rec in self.state.records_of(self.name).values()):
+            own.mkdir(parents=True, exist_ok=True)
         tmp = self.root / TMP_DIR
         if tmp.exists():
             await asyncio.to_thread(shutil.rmtree, tmp, True)
@@ -117,21 +206,70 @@ class SyncEngine:
             self.holdings.add(sha)
         await self.rescan()
         self._task = asyncio.create_task(self._loop(), name=f"sync-{self.name}")
+        self.pusher.start()
+        self._workers = [
+            asyncio.create_task(self._scan_worker(), name=f"scan-{self.name}"),
+            asyncio.create_task(self._apply_worker(), name=f"apply-{self.name}"),
+        ]
+        if self.watch:
+            self._watcher = FolderWatcher(own, self._scan_wanted.set, asyncio.get_running_loop())
+            self._watcher.start()
 
     async def stop(self) -> None:
-        """Stop the loop, cut running downloads, close the state database."""
+        """Stop the loops and the watcher, cut running downloads, close the state database."""
         self.receiver.close()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        if self._watcher is not None:
+            await asyncio.to_thread(self._watcher.stop)
+            self._watcher = None
+        await self.pusher.stop()
+        tasks = self._workers + ([self._task] if self._task is not None else [])
+        await cancel_all(tasks)
+        self._task, self._workers = None, []
         async with self._lock, self._scan_lock:
             self.state.close()
 
-    def set_topology(self, prev: Peer | None, peers: dict[str, Peer]) -> None:
-        """Who my previous node is, and every member by name (to reach owners)."""
+    def set_topology(
+        self, prev: Peer | None, peers: dict[str, Peer], next: Peer | None = None
+    ) -> None:
+        """Who my previous node is, every member by name (to reach owners), and my next node
+        (where pushes go; None: push nothing)."""
         self._prev = prev
         self._peers = dict(peers)
+        self.pusher.set_next(next, len(self._peers) + 1)
+
+    def add_change_listener(self, cb: Callable[[Change], None]) -> None:
+        """Call cb(change) for each replica added, updated, deleted or kept, and each warning."""
+        self._listeners.append(cb)
+
+    async def confirm_deletes(self) -> int:
+        """Push the deletes held back as too many at once; returns how many were pushed."""
+        held = len(self._held)
+        self._confirmed = True
+        try:
+            await self.rescan()
+        finally:
+            self._confirmed = False
+        return held - len(self._held)
+
+    def status(self) -> SyncStatus:
+        """Pending changes, work outstanding and the last sync with each peer, for `status`."""
+        needs = plan(self.state.replica_rows(self.name))
+        last: dict[str, float] = {}
+        for source in (self.replicator.pulled, self.pusher.received, self._fetched):
+            for peer, when in source.items():
+                last[peer] = max(last.get(peer, 0.0), when)
+        own = self.state.records_of(self.name).values()
+        return SyncStatus(
+            own_files=sum(1 for rec in own if not rec.deleted),
+            own_seq=self.state.counter(self.name),
+            problem=self._problem,
+            unsettled=len(self._unsettled),
+            held_deletes=len(self._held),
+            to_fetch=sum(1 for n in needs if n.kind == "fetch"),
+            to_delete=sum(1 for n in needs if n.kind == "delete"),
+            round_running=self._running,
+            last_sync=last,
+        )
 
     async def rescan(self) -> int:
         """Scan the own folder now; every change gets the next seq. Returns how many changed."""
@@ -140,8 +278,25 @@ class SyncEngine:
 
     async def pull_once(self) -> int:
         """One pull round from the previous node plus the fetches; returns files changed."""
+        return await self._pull(self._prev)
+
+    async def _pull(self, prev: Peer | None) -> int:
+        """A round (with prev's manifest delta, or only applying what is known: prev None)."""
         async with self._lock:
-            return await self.replicator.pull(self._prev, self._peers, self.timeout)
+            before = {(r.owner, r.path): have for r, have in self.state.replica_rows(self.name)}
+            self._running = True
+            try:
+                for rec in moved(self.state.replica_rows(self.name)):
+                    try:
+                        await self.replicator.satisfy_locally(rec, True)
+                    except (OSError, SyncError, RemoteProtocolError) as exc:
+                        log.info("cannot copy moved %s/%s here: %s", rec.owner, rec.path, exc)
+                changed = await self.replicator.pull(prev, self._peers, self.timeout)
+            finally:
+                self._running = False
+            for change in replica_changes(before, self.state.replica_rows(self.name)):
+                self._tell(change)
+            return changed
 
     def transfers(self) -> list[TransferInfo]:
         """Downloads running now (file, size, bytes done, rate, time left, holders), oldest first."""
@@ -183,8 +338,19 @@ class SyncEngine:
         self.holdings.listen(cb)
 
     def _rtt(self, peer: str, seconds: float) -> None:
+        self._fetched[peer] = time.time()
         if self.record_rtt is not None:
             self.record_rtt(peer, seconds)
+
+    def _tell(self, change: Change) -> None:
+        for cb in self._listeners:
+            try:
+                cb(change)
+            except Exception:  # a listener's bug must not stop the sync engine
+                log.exception("change listener failed")
+
+    def _on_pushed(self, origin: str, records: list[FileRecord]) -> None:
+        self._apply_wanted.set()
 
     async def _loop(self) -> None:
         while True:
@@ -197,13 +363,58 @@ class SyncEngine:
             except Exception:  # one bad round must not end replication for good
                 log.exception("sync round failed on %s", self.name)
 
+    async def _scan_worker(self) -> None:
+        """Rescan soon after the watcher (or a file still settling) asks for it."""
+        while True:
+            await self._scan_wanted.wait()
+            await asyncio.sleep(DEBOUNCE)
+            self._scan_wanted.clear()
+            if self._watcher is not None:
+                self._watcher.check()
+            try:
+                await self.rescan()
+            except Exception:
+                log.exception("rescan failed on %s", self.name)
+
+    async def _apply_worker(self) -> None:
+        """Apply pushed records (fetch, copy, delete) without waiting for the next pull."""
+        while True:
+            await self._apply_wanted.wait()
+            self._apply_wanted.clear()
+            try:
+                await self._pull(None)
+            except Exception:
+                log.exception("applying a push failed on %s", self.name)
+
     async def _rescan(self) -> int:
         own = self.root / self.name
-        on_disk = await asyncio.to_thread(walk, own)
+        problem = folder_problem(self.root, self.name)
+        if problem != self._problem:
+            self._problem = problem
+            if problem is not None:
+                log.warning("%s; no deletes are pushed until it is back", problem)
+                self._tell(Change("warning", self.name, "", f"{problem}; pushing no deletes"))
+            else:
+                self._tell(Change("warning", self.name, "", "own folder is back"))
+        if problem is not None:
+            return 0
+        if self._watcher is not None:
+            self._watcher.check()
+        unreadable: list[str] = []
+        on_disk = await asyncio.to_thread(walk, own, unreadable)
+        now = time.time_ns()
+        closed = dict(self._watcher.closed) if self._watcher is not None else {}
+        waiting = unsettled(on_disk, now, int(self.settle * 1e9), closed)
+        self._unsettled = waiting
+        if waiting:
+            due = min(on_disk[rel][1] for rel in waiting) + int(self.settle * 1e9) - now
+            asyncio.get_running_loop().call_later(max(due, 0) / 1e9 + 0.05, self._scan_wanted.set)
         prefix = self.name + "/"
         cache = self.state.cached(prefix)
         stale = [
-            rel for rel, st in on_disk.items() if (cache.get(prefix + rel) or (0, 0, ""))[:2] != st
+            rel
+            for rel, st in on_disk.items()
+            if rel not in waiting and (cache.get(prefix + rel) or (0, 0, ""))[:2] != st
         ]
         hashed = await self.hasher.hash_many(own, stale)
         known = self.state.records_of(self.name)
@@ -213,11 +424,29 @@ class SyncEngine:
             if rel in hashed:
                 sha, size, mtime_ns = hashed[rel]
                 scanned[rel] = (size, mtime_ns, sha)
-            elif rel not in stale:
+            elif rel not in stale and rel not in waiting:
                 scanned[rel] = (size, mtime_ns, cache[prefix + rel][2])
             elif old is not None and not old.deleted:
-                scanned[rel] = (old.size, old.mtime_ns, old.sha256)  # unreadable: not a delete
+                scanned[rel] = (old.size, old.mtime_ns, old.sha256)  # unreadable or unsettled
+        for rel, old in known.items():
+            if rel not in scanned and not old.deleted:
+                if any(rel.startswith(folder) for folder in unreadable):
+                    scanned[rel] = (old.size, old.mtime_ns, old.sha256)
         changes = own_changes(known, scanned, self.name, self.state.counter(self.name))
+        hold = [] if self.allow_mass_delete or self._confirmed else held_deletes(
+            known, changes, *self.mass_delete
+        )
+        if hold:
+            for rec in hold:
+                old = known[rec.path]
+                scanned[rec.path] = (old.size, old.mtime_ns, old.sha256)
+            changes = own_changes(known, scanned, self.name, self.state.counter(self.name))
+            if len(hold) != len(self._held):
+                live = sum(1 for rec in known.values() if not rec.deleted)
+                text = f"{len(hold)} of {live} files deleted at once; type 'confirm-deletes' to push"
+                log.warning("%s: %s", self.name, text)
+                self._tell(Change("warning", self.name, "", text))
+        self._held = hold
         with self.state.transaction():
             for rel, (sha, size, mtime_ns) in hashed.items():
                 self.state.cache_put(prefix + rel, size, mtime_ns, sha)
@@ -240,6 +469,7 @@ class SyncEngine:
                 len(changes),
                 changes[-1].seq,
             )
+            self.pusher.publish(changes)
         return len(changes)
 
     def _check_replicas(self) -> None:

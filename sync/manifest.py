@@ -145,6 +145,33 @@ def own_changes(
     return out
 
 
+def held_deletes(
+    known: Mapping[str, FileRecord],
+    changes: Iterable[FileRecord],
+    share: float,
+    minimum: int,
+) -> list[FileRecord]:
+    """The deletes of one scan that must wait for the user's word: too many at once.
+
+    A folder that loses more than `share` of its live files in one scan (when it has at least
+    `minimum`) looks more like a disk that went away or a slip of the hand than a clean-up, and
+    pushing it would delete those files everywhere. Moves do not count: a delete whose content
+    reappears under another name in the same scan is a rename, and renames go through.
+
+    Returns:
+        The tombstones to hold back (empty: push everything).
+    """
+    live = sum(1 for rec in known.values() if not rec.deleted)
+    changes = list(changes)
+    added = {rec.sha256 for rec in changes if not rec.deleted}
+    removed = [
+        rec for rec in changes if rec.deleted and known[rec.path].sha256 not in added
+    ]
+    if live < minimum or len(removed) <= share * live:
+        return []
+    return removed
+
+
 def plan(rows: Iterable[tuple[FileRecord, str | None]]) -> list[Need]:
     """What a replica must do, given each record and the hash of the bytes it placed there.
 
@@ -161,6 +188,20 @@ def plan(rows: Iterable[tuple[FileRecord, str | None]]) -> list[Need]:
             fetches.append(Need("fetch", rec))
     fetches.sort(key=lambda n: (n.record.size, n.record.owner, n.record.path))
     return deletes + fetches
+
+
+def moved(rows: Iterable[tuple[FileRecord, str | None]]) -> list[FileRecord]:
+    """Fetch needs whose content sits at a path this replica is about to delete: renames.
+
+    They must be copied before that delete runs, or the bytes are gone and sent again.
+    """
+    rows = list(rows)
+    leaving = {have for rec, have in rows if rec.deleted and have is not None}
+    return [
+        rec
+        for rec, have in rows
+        if not rec.deleted and have != rec.sha256 and rec.sha256 in leaving
+    ]
 
 
 def sources(

@@ -23,11 +23,17 @@ CHUNK = 1024 * 1024
 TMP_DIR = ".lanshare-tmp"
 
 
-def walk(top: Path) -> dict[str, tuple[int, int]]:
+def walk(top: Path, unreadable: list[str] | None = None) -> dict[str, tuple[int, int]]:
     """Every regular file under `top`: relative POSIX path -> (size, mtime_ns).
 
     Symlinks (to files or folders) are skipped with a log line, as are names that would be
     refused on the wire (so a peer never sees a path it must reject).
+
+    Args:
+        top: the folder to walk.
+        unreadable: if given, gets the prefix ("" for `top` itself, else "sub/dir/") of every
+            folder that could not be listed, so the caller can tell "gone" from "unreadable"
+            and never turn an unreadable folder into deletes.
     """
     out: dict[str, tuple[int, int]] = {}
     stack = [(top, "")]
@@ -37,6 +43,8 @@ def walk(top: Path) -> dict[str, tuple[int, int]]:
             entries = list(os.scandir(folder))
         except OSError as exc:
             log.warning("cannot list %s: %s", folder, exc)
+            if unreadable is not None:
+                unreadable.append(prefix)
             continue
         for entry in entries:
             rel = prefix + entry.name
@@ -94,3 +102,49 @@ def _hash_all(root: Path, rels: list[str]) -> dict[str, tuple[str, int, int]]:
         except OSError as exc:
             log.warning("cannot hash %s: %s", root / rel, exc)
     return out
+
+
+def unsettled(
+    on_disk: dict[str, tuple[int, int]],
+    now_ns: int,
+    settle_ns: int,
+    closed: dict[str, int],
+) -> set[str]:
+    """Files that may still be being written: modified less than `settle_ns` ago.
+
+    A file counts as settled early when its writer closed it after its last modification
+    (`closed`: rel -> when a close-after-write was seen, in wall-clock ns), so a file saved in
+    one go is sent at once and one written slowly through an open handle waits until it is
+    closed or quiet. A modification time far in the future (a copied file, a skewed clock)
+    does not hold a file back forever.
+    """
+    if settle_ns <= 0:
+        return set()
+    out = set()
+    for rel, (_size, mtime_ns) in on_disk.items():
+        if abs(now_ns - mtime_ns) >= settle_ns:
+            continue
+        if closed.get(rel, -1) >= mtime_ns:
+            continue
+        out.add(rel)
+    return out
+
+
+def folder_problem(root: Path, name: str) -> str | None:
+    """Why the own folder cannot be trusted to show deletes now, or None when it can.
+
+    A missing or unreadable `Shared/` or `Shared/<name>/` (an unmounted disk, a folder renamed
+    away) must read as "unknown", never as "every file deleted".
+    """
+    for folder in (root, root / name):
+        try:
+            st = os.stat(folder)
+        except FileNotFoundError:
+            return f"{folder} is missing"
+        except OSError as exc:
+            return f"{folder} cannot be read: {exc.strerror or exc}"
+        if not stat.S_ISDIR(st.st_mode):
+            return f"{folder} is not a folder"
+        if not os.access(folder, os.R_OK | os.X_OK):
+            return f"{folder} cannot be read"
+    return None

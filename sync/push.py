@@ -1,0 +1,209 @@
+"""Pushed changes: NOTIFY round the ring, and the one-line notices the user sees.
+
+Theory of operation. When the owner's scan gives new records, `Pusher.publish` sends them at
+once, as NOTIFY, to the owner's next node in the ring. Each node keeps every record that
+supersedes what it knows (the same rule as a manifest pull), answers OK, asks its engine to
+apply the change (fetch, copy or delete), and passes the NOTIFY on to its own next node, in
+the order received, one at a time. It stops before the owner (it has gone round) or after as
+many hops as the ring has members. A push that cannot be delivered is dropped after a few
+tries: the periodic manifest pull is the catch-up path, so a push only ever makes things
+faster, never different. A node advances its "since" counter for the owner only when the
+pushed seqs follow on from it without a gap, so a missed push is still pulled later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ring.errors import BadRequest, PeerUnreachable, RemoteError, RemoteProtocolError
+from ring.server import Connection, Handler
+from ring.wire import Message, Ok, expect, request
+from sync.manifest import FileRecord, Peer, entry_to_record, record_to_entry, supersedes
+from sync.messages import NOTIFY_MAX_ENTRIES, Notify
+from sync.paths import check_owner
+from sync.state import State
+
+log = logging.getLogger(__name__)
+
+SEND_TRIES = 3
+RETRY_DELAY = 0.5
+QUEUE_MAX = 1000
+"""Pushes waiting to be forwarded; past this the oldest wait for the pull instead."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """Something the user should hear about, as one quiet line at the prompt."""
+
+    kind: str  # added, updated, deleted, kept (a local edit moved to the trash), warning
+    owner: str
+    path: str
+    detail: str = ""
+
+    def text(self) -> str:
+        """The line shown, e.g. "~ alice/report.pdf updated"."""
+        mark = {"added": "+", "updated": "~", "deleted": "-"}.get(self.kind, "!")
+        where = f"{self.owner}/{self.path}" if self.path else self.owner
+        if self.kind in ("added", "updated", "deleted"):
+            return f"{mark} {where} {self.kind}"
+        return f"{mark} {where}: {self.detail}"
+
+
+def replica_changes(
+    before: dict[tuple[str, str], str | None], after: Iterable[tuple[FileRecord, str | None]]
+) -> list[Change]:
+    """What a sync round did to replicas, from the bytes held per path before and after."""
+    out = []
+    for rec, have in after:
+        old = before.get((rec.owner, rec.path))
+        if have == old:
+            continue
+        if have is None:
+            out.append(Change("deleted", rec.owner, rec.path))
+        else:
+            out.append(Change("added" if old is None else "updated", rec.owner, rec.path))
+    return sorted(out, key=lambda c: (c.owner, c.path))
+
+
+def merge_pushed(state: State, origin: str, me: str, entries: list) -> list[FileRecord]:  # type: ignore[type-arg]
+    """Keep every pushed record of `origin` that supersedes the known one; returns them.
+
+    Entries of other owners, of this node, or that break the rules are skipped (logged).
+    """
+    fresh: list[FileRecord] = []
+    seqs: list[int] = []
+    with state.transaction():
+        for entry in entries:
+            try:
+                rec, _held = entry_to_record(entry)
+            except RemoteProtocolError as exc:
+                log.warning("skipping a bad pushed entry from %s: %s", origin, exc)
+                continue
+            if rec.owner != origin or rec.owner == me:
+                log.warning("skipping a pushed entry of %s inside a push of %s", rec.owner, origin)
+                continue
+            seqs.append(rec.seq)
+            old = state.record(rec.owner, rec.path)
+            if supersedes(rec, None if old is None else old[0]):
+                state.put_record(rec, None if old is None else old[1])
+                fresh.append(rec)
+        counter = state.counter(origin)
+        for seq in sorted(seqs):
+            if seq == counter + 1:
+                counter = seq
+        if counter > state.counter(origin):
+            state.set_counter(origin, counter)
+    return fresh
+
+
+async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel tasks and wait for them, cancelling again any that swallowed the cancel.
+
+    `ring.wire.close_stream` absorbs a CancelledError that lands while it waits for a socket
+    to close, so a single cancel can be lost and the task would go on forever.
+    """
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _done, pending = await asyncio.wait(pending, timeout=0.1)
+
+
+class Pusher:
+    """Sends this node's own changes and forwards others' along the ring, in order."""
+
+    def __init__(
+        self,
+        name: str,
+        state: State,
+        timeout: float,
+        on_pushed: Callable[[str, list[FileRecord]], None],
+    ) -> None:
+        """
+        Args:
+            name: this node's folder name.
+            state: the node's sync state (records and counters).
+            timeout: seconds to wait on the next node per try.
+            on_pushed: called with (origin, superseding records) when a push brings news.
+        """
+        self.name = name
+        self.state = state
+        self.timeout = timeout
+        self.on_pushed = on_pushed
+        self.next: Peer | None = None
+        self.ring_size = 1
+        self.sent = 0
+        self.received: dict[str, float] = {}
+        self._queue: asyncio.Queue[Notify] = asyncio.Queue(QUEUE_MAX)
+        self._task: asyncio.Task[None] | None = None
+
+    def routes(self) -> list[tuple[type[Message], Handler]]:
+        """The NOTIFY route for a FrameServer."""
+        return [(Notify, self.on_notify)]
+
+    def start(self) -> None:
+        """Start the forwarding task."""
+        self._task = asyncio.create_task(self._forward(), name=f"push-{self.name}")
+
+    async def stop(self) -> None:
+        """Stop forwarding; queued pushes are dropped (the pull catches up)."""
+        if self._task is not None:
+            await cancel_all([self._task])
+            self._task = None
+
+    def set_next(self, peer: Peer | None, ring_size: int) -> None:
+        """The node to pass pushes to, and how many nodes the ring has (the hop limit)."""
+        self.next = peer
+        self.ring_size = max(1, ring_size)
+
+    def publish(self, records: list[FileRecord]) -> None:
+        """Push this node's new records (in seq order) round the ring."""
+        entries = [record_to_entry(rec, not rec.deleted) for rec in records]
+        for start in range(0, len(entries), NOTIFY_MAX_ENTRIES):
+            self._enqueue(Notify(self.name, entries[start : start + NOTIFY_MAX_ENTRIES], 0))
+
+    def _enqueue(self, msg: Notify) -> None:
+        if self.next is None or self.next.name == msg.origin or msg.hops >= self.ring_size:
+            return
+        try:
+            self._queue.put_nowait(msg)
+        except asyncio.QueueFull:
+            log.warning("push queue full; %s's change waits for the next pull", msg.origin)
+
+    async def on_notify(self, msg: Message, conn: Connection) -> Message:
+        """Handle a NOTIFY: keep what supersedes, pass it on, ask for the change to be applied."""
+        assert isinstance(msg, Notify)
+        if not (isinstance(msg.hops, int) and msg.hops >= 0):
+            raise BadRequest("NOTIFY hops must be a non-negative int")
+        if len(msg.entries) > NOTIFY_MAX_ENTRIES:
+            raise BadRequest(f"NOTIFY carries at most {NOTIFY_MAX_ENTRIES} entries")
+        check_owner(msg.origin)
+        if msg.origin == self.name:
+            return Ok()
+        fresh = merge_pushed(self.state, msg.origin, self.name, msg.entries)
+        self.received[msg.origin] = time.time()
+        self._enqueue(Notify(msg.origin, msg.entries, msg.hops + 1))
+        if fresh:
+            log.info("push from %s: %d new record(s)", msg.origin, len(fresh))
+            self.on_pushed(msg.origin, fresh)
+        return Ok()
+
+    async def _forward(self) -> None:
+        while True:
+            msg = await self._queue.get()
+            for attempt in range(SEND_TRIES):
+                peer = self.next
+                if peer is None or peer.name == msg.origin:
+                    break
+                try:
+                    expect(await request(peer.host, peer.port, msg, self.timeout), Ok)
+                    self.sent += 1
+                    break
+                except (PeerUnreachable, RemoteError, RemoteProtocolError) as exc:
+                    log.info("push of %s to %s failed (try %d): %s", msg.origin, peer.name,
+                             attempt + 1, exc)
+                    await asyncio.sleep(RETRY_DELAY)

@@ -1,0 +1,101 @@
+"""File-system events for the own folder (watchdog), turned into "scan soon" on the event loop.
+
+The watcher only says *that* something changed; the scan decides *what* (events can be lost,
+merged or reordered, and the periodic rescan is the safety net). It also remembers when a file
+was closed after writing, so the scan can send a file saved in one go at once and hold back one
+still open for writing. If the folder is replaced or vanishes (an unmount, a rename), `check`
+re-arms the watch on whatever is at the path now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import ObservedWatch
+
+log = logging.getLogger(__name__)
+
+IGNORED = frozenset({"opened", "closed_no_write"})
+"""Event kinds that change nothing (our own hashing opens files for reading)."""
+
+
+class FolderWatcher(FileSystemEventHandler):
+    """Calls `on_change()` on the loop after any change under `folder` (recursively)."""
+
+    def __init__(
+        self, folder: Path, on_change: Callable[[], None], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.folder = folder
+        self.on_change = on_change
+        self.loop = loop
+        self.closed: dict[str, int] = {}
+        self._observer: Observer | None = None  # type: ignore[valid-type]
+        self._watch: ObservedWatch | None = None
+        self._identity: tuple[int, int] | None = None
+
+    def start(self) -> None:
+        """Start the observer thread and watch the folder if it is there."""
+        self._observer = Observer()
+        self._observer.daemon = True
+        self._observer.start()
+        self.check()
+
+    def stop(self) -> None:
+        """Stop the observer thread."""
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(5)
+            self._observer = None
+
+    def check(self) -> bool:
+        """Re-arm the watch if the folder appeared, vanished or was replaced; True if watched."""
+        if self._observer is None:
+            return False
+        try:
+            st = os.stat(self.folder)
+            identity: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            identity = None
+        if identity == self._identity and (identity is None or self._watch is not None):
+            return self._watch is not None
+        if self._watch is not None:
+            try:
+                self._observer.unschedule(self._watch)
+            except (KeyError, OSError):
+                pass
+            self._watch = None
+        self._identity = identity
+        if identity is not None:
+            try:
+                self._watch = self._observer.schedule(self, str(self.folder), recursive=True)
+                log.info("watching %s", self.folder)
+            except OSError as exc:
+                log.warning("cannot watch %s (the periodic rescan still runs): %s", self.folder, exc)
+        return self._watch is not None
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        """Runs on the observer thread: note closes, then wake the loop."""
+        if event.event_type in IGNORED:
+            return
+        if event.event_type == "closed" and not event.is_directory:
+            rel = self._rel(event.src_path)
+            if rel is not None:
+                self.closed[rel] = time.time_ns()
+        try:
+            self.loop.call_soon_threadsafe(self.on_change)
+        except RuntimeError:  # the loop is closing
+            pass
+
+    def _rel(self, path: str | bytes) -> str | None:
+        text = os.fsdecode(path)
+        try:
+            return Path(text).relative_to(self.folder).as_posix()
+        except ValueError:
+            return None
