@@ -1,0 +1,129 @@
+"""Change detection: file-system events, settling, and an own folder that goes away.
+
+Real engines on loopback with the pull interval set to an hour: a change that arrives was
+found by the watcher and pushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sync.engine import Change
+from sync.scanner import folder_problem, unsettled
+from tests.sync_harness import SyncNode, make_node, make_ring, pull_until, start_all, stop_all, tree, wait_for
+
+
+def wire_push_ring(nodes: list[SyncNode]) -> None:
+    peers = {n.peer.name: n.peer for n in nodes}
+    for i, node in enumerate(nodes):
+        node.engine.set_topology(nodes[i - 1].peer, peers, next=nodes[(i + 1) % len(nodes)].peer)
+
+
+@pytest.fixture
+async def pair(tmp_path: Path) -> Iterator[list[SyncNode]]:
+    nodes = await make_ring(tmp_path, 2, interval=3600.0, watch=True, settle=0.5)
+    wire_push_ring(nodes)
+    yield nodes  # type: ignore[misc]
+    await stop_all(nodes)
+
+
+class TestSettling:
+    def test_recent_files_wait_unless_closed_since(self) -> None:
+        now = 100 * 10**9
+        disk = {"old": (1, now - 2 * 10**9), "fresh": (1, now - 10**8), "closed": (1, now - 10**8)}
+        disk["future"] = (1, now + 3600 * 10**9)
+        closed = {"closed": now - 5 * 10**7, "fresh": now - 2 * 10**8}  # fresh: closed, then written
+        assert unsettled(disk, now, 10**9, closed) == {"fresh"}
+        assert unsettled(disk, now, 0, {}) == set()
+
+    def test_a_missing_or_replaced_folder_is_a_problem(self, tmp_path: Path) -> None:
+        assert folder_problem(tmp_path, "me") is not None
+        (tmp_path / "me").mkdir()
+        assert folder_problem(tmp_path, "me") is None
+        assert folder_problem(tmp_path / "nope", "me") is not None
+        (tmp_path / "me").rmdir()
+        (tmp_path / "me").write_bytes(b"")
+        assert "not a folder" in (folder_problem(tmp_path, "me") or "")
+
+
+class TestWatcher:
+    async def test_a_file_written_slowly_arrives_whole_and_once(self, pair: list[SyncNode]) -> None:
+        a, b = pair
+        heard: list[Change] = []
+        b.engine.add_change_listener(heard.append)
+        await start_all(pair)
+        seq = a.engine.state.counter("node0")
+        chunk = os.urandom(50_000)
+        with open(a.own / "slow.bin", "wb") as f:
+            for _ in range(20):  # two seconds, flushed as it goes
+                f.write(chunk)
+                f.flush()
+                await asyncio.sleep(0.1)
+                assert not (b.root / "node0" / "slow.bin").exists(), "a partial file was sent"
+        await wait_for(lambda: (b.root / "node0" / "slow.bin").exists(), 10)
+        assert (b.root / "node0" / "slow.bin").read_bytes() == chunk * 20
+        await asyncio.sleep(1.0)  # room for a wrong second version to show up (none may)
+        assert a.engine.state.counter("node0") == seq + 1
+        assert [c.text() for c in heard] == ["+ node0/slow.bin added"]
+
+    async def test_the_own_folder_renamed_away_deletes_nothing(self, pair: list[SyncNode]) -> None:
+        a, b = pair
+        for i in range(3):
+            (a.own / f"f{i}.txt").write_bytes(b"%d" % i)
+        heard: list[Change] = []
+        a.engine.add_change_listener(heard.append)
+        await start_all(pair)
+        await pull_until(pair, 20)
+        seq = a.engine.state.counter("node0")
+        os.rename(a.own, a.root / "node0-unmounted")
+        await a.engine.rescan()
+        await wait_for(lambda: a.engine.status().problem is not None, 5)
+        assert any("pushing no deletes" in c.text() for c in heard)
+        await b.engine.pull_once()
+        assert a.engine.state.counter("node0") == seq
+        assert len(tree(b.root / "node0")) == 3
+        os.rename(a.root / "node0-unmounted", a.own)
+        await a.engine.rescan()
+        assert a.engine.status().problem is None and a.engine.state.counter("node0") == seq
+        (a.own / "after.txt").write_bytes(b"watched again")  # the watch follows the new folder
+        await wait_for(lambda: (b.root / "node0" / "after.txt").exists(), 10)
+
+    async def test_an_owner_starting_without_its_folder_deletes_nothing(
+        self, tmp_path: Path
+    ) -> None:
+        nodes = await make_ring(tmp_path, 2, interval=3600.0)
+        wire_push_ring(nodes)
+        for i in range(3):
+            (nodes[0].own / f"f{i}").write_bytes(b"%d" % i)
+        await start_all(nodes)
+        await pull_until(nodes, 20)
+        seq = nodes[0].engine.state.counter("node0")
+        await stop_all(nodes[:1])
+        os.rename(nodes[0].own, tmp_path / "elsewhere")
+        again = await make_node(tmp_path, "node0", interval=3600.0)
+        os.rmdir(again.own)  # make_node creates it; a real unmounted folder is simply absent
+        ring = [again, nodes[1]]
+        wire_push_ring(ring)
+        await again.engine.start()
+        try:
+            assert not again.own.exists(), "the engine must not create an unmounted folder"
+            assert again.engine.state.counter("node0") == seq
+            assert again.engine.status().problem is not None
+            await nodes[1].engine.pull_once()
+            assert len(tree(nodes[1].root / "node0")) == 3
+        finally:
+            await stop_all(ring)
+
+    async def test_events_alone_find_changes_quickly(self, pair: list[SyncNode]) -> None:
+        a, b = pair
+        await start_all(pair)
+        started = time.monotonic()
+        (a.own / "quick.txt").write_bytes(b"saved in one go")
+        await wait_for(lambda: (b.root / "node0" / "quick.txt").exists(), 5)
+        assert time.monotonic() - started < 0.45  # closed at once: it need not wait 0.5 s to settle
