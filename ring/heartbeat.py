@@ -6,8 +6,7 @@ carry a view: a newer one of our ring is adopted (this repairs lost UPDATEs), on
 that wins a merge starts the merge. Suspects go to the acting leader in a FAIL; if that
 leader does not answer, it joins the suspects and the report goes to the next lowest member.
 Each beat also times one other member in turn (a miss there counts for nothing), so `rtt`
-covers the whole ring; every few beats the node probes the configured peers, and those it was
-told of lately (`contact`), that are not in its view.
+covers the whole ring; every few beats the node probes the configured peers not in its view.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONTACT_EVERY = 4
-"""Beats between merge probes of the configured and recently contacted peers not in the view."""
+"""Beats between merge probes of the configured peers that are not in the view."""
 
 
 class Heartbeat:
@@ -48,7 +47,10 @@ class Heartbeat:
             began = svc.clock()
             if svc.status is Status.MEMBER:
                 if tick % CONTACT_EVERY == 0:
-                    svc.merger.probe_outsiders()
+                    addresses = {m.address for m in svc.view.members}
+                    for host, port in svc.peers:
+                        if (host, port) not in addresses:
+                            svc.contact(host, port)
                 await self.beat()
             tick += 1
             await asyncio.sleep(max(0.0, svc.heartbeat - (svc.clock() - began)))

@@ -24,43 +24,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-SEEN_FOR = 30.0
-"""Seconds an address passed to `contact` keeps being probed (every few beats) while it is
-not in our view: a HELLO lost on the wire, or sent while either side was still joining, is
-retried instead of waiting for discovery to mention the address again."""
-
-MAX_SEEN = 256
-"""Most addresses remembered from `contact`; the oldest is forgotten first."""
-
-
 class Merger:
     """HELLO and MERGE for one service."""
 
     def __init__(self, service: RingService) -> None:
         self.svc = service
-        self._seen: dict[tuple[str, int], float] = {}
-
-    def contact(self, host: str, port: int) -> None:
-        """Remember host:port for a while and probe it now."""
-        self.remember(host, port)
-        self.svc.spawn(self.hello(host, port))
-
-    def remember(self, host: str, port: int) -> None:
-        """Keep probing host:port with the others for `SEEN_FOR` seconds from now."""
-        self._seen.pop((host, port), None)
-        self._seen[(host, port)] = self.svc.clock()
-        while len(self._seen) > MAX_SEEN:
-            del self._seen[next(iter(self._seen))]
-
-    def probe_outsiders(self) -> None:
-        """Probe the configured peers and the recently contacted addresses not in our view."""
-        svc = self.svc
-        now = svc.clock()
-        self._seen = {a: t for a, t in self._seen.items() if now - t < SEEN_FOR}
-        inside = {m.address for m in svc.view.members}
-        for address in dict.fromkeys([*svc.peers, *self._seen]):
-            if address not in inside:
-                svc.spawn(self.hello(*address))
 
     def route(self, server: FrameServer) -> None:
         """Serve HELLO and MERGE on `server`."""

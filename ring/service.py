@@ -137,12 +137,8 @@ class RingService:
         self.spawn(self._heartbeat.run())
 
     def contact(self, host: str, port: int) -> None:
-        """Probe a node seen on the LAN; if its ring wins the merge, ours re-joins it.
-
-        The address is probed again every few beats for a while (`ring.merging.SEEN_FOR`)
-        unless it joins our view, so one lost HELLO does not leave two rings apart.
-        """
-        self.merger.contact(host, port)
+        """Probe a node seen on the LAN; if its ring wins the merge, ours re-joins it."""
+        self.spawn(self.merger.hello(host, port))
 
     async def leave(self) -> None:
         """Leave gracefully: the leader drops us (or we hand over if we lead), then stop.

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from ring.heartbeat import CONTACT_EVERY
 from ring.membership import Status, View, remove
 from ring.messages import Fail, Redirect, ViewReply
 from ring.service import RingService
@@ -178,12 +177,3 @@ class TestMerging:
         by_id[3].contact(*by_id[1].me.address)
         await wait_for(lambda: whole(nodes), 8)
         assert by_id[0].view.leader == min(by_id[0].me, by_id[2].me, key=lambda m: m.key)
-
-    async def test_a_contact_made_too_early_is_retried(self, cluster: Cluster) -> None:
-        ring = await form(cluster, 2)
-        late = await cluster.node("late")
-        ring[1].merger.remember(*late.me.address)
-        await ring[1].merger.hello(*late.me.address)  # what contact() does; refused: not started
-        await late.start()
-        assert late.view.ring_id != ring[0].view.ring_id
-        await wait_for(lambda: whole(ring + [late]), 2 * CONTACT_EVERY * cluster.heartbeat + 2)
