@@ -2,8 +2,8 @@
 
 The watcher only says *that* something changed; the scan decides *what* (events can be lost,
 merged or reordered, and the periodic rescan is the safety net). It also remembers when a file
-was closed after writing, so the scan can send a file saved in one go at once and hold back one
-still open for writing. If the folder is replaced or vanishes (an unmount, a rename), `check`
+was closed after writing or renamed into place, so the scan can send a file saved in one go at
+once and hold back one still open for writing. If the folder is replaced or vanishes (an unmount, a rename), `check`
 re-arms the watch on whatever is at the path now.
 """
 
@@ -84,8 +84,9 @@ class FolderWatcher(FileSystemEventHandler):
         """Runs on the observer thread: note closes, then wake the loop."""
         if event.event_type in IGNORED:
             return
-        if event.event_type == "closed" and not event.is_directory:
-            rel = self._rel(event.src_path)
+        if event.event_type in ("closed", "moved") and not event.is_directory:
+            # a file renamed into place (the "save to temp, then rename" habit) is done too
+            rel = self._rel(event.dest_path if event.event_type == "moved" else event.src_path)
             if rel is not None:
                 self.closed[rel] = time.time_ns()
         try:
