@@ -177,6 +177,7 @@ def status_text(
     problem: str | None,
     pending: dict[str, int],
     running: bool,
+    transfers: int,
     last_sync: dict[str, float],
     now: float | None = None,
 ) -> str:
@@ -189,7 +190,8 @@ def status_text(
     lines.append("pending: " + (", ".join(shown) if shown else "nothing"))
     if pending.get("deletes held", 0):
         lines.append("  type 'confirm-deletes' to push the held deletes")
-    lines.append("transfers: " + ("a sync round is running" if running else "idle"))
+    round_state = "a sync round is running" if running else "no sync round running"
+    lines.append(f"transfers in flight: {transfers} ({round_state})")
     if not last_sync:
         lines.append("last sync: none yet")
     for peer in sorted(last_sync):

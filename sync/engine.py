@@ -29,19 +29,11 @@ from ring.server import Handler
 from ring.wire import Message
 from sync.holdings import Holdings
 from sync.errors import SyncError
-from sync.manifest import (
-    FileRecord,
-    Peer,
-    held_deletes,
-    is_sha256,
-    moved,
-    own_changes,
-    plan,
-)
+from sync.manifest import FileRecord, Peer, is_sha256, moved, plan
 from sync.paths import check_owner, confine
 from sync.push import Change, Pusher, cancel_all, replica_changes
 from sync.replica import Locate, Replicator
-from sync.scanner import TMP_DIR, Hasher, folder_problem, unsettled, walk
+from sync.scanner import TMP_DIR, Hasher, OwnFolder
 from sync.serve import Server
 from sync.state import State
 from sync.tracker import TransferInfo
@@ -68,6 +60,7 @@ class SyncStatus:
     to_fetch: int
     to_delete: int
     round_running: bool
+    transfers: int
     last_sync: dict[str, float]
 
 
@@ -140,9 +133,11 @@ class SyncEngine:
         self.holdings = Holdings()
         self.server = Server(self.root, self.state)
         self.receiver = Receiver(self.root / TMP_DIR, timeout)
-        self.settle = settle
         self.allow_mass_delete = allow_mass_delete
-        self.mass_delete = (mass_delete_share, mass_delete_min)
+        self.own = OwnFolder(
+            self.root, self.name, self.state, self.hasher, settle,
+            mass_delete_share, mass_delete_min,
+        )
         self.replicator = _Replicator(
             self.root,
             self.state_dir / "trash",
@@ -162,9 +157,6 @@ class SyncEngine:
         self.watch = watch
         self._watcher: FolderWatcher | None = None
         self._listeners: list[Callable[[Change], None]] = []
-        self._problem: str | None = None
-        self._held: list[FileRecord] = []
-        self._unsettled: set[str] = set()
         self._confirmed = False
         self._running = False
         self._prev: Peer | None = None
@@ -243,13 +235,13 @@ class SyncEngine:
 
     async def confirm_deletes(self) -> int:
         """Push the deletes held back as too many at once; returns how many were pushed."""
-        held = len(self._held)
+        held = len(self.own.held)
         self._confirmed = True
         try:
             await self.rescan()
         finally:
             self._confirmed = False
-        return held - len(self._held)
+        return held - len(self.own.held)
 
     def status(self) -> SyncStatus:
         """Pending changes, work outstanding and the last sync with each peer, for `status`."""
@@ -262,12 +254,13 @@ class SyncEngine:
         return SyncStatus(
             own_files=sum(1 for rec in own if not rec.deleted),
             own_seq=self.state.counter(self.name),
-            problem=self._problem,
-            unsettled=len(self._unsettled),
-            held_deletes=len(self._held),
+            problem=self.own.problem,
+            unsettled=len(self.own.unsettled),
+            held_deletes=len(self.own.held),
             to_fetch=sum(1 for n in needs if n.kind == "fetch"),
             to_delete=sum(1 for n in needs if n.kind == "delete"),
             round_running=self._running,
+            transfers=len(self.transfers()),
             last_sync=last,
         )
 
@@ -387,75 +380,21 @@ class SyncEngine:
                 log.exception("applying a push failed on %s", self.name)
 
     async def _rescan(self) -> int:
-        own = self.root / self.name
-        problem = folder_problem(self.root, self.name)
-        if problem != self._problem:
-            self._problem = problem
-            if problem is not None:
-                log.warning("%s; no deletes are pushed until it is back", problem)
-                self._tell(Change("warning", self.name, "", f"{problem}; pushing no deletes"))
-            else:
-                self._tell(Change("warning", self.name, "", "own folder is back"))
-        if problem is not None:
-            return 0
         if self._watcher is not None:
             self._watcher.check()
-        unreadable: list[str] = []
-        on_disk = await asyncio.to_thread(walk, own, unreadable)
-        now = time.time_ns()
+        problem, held = self.own.problem, len(self.own.held)
         closed = dict(self._watcher.closed) if self._watcher is not None else {}
-        waiting = unsettled(on_disk, now, int(self.settle * 1e9), closed)
-        self._unsettled = waiting
-        if waiting:
-            due = min(on_disk[rel][1] for rel in waiting) + int(self.settle * 1e9) - now
-            asyncio.get_running_loop().call_later(max(due, 0) / 1e9 + 0.05, self._scan_wanted.set)
-        prefix = self.name + "/"
-        cache = self.state.cached(prefix)
-        stale = [
-            rel
-            for rel, st in on_disk.items()
-            if rel not in waiting and (cache.get(prefix + rel) or (0, 0, ""))[:2] != st
-        ]
-        hashed = await self.hasher.hash_many(own, stale)
-        known = self.state.records_of(self.name)
-        scanned: dict[str, tuple[int, int, str]] = {}
-        for rel, (size, mtime_ns) in on_disk.items():
-            old = known.get(rel)
-            if rel in hashed:
-                sha, size, mtime_ns = hashed[rel]
-                scanned[rel] = (size, mtime_ns, sha)
-            elif rel not in stale and rel not in waiting:
-                scanned[rel] = (size, mtime_ns, cache[prefix + rel][2])
-            elif old is not None and not old.deleted:
-                scanned[rel] = (old.size, old.mtime_ns, old.sha256)  # unreadable or unsettled
-        for rel, old in known.items():
-            if rel not in scanned and not old.deleted:
-                if any(rel.startswith(folder) for folder in unreadable):
-                    scanned[rel] = (old.size, old.mtime_ns, old.sha256)
-        changes = own_changes(known, scanned, self.name, self.state.counter(self.name))
-        hold = [] if self.allow_mass_delete or self._confirmed else held_deletes(
-            known, changes, *self.mass_delete
-        )
-        if hold:
-            for rec in hold:
-                old = known[rec.path]
-                scanned[rec.path] = (old.size, old.mtime_ns, old.sha256)
-            changes = own_changes(known, scanned, self.name, self.state.counter(self.name))
-            if len(hold) != len(self._held):
-                live = sum(1 for rec in known.values() if not rec.deleted)
-                text = f"{len(hold)} of {live} files deleted at once; type 'confirm-deletes' to push"
-                log.warning("%s: %s", self.name, text)
-                self._tell(Change("warning", self.name, "", text))
-        self._held = hold
-        with self.state.transaction():
-            for rel, (sha, size, mtime_ns) in hashed.items():
-                self.state.cache_put(prefix + rel, size, mtime_ns, sha)
-            for rel in cache.keys() - {prefix + r for r in on_disk}:
-                self.state.cache_drop(rel)
-            for rec in changes:
-                self.state.put_record(rec, None if rec.deleted else rec.sha256)
-            if changes:
-                self.state.set_counter(self.name, changes[-1].seq)
+        changes, known = await self.own.scan(closed, self.allow_mass_delete or self._confirmed)
+        if self.own.problem != problem:
+            text = f"{self.own.problem}; pushing no deletes" if self.own.problem else "own folder is back"
+            self._tell(Change("warning", self.name, "", text))
+        if self.own.held and len(self.own.held) != held:
+            live = sum(1 for rec in known.values() if not rec.deleted)
+            text = f"{len(self.own.held)} of {live} files deleted at once; type 'confirm-deletes' to push"
+            log.warning("%s: %s", self.name, text)
+            self._tell(Change("warning", self.name, "", text))
+        if self.own.due is not None:
+            asyncio.get_running_loop().call_later(self.own.due, self._scan_wanted.set)
         for rec in changes:
             old = known.get(rec.path)
             if not rec.deleted:
@@ -463,12 +402,7 @@ class SyncEngine:
             if old is not None and not old.deleted:
                 self.holdings.drop(old.sha256)
         if changes:
-            log.info(
-                "%s: %d changes in own folder, now at seq %d",
-                self.name,
-                len(changes),
-                changes[-1].seq,
-            )
+            log.info("%s: %d changes in own folder, now at seq %d", self.name, len(changes), changes[-1].seq)
             self.pusher.publish(changes)
         return len(changes)
 

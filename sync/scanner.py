@@ -3,6 +3,8 @@
 `walk` lists regular files (symlinks and special files are skipped: they are never shared and
 never followed); `Hasher` computes SHA-256 in 1 MiB reads in a worker thread and counts how many
 files it hashed, so tests and logs can prove that an unchanged tree costs no hashing.
+`OwnFolder.scan` turns the owner's folder into new records, and holds back what must wait: files
+still being written, anything at all while the folder is missing, and too many deletes at once.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import hashlib
 import logging
 import os
 import stat
+import time
 from pathlib import Path
 
 from sync.errors import UnsafePath
+from sync.manifest import FileRecord, held_deletes, own_changes
 from sync.paths import check_relpath
+from sync.state import State
 
 log = logging.getLogger(__name__)
 
@@ -148,3 +153,99 @@ def folder_problem(root: Path, name: str) -> str | None:
         if not os.access(folder, os.R_OK | os.X_OK):
             return f"{folder} cannot be read"
     return None
+
+
+class OwnFolder:
+    """The owner's side of a scan: what changed in `<root>/<name>/`, and what must wait.
+
+    After each `scan`: `problem` says why the folder cannot be trusted (None: it can),
+    `unsettled` lists files not sent yet because they may still be being written, `held` the
+    tombstones held back as a mass delete, and `due` is when to scan again for the unsettled
+    (seconds from now; None when nothing waits).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        name: str,
+        state: State,
+        hasher: Hasher,
+        settle: float,
+        mass_share: float,
+        mass_min: int,
+    ) -> None:
+        self.root, self.name, self.state, self.hasher = root, name, state, hasher
+        self.settle_ns = int(settle * 1e9)
+        self.mass = (mass_share, mass_min)
+        self.problem: str | None = None
+        self.unsettled: set[str] = set()
+        self.held: list[FileRecord] = []
+        self.due: float | None = None
+
+    async def scan(
+        self, closed: dict[str, int], allow_mass_delete: bool
+    ) -> tuple[list[FileRecord], dict[str, FileRecord]]:
+        """Scan once and store the new records (each with the next seq).
+
+        Args:
+            closed: rel -> when it was last closed after writing (the watcher's notes).
+            allow_mass_delete: push a mass delete rather than hold it.
+
+        Returns:
+            The new records in seq order, and the records known before the scan.
+        """
+        known = self.state.records_of(self.name)
+        self.due = None
+        problem = folder_problem(self.root, self.name)
+        if problem is not None and problem != self.problem:
+            log.warning("%s; no deletes are pushed until it is back", problem)
+        self.problem = problem
+        if problem is not None:
+            return [], known
+        own = self.root / self.name
+        unreadable: list[str] = []
+        on_disk = await asyncio.to_thread(walk, own, unreadable)
+        now = time.time_ns()
+        self.unsettled = waiting = unsettled(on_disk, now, self.settle_ns, closed)
+        if waiting:
+            first = min(on_disk[rel][1] for rel in waiting)
+            self.due = max(first + self.settle_ns - now, 0) / 1e9 + 0.05
+        prefix = self.name + "/"
+        cache = self.state.cached(prefix)
+        stale = [
+            rel
+            for rel, st in on_disk.items()
+            if rel not in waiting and (cache.get(prefix + rel) or (0, 0, ""))[:2] != st
+        ]
+        hashed = await self.hasher.hash_many(own, stale)
+        scanned: dict[str, tuple[int, int, str]] = {}
+        for rel, (size, mtime_ns) in on_disk.items():
+            old = known.get(rel)
+            if rel in hashed:
+                sha, size, mtime_ns = hashed[rel]
+                scanned[rel] = (size, mtime_ns, sha)
+            elif rel not in stale and rel not in waiting:
+                scanned[rel] = (size, mtime_ns, cache[prefix + rel][2])
+            elif old is not None and not old.deleted:
+                scanned[rel] = (old.size, old.mtime_ns, old.sha256)  # unreadable or unsettled
+        for rel, old in known.items():
+            if rel not in scanned and not old.deleted:
+                if any(rel.startswith(folder) for folder in unreadable):
+                    scanned[rel] = (old.size, old.mtime_ns, old.sha256)
+        changes = own_changes(known, scanned, self.name, self.state.counter(self.name))
+        self.held = [] if allow_mass_delete else held_deletes(known, changes, *self.mass)
+        if self.held:
+            for rec in self.held:
+                old = known[rec.path]
+                scanned[rec.path] = (old.size, old.mtime_ns, old.sha256)
+            changes = own_changes(known, scanned, self.name, self.state.counter(self.name))
+        with self.state.transaction():
+            for rel, (sha, size, mtime_ns) in hashed.items():
+                self.state.cache_put(prefix + rel, size, mtime_ns, sha)
+            for rel in cache.keys() - {prefix + r for r in on_disk}:
+                self.state.cache_drop(rel)
+            for rec in changes:
+                self.state.put_record(rec, None if rec.deleted else rec.sha256)
+            if changes:
+                self.state.set_counter(self.name, changes[-1].seq)
+        return changes, known
