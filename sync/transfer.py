@@ -70,12 +70,19 @@ class Receiver:
         self._socks: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._fsyncer = ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="sync-fsync")
+        self._closers: list[Callable[[], None]] = []
         self.closed = False
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Call `closer` when the receiver closes (other download machinery stops with it)."""
+        self._closers.append(closer)
 
     def close(self) -> None:
         """Shut down every open download socket (their threads then fail fast)."""
         self.closed = True
         self._fsyncer.shutdown(wait=False)
+        for closer in self._closers:
+            closer()
         with self._lock:
             for sock in self._socks:
                 try:

@@ -1,0 +1,200 @@
+"""One holder's side of a block download: a connection, a pipeline of range requests, and a
+background writer, run in a worker thread.
+
+Each `HolderWorker` asks the shared `BlockPlan` (under the download's condition) for its next
+run of blocks, sends a FILE range request for it, and keeps up to `PIPELINE` requests in flight.
+It receives each block into one of two buffers and hands it to `_Storer`, which writes it (and
+feeds the whole-file hash) while the next block arrives. When blocks are checked, a block that
+fails its hash ends this holder's part in the download; a holder that vanishes gives back what
+it had claimed. Local trouble (a full disk) stops every worker of the download.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import socket
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from ring.errors import PeerUnreachable, RingError
+from ring.wire import encode
+from sync.blocks import BLOCK_SIZE, BlockPlan, block_range
+from sync.errors import SyncError, TransferAborted
+from sync.manifest import FileRecord, Peer
+from sync.messages import FileData, FileRequest
+from sync.resume import LocalDiskError, Partial
+from sync.tracker import Transfer
+from sync.transfer import Receiver, read_reply, recv_body
+
+log = logging.getLogger(__name__)
+
+PIPELINE = 2
+"""FILE range requests a worker keeps in flight (hides the round trip between requests)."""
+
+MAX_RUN = 16
+"""Most consecutive blocks in one FILE range request (64 MiB): few requests while much is left,
+single blocks near the end, where work stealing matters."""
+
+
+class Download:
+    """What the workers of one download share; every field but the counters under `cond`."""
+
+    def __init__(self, rec: FileRecord, plan: BlockPlan, partial: Partial, transfer: Transfer):
+        self.rec, self.plan, self.partial, self.transfer = rec, plan, partial, transfer
+        self.cond = threading.Condition()
+        self.stop = False
+        self.workers = 1
+        self.check_blocks = True
+        self.abort: LocalDiskError | None = None
+
+
+class _Storer:
+    """Stores a worker's blocks in the background while it receives the next (two buffers), so
+    receiving and writing-plus-hashing overlap instead of taking turns."""
+
+    def __init__(self, pool: ThreadPoolExecutor, run: Download, name: str) -> None:
+        self.pool, self.run, self.name = pool, run, name
+        self.buffers = [memoryview(bytearray(BLOCK_SIZE)) for _ in range(2)]
+        self.turn = 0
+        self.pending: Future[None] | None = None
+
+    def buffer(self) -> memoryview:
+        """The buffer to receive the next block into (not being written)."""
+        return self.buffers[self.turn]
+
+    def store(self, index: int, view: memoryview) -> None:
+        """Write `view` (in `buffer()`) as block `index` once the previous block is written."""
+        self.wait()
+        try:
+            self.pending = self.pool.submit(self._write, index, view)
+        except RuntimeError:  # the pool is shut down: the engine is stopping
+            raise TransferAborted("sync engine stopped") from None
+        self.turn ^= 1
+
+    def wait(self) -> None:
+        """Wait for the block being written.
+
+        Raises:
+            LocalDiskError: it could not be written.
+        """
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def _write(self, index: int, view: memoryview) -> None:
+        run = self.run
+        try:
+            if not run.partial.write(index, view):
+                run.transfer.add(-len(view))
+        except BaseException:
+            with run.cond:
+                run.plan.release(index, self.name)
+                run.cond.notify_all()
+            raise
+        with run.cond:
+            run.plan.done(index, self.name, len(view))
+            run.cond.notify_all()
+
+
+class HolderWorker:
+    """Fetches blocks of one download from one holder until none is left for it."""
+
+    def __init__(
+        self, peer: Peer, run: Download, receiver: Receiver, writers: ThreadPoolExecutor
+    ) -> None:
+        self.peer, self.download, self.receiver, self.writers = peer, run, receiver, writers
+
+    def run(self) -> None:
+        """Claim, request, receive, check, store; until nothing is left for this holder."""
+        peer, run = self.peer, self.download
+        name = peer.name
+        inflight: deque[list[int]] = deque()
+        storer = _Storer(self.writers, run, name)
+        try:
+            sock = self.receiver.connect(peer)
+        except PeerUnreachable as exc:
+            log.info("holder %s unreachable for %s: %s", name, run.rec.path, exc)
+            return
+        try:
+            while not run.stop:
+                self._request_more(sock, name, run, inflight)
+                if not inflight:
+                    return
+                if not self._receive(sock, name, run, inflight[0], storer):
+                    return
+                inflight.popleft()
+            storer.wait()
+        except LocalDiskError as exc:
+            with run.cond:
+                run.abort, run.stop = exc, True
+                run.cond.notify_all()
+        except (OSError, RingError, SyncError) as exc:
+            log.info("holder %s stopped serving %s: %s", name, run.rec.path, exc or type(exc))
+        finally:
+            try:
+                storer.wait()
+            except LocalDiskError as exc:
+                with run.cond:
+                    run.abort, run.stop = exc, True
+            with run.cond:
+                for blocks in inflight:
+                    for index in blocks:
+                        run.plan.release(index, name)
+                run.cond.notify_all()
+            self.receiver.release(sock)
+
+    def _request_more(
+        self, sock: socket.socket, name: str, run: Download, inflight: deque[list[int]]
+    ) -> None:
+        """Top up this connection's pipeline; with nothing to claim and nothing in flight, wait
+        while other holders still have blocks out (one may fail and give them back)."""
+        rec = run.rec
+        while len(inflight) < PIPELINE:
+            with run.cond:
+                blocks = run.plan.claim_run(name, run.workers, MAX_RUN)
+                while not blocks and not inflight and not run.stop and run.plan.busy():
+                    run.cond.wait(0.5)
+                    blocks = run.plan.claim_run(name, run.workers, MAX_RUN)
+            if not blocks:
+                return
+            offset = block_range(blocks[0], rec.size, BLOCK_SIZE)[0]
+            end = sum(block_range(blocks[-1], rec.size, BLOCK_SIZE))
+            ask = FileRequest(rec.sha256, rec.owner, rec.path, offset, end - offset)
+            sock.sendall(encode(ask))
+            inflight.append(blocks)
+
+    def _receive(
+        self, sock: socket.socket, name: str, run: Download, blocks: list[int], storer: _Storer
+    ) -> bool:
+        """Read the reply to one range request, block by block (each one leaves `blocks` once
+        stored); False when this holder must stop (it sent a bad block)."""
+        rec = run.rec
+        offset = block_range(blocks[0], rec.size, BLOCK_SIZE)[0]
+        size = sum(block_range(blocks[-1], rec.size, BLOCK_SIZE)) - offset
+        header = read_reply(sock)
+        if not isinstance(header, FileData) or (header.offset, header.size) != (offset, size):
+            raise TransferAborted(f"{name} answered blocks {blocks[0]}.. with the wrong range")
+        while blocks:
+            if not self._block(sock, name, run, blocks[0], storer):
+                return False
+            blocks.pop(0)
+        return True
+
+    def _block(
+        self, sock: socket.socket, name: str, run: Download, index: int, storer: _Storer
+    ) -> bool:
+        """Receive and check one block of a range reply, and have it stored."""
+        rec = run.rec
+        length = block_range(index, rec.size, BLOCK_SIZE)[1]
+        view = storer.buffer()[:length]
+        recv_body(sock, view, run.transfer.add)
+        if run.check_blocks and hashlib.sha256(view).digest() != run.partial.expected(index):
+            run.transfer.add(-length)
+            with run.cond:
+                run.plan.failed(index, name)
+                run.cond.notify_all()
+            return False
+        storer.store(index, view)
+        return True
