@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.procs import NodeProcess, free_port  # noqa: E402
+from tests.procs import NodeProcess, free_port
 
 NAMES = ("alpha", "bravo", "charlie", "delta")
 
@@ -48,6 +48,46 @@ def until(cond: Callable[[], bool], timeout: float) -> float:
     return time.monotonic()
 
 
+def edit(own: Path, i: int) -> tuple[str, str | None]:
+    data = os.urandom(100_000)
+    (own / f"base{i}.bin").write_bytes(data)
+    return f"base{i}.bin", hashlib.sha256(data).hexdigest()
+
+
+def new(own: Path, i: int) -> tuple[str, str | None]:
+    data = os.urandom(20_000)
+    (own / f"new{i}.txt").write_bytes(data)
+    return f"new{i}.txt", hashlib.sha256(data).hexdigest()
+
+
+def rename(own: Path, i: int) -> tuple[str, str | None]:
+    want = digest(own / f"new{i}.txt")
+    os.rename(own / f"new{i}.txt", own / f"renamed{i}.txt")
+    return f"renamed{i}.txt", want
+
+
+def delete(own: Path, i: int) -> tuple[str, str | None]:
+    (own / f"renamed{i}.txt").unlink()
+    return f"renamed{i}.txt", None
+
+
+def subfolder(own: Path, i: int) -> tuple[str, str | None]:
+    data = os.urandom(5_000)
+    (own / f"dir{i}" / "inner").mkdir(parents=True)
+    (own / f"dir{i}" / "inner" / "file.txt").write_bytes(data)
+    return f"dir{i}/inner/file.txt", hashlib.sha256(data).hexdigest()
+
+
+CHANGES: list[tuple[str, Callable[[Path, int], tuple[str, str | None]]]] = [
+    ("edit", edit),
+    ("new", new),
+    ("rename", rename),
+    ("delete", delete),
+    ("subfolder", subfolder),
+]
+"""Each change made on the first node, in this order per round: (kind, make it)."""
+
+
 def run(repeat: int, interval: float, dht: bool, base: Path) -> dict[str, object]:
     extra = ["--interval", str(interval)] + (["--dht"] if dht else [])
     nodes: list[NodeProcess] = []
@@ -57,8 +97,13 @@ def run(repeat: int, interval: float, dht: bool, base: Path) -> dict[str, object
         first.wait_prompt()
         for name in NAMES[1:]:
             node = NodeProcess(
-                base / name / "Shared", free_port(), "--name", name,
-                "--peer", f"127.0.0.1:{first.port}", *extra,
+                base / name / "Shared",
+                free_port(),
+                "--name",
+                name,
+                "--peer",
+                f"127.0.0.1:{first.port}",
+                *extra,
             )
             nodes.append(node)
             node.wait_prompt()
@@ -70,46 +115,22 @@ def run(repeat: int, interval: float, dht: bool, base: Path) -> dict[str, object
         def everywhere(rel: str, want: str | None) -> Callable[[], bool]:
             return lambda: all(digest(folder / rel) == want for folder in others)
 
-        def timed(change: Callable[[], tuple[str, str | None]]) -> float:
+        def timed(change: Callable[[Path, int], tuple[str, str | None]], i: int) -> float:
             start = time.monotonic()
-            rel, want = change()
+            rel, want = change(own, i)
             return until(everywhere(rel, want), 60) - start
 
-        results: dict[str, list[float]] = {k: [] for k in ("edit", "new", "delete", "rename", "subfolder")}
+        results: dict[str, list[float]] = {
+            k: [] for k in ("edit", "new", "delete", "rename", "subfolder")
+        }
         for i in range(repeat):
             body = os.urandom(100_000)
             (own / f"base{i}.bin").write_bytes(body)
             until(everywhere(f"base{i}.bin", hashlib.sha256(body).hexdigest()), 60)
             time.sleep(0.3)
 
-            def edit() -> tuple[str, str | None]:
-                data = os.urandom(100_000)
-                (own / f"base{i}.bin").write_bytes(data)
-                return f"base{i}.bin", hashlib.sha256(data).hexdigest()
-
-            def new() -> tuple[str, str | None]:
-                data = os.urandom(20_000)
-                (own / f"new{i}.txt").write_bytes(data)
-                return f"new{i}.txt", hashlib.sha256(data).hexdigest()
-
-            def rename() -> tuple[str, str | None]:
-                want = digest(own / f"new{i}.txt")
-                os.rename(own / f"new{i}.txt", own / f"renamed{i}.txt")
-                return f"renamed{i}.txt", want
-
-            def delete() -> tuple[str, str | None]:
-                (own / f"renamed{i}.txt").unlink()
-                return f"renamed{i}.txt", None
-
-            def subfolder() -> tuple[str, str | None]:
-                data = os.urandom(5_000)
-                (own / f"dir{i}" / "inner").mkdir(parents=True)
-                (own / f"dir{i}" / "inner" / "file.txt").write_bytes(data)
-                return f"dir{i}/inner/file.txt", hashlib.sha256(data).hexdigest()
-
-            for kind, change in (("edit", edit), ("new", new), ("rename", rename),
-                                 ("delete", delete), ("subfolder", subfolder)):
-                results[kind].append(timed(change))
+            for kind, change in CHANGES:
+                results[kind].append(timed(change, i))
                 time.sleep(0.3)
         every = [s for values in results.values() for s in values]
         return {

@@ -13,7 +13,8 @@ import logging
 import sys
 import threading
 import time
-from typing import Awaitable, Callable, Protocol, TextIO, runtime_checkable
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TextIO, runtime_checkable
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from pathlib import Path
 from ring.errors import RemoteProtocolError
 from ring.server import Handler
 from ring.wire import Message
-from sync.holdings import Holdings
 from sync.errors import SyncError
+from sync.holdings import Holdings
 from sync.manifest import FileRecord, Peer, is_sha256, moved, plan
 from sync.paths import check_owner, confine
 from sync.push import Change, Pusher, cancel_all, replica_changes
@@ -67,7 +67,7 @@ class SyncStatus:
 class _Replicator(Replicator):
     """The replicator, telling the user about kept local edits and noting each manifest pull."""
 
-    tell: Callable[[Change], None] = staticmethod(lambda change: None)  # type: ignore[assignment]
+    tell: Callable[[Change], None]
     pulled: dict[str, float]
 
     async def pull_manifest(self, prev: Peer, timeout: float) -> None:
@@ -135,8 +135,13 @@ class SyncEngine:
         self.receiver = Receiver(self.root / TMP_DIR, timeout)
         self.allow_mass_delete = allow_mass_delete
         self.own = OwnFolder(
-            self.root, self.name, self.state, self.hasher, settle,
-            mass_delete_share, mass_delete_min,
+            self.root,
+            self.name,
+            self.state,
+            self.hasher,
+            settle,
+            mass_delete_share,
+            mass_delete_min,
         )
         self.replicator = _Replicator(
             self.root,
@@ -386,7 +391,11 @@ class SyncEngine:
         closed = dict(self._watcher.closed) if self._watcher is not None else {}
         changes, known = await self.own.scan(closed, self.allow_mass_delete or self._confirmed)
         if self.own.problem != problem:
-            text = f"{self.own.problem}; pushing no deletes" if self.own.problem else "own folder is back"
+            text = (
+                f"{self.own.problem}; pushing no deletes"
+                if self.own.problem
+                else "own folder is back"
+            )
             self._tell(Change("warning", self.name, "", text))
         if self.own.held and len(self.own.held) != held:
             live = sum(1 for rec in known.values() if not rec.deleted)
@@ -402,7 +411,12 @@ class SyncEngine:
             if old is not None and not old.deleted:
                 self.holdings.drop(old.sha256)
         if changes:
-            log.info("%s: %d changes in own folder, now at seq %d", self.name, len(changes), changes[-1].seq)
+            log.info(
+                "%s: %d changes in own folder, now at seq %d",
+                self.name,
+                len(changes),
+                changes[-1].seq,
+            )
             self.pusher.publish(changes)
         return len(changes)
 

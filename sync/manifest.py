@@ -164,9 +164,7 @@ def held_deletes(
     live = sum(1 for rec in known.values() if not rec.deleted)
     changes = list(changes)
     added = {rec.sha256 for rec in changes if not rec.deleted}
-    removed = [
-        rec for rec in changes if rec.deleted and known[rec.path].sha256 not in added
-    ]
+    removed = [rec for rec in changes if rec.deleted and known[rec.path].sha256 not in added]
     if live < minimum or len(removed) <= share * live:
         return []
     return removed

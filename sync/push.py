@@ -54,7 +54,8 @@ class Change:
 
 
 def replica_changes(
-    before: dict[tuple[str, str], str | None], after: Iterable[tuple[FileRecord, str | None]]
+    before: dict[tuple[str, str], str | None],
+    after: Iterable[tuple[FileRecord, str | None]],
 ) -> list[Change]:
     """What a sync round did to replicas, from the bytes held per path before and after."""
     out = []
@@ -84,7 +85,11 @@ def merge_pushed(state: State, origin: str, me: str, entries: list) -> list[File
                 log.warning("skipping a bad pushed entry from %s: %s", origin, exc)
                 continue
             if rec.owner != origin or rec.owner == me:
-                log.warning("skipping a pushed entry of %s inside a push of %s", rec.owner, origin)
+                log.warning(
+                    "skipping a pushed entry of %s inside a push of %s",
+                    rec.owner,
+                    origin,
+                )
                 continue
             seqs.append(rec.seq)
             old = state.record(rec.owner, rec.path)
@@ -204,6 +209,11 @@ class Pusher:
                     self.sent += 1
                     break
                 except (PeerUnreachable, RemoteError, RemoteProtocolError) as exc:
-                    log.info("push of %s to %s failed (try %d): %s", msg.origin, peer.name,
-                             attempt + 1, exc)
+                    log.info(
+                        "push of %s to %s failed (try %d): %s",
+                        msg.origin,
+                        peer.name,
+                        attempt + 1,
+                        exc,
+                    )
                     await asyncio.sleep(RETRY_DELAY)

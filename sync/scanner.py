@@ -229,9 +229,9 @@ class OwnFolder:
             elif old is not None and not old.deleted:
                 scanned[rel] = (old.size, old.mtime_ns, old.sha256)  # unreadable or unsettled
         for rel, old in known.items():
-            if rel not in scanned and not old.deleted:
-                if any(rel.startswith(folder) for folder in unreadable):
-                    scanned[rel] = (old.size, old.mtime_ns, old.sha256)
+            hidden = any(rel.startswith(folder) for folder in unreadable)
+            if hidden and rel not in scanned and not old.deleted:
+                scanned[rel] = (old.size, old.mtime_ns, old.sha256)  # in a folder not listed
         changes = own_changes(known, scanned, self.name, self.state.counter(self.name))
         self.held = [] if allow_mass_delete else held_deletes(known, changes, *self.mass)
         if self.held:

@@ -30,7 +30,10 @@ class FolderWatcher(FileSystemEventHandler):
     """Calls `on_change()` on the loop after any change under `folder` (recursively)."""
 
     def __init__(
-        self, folder: Path, on_change: Callable[[], None], loop: asyncio.AbstractEventLoop
+        self,
+        folder: Path,
+        on_change: Callable[[], None],
+        loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.folder = folder
         self.on_change = on_change
@@ -77,7 +80,11 @@ class FolderWatcher(FileSystemEventHandler):
                 self._watch = self._observer.schedule(self, str(self.folder), recursive=True)
                 log.info("watching %s", self.folder)
             except OSError as exc:
-                log.warning("cannot watch %s (the periodic rescan still runs): %s", self.folder, exc)
+                log.warning(
+                    "cannot watch %s (the periodic rescan still runs): %s",
+                    self.folder,
+                    exc,
+                )
         return self._watch is not None
 
     def on_any_event(self, event: FileSystemEvent) -> None:

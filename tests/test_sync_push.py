@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -36,7 +36,9 @@ from tests.sync_harness import (
 SHA_A, SHA_B = "a" * 64, "b" * 64
 
 
-def rec(path: str, seq: int, sha: str = SHA_A, deleted: bool = False, owner: str = "o") -> FileRecord:
+def rec(
+    path: str, seq: int, sha: str = SHA_A, deleted: bool = False, owner: str = "o"
+) -> FileRecord:
     return FileRecord(owner, path, 0 if deleted else 3, 1, "" if deleted else sha, seq, deleted)
 
 
@@ -63,22 +65,28 @@ class Served:
 
             async def counted(msg: Message, conn: Connection, handler=handler) -> Message | None:  # type: ignore[no-untyped-def]
                 self.requests += 1
-                shas = [msg.sha256] if isinstance(msg, FileRequest) else [
-                    f.get("sha256", "") for f in msg.files  # type: ignore[attr-defined]
-                ]
+                shas = (
+                    [msg.sha256]
+                    if isinstance(msg, FileRequest)
+                    else [
+                        f.get("sha256", "")
+                        for f in msg.files  # type: ignore[attr-defined]
+                    ]
+                )
                 for sha in shas:
                     found = server.local_file(sha)
                     self.bytes += found[1] if found else 0
-                return await handler(msg, conn)
+                reply: Message | None = await handler(msg, conn)
+                return reply
 
             node.server.route(cls, counted)
 
 
 @pytest.fixture
-async def ring4(tmp_path: Path) -> Iterator[list[SyncNode]]:
+async def ring4(tmp_path: Path) -> AsyncIterator[list[SyncNode]]:
     nodes = await make_ring(tmp_path, 4, interval=3600.0, watch=True, settle=0.5)
     wire_push_ring(nodes)
-    yield nodes  # type: ignore[misc]
+    yield nodes
     await stop_all(nodes)
 
 
@@ -113,7 +121,10 @@ class TestDecisions:
         state.set_counter("o", 4)
         fresh = merge_pushed(state, "o", "me", [record_to_entry(rec("x", 6), True)])
         assert [r.seq for r in fresh] == [6] and state.counter("o") == 4  # seq 5 missed: pull it
-        entries = [record_to_entry(rec("y", 5), True), record_to_entry(rec("x", 7), True)]
+        entries = [
+            record_to_entry(rec("y", 5), True),
+            record_to_entry(rec("x", 7), True),
+        ]
         merge_pushed(state, "o", "me", entries)
         assert state.counter("o") == 5
         assert merge_pushed(state, "o", "me", [record_to_entry(rec("x", 6), True)]) == []
@@ -136,7 +147,11 @@ class TestDecisions:
 
     def test_replica_changes_from_before_and_after(self) -> None:
         before = {("o", "a"): SHA_A, ("o", "b"): SHA_A, ("o", "c"): None}
-        after = [(rec("a", 2, SHA_B), SHA_B), (rec("b", 3, deleted=True), None), (rec("c", 1), SHA_A)]
+        after = [
+            (rec("a", 2, SHA_B), SHA_B),
+            (rec("b", 3, deleted=True), None),
+            (rec("c", 1), SHA_A),
+        ]
         kinds = [(c.kind, c.path) for c in replica_changes(before, after)]
         assert kinds == [("updated", "a"), ("deleted", "b"), ("added", "c")]
 
@@ -182,7 +197,12 @@ class TestPushRing:
         (ring4[1].own / "x.txt").write_bytes(b"x")
         await wait_for(lambda: converged(ring4), 10)
         await wait_for(lambda: sum(n.engine.pusher.sent for n in ring4) == 3, 5)
-        assert [n.engine.pusher.sent for n in ring4] == [0, 1, 1, 1]  # node0's next is node1
+        assert [n.engine.pusher.sent for n in ring4] == [
+            0,
+            1,
+            1,
+            1,
+        ]  # node0's next is node1
         assert "node1" in ring4[0].engine.pusher.received
         assert ring4[1].engine.pusher.received == {}
 

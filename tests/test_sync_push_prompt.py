@@ -71,9 +71,15 @@ def test_at_a_terminal_a_change_redraws_the_prompt() -> None:
 
 def test_status_text() -> None:
     text = status_text(
-        "alice", 12, 40, "Shared/alice is missing",
+        "alice",
+        12,
+        40,
+        "Shared/alice is missing",
         {"deletes held": 8, "file(s) to fetch": 2, "file(s) to delete": 0},
-        True, 1, {"bob": 95.0, "carol": 40.0}, now=100.0,
+        True,
+        1,
+        {"bob": 95.0, "carol": 40.0},
+        now=100.0,
     )
     assert text.splitlines()[0] == "own folder alice: 12 file(s), last change seq 40"
     assert "! Shared/alice is missing: no deletes are pushed" in text

@@ -9,14 +9,23 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from sync.engine import Change
 from sync.scanner import folder_problem, unsettled
-from tests.sync_harness import SyncNode, make_node, make_ring, pull_until, start_all, stop_all, tree, wait_for
+from tests.sync_harness import (
+    SyncNode,
+    make_node,
+    make_ring,
+    pull_until,
+    start_all,
+    stop_all,
+    tree,
+    wait_for,
+)
 
 
 def wire_push_ring(nodes: list[SyncNode]) -> None:
@@ -26,19 +35,26 @@ def wire_push_ring(nodes: list[SyncNode]) -> None:
 
 
 @pytest.fixture
-async def pair(tmp_path: Path) -> Iterator[list[SyncNode]]:
+async def pair(tmp_path: Path) -> AsyncIterator[list[SyncNode]]:
     nodes = await make_ring(tmp_path, 2, interval=3600.0, watch=True, settle=0.5)
     wire_push_ring(nodes)
-    yield nodes  # type: ignore[misc]
+    yield nodes
     await stop_all(nodes)
 
 
 class TestSettling:
     def test_recent_files_wait_unless_closed_since(self) -> None:
         now = 100 * 10**9
-        disk = {"old": (1, now - 2 * 10**9), "fresh": (1, now - 10**8), "closed": (1, now - 10**8)}
+        disk = {
+            "old": (1, now - 2 * 10**9),
+            "fresh": (1, now - 10**8),
+            "closed": (1, now - 10**8),
+        }
         disk["future"] = (1, now + 3600 * 10**9)
-        closed = {"closed": now - 5 * 10**7, "fresh": now - 2 * 10**8}  # fresh: closed, then written
+        closed = {
+            "closed": now - 5 * 10**7,
+            "fresh": now - 2 * 10**8,
+        }  # fresh: closed, then written
         assert unsettled(disk, now, 10**9, closed) == {"fresh"}
         assert unsettled(disk, now, 0, {}) == set()
 
@@ -60,7 +76,7 @@ class TestWatcher:
         await start_all(pair)
         seq = a.engine.state.counter("node0")
         chunk = os.urandom(50_000)
-        with open(a.own / "slow.bin", "wb") as f:
+        with open(a.own / "slow.bin", "wb") as f:  # noqa: ASYNC230 - a slow writer, on purpose
             for _ in range(20):  # two seconds, flushed as it goes
                 f.write(chunk)
                 f.flush()

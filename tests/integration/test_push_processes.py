@@ -43,7 +43,13 @@ def ring(tmp_path: Path) -> Iterator[list[NodeProcess]]:
         for name in ("alpha", "bravo", "charlie", "delta"):
             join = ["--peer", f"127.0.0.1:{nodes[0].port}"] if nodes else []
             node = NodeProcess(
-                tmp_path / name / "Shared", free_port(), "--name", name, "--interval", "30", *join
+                tmp_path / name / "Shared",
+                free_port(),
+                "--name",
+                name,
+                "--interval",
+                "30",
+                *join,
             )
             nodes.append(node)
             node.wait_prompt()
@@ -73,7 +79,11 @@ class TestPushProcesses:
         within(everywhere("name one.bin", moved), PUSHED + 3, "first files never arrived")
 
         (own / "report.pdf").write_bytes(b"%PDF v2" * 1000)
-        within(everywhere("report.pdf", digest(own / "report.pdf")), PUSHED, "edit not pushed")
+        within(
+            everywhere("report.pdf", digest(own / "report.pdf")),
+            PUSHED,
+            "edit not pushed",
+        )
         (own / "old.txt").unlink()
         within(everywhere("old.txt", None), PUSHED, "delete not pushed")
         os.rename(own / "name one.bin", own / "name two.bin")
@@ -81,15 +91,22 @@ class TestPushProcesses:
         assert all(not (folder / "name one.bin").exists() for folder in replicas)
         (own / "new dir" / "ü").mkdir(parents=True)
         (own / "new dir" / "ü" / "inner.txt").write_bytes(b"inside")
-        within(everywhere("new dir/ü/inner.txt", digest(own / "new dir" / "ü" / "inner.txt")),
-               PUSHED, "new subfolder not pushed")
+        within(
+            everywhere("new dir/ü/inner.txt", digest(own / "new dir" / "ü" / "inner.txt")),
+            PUSHED,
+            "new subfolder not pushed",
+        )
 
         shown = ring[2].command("status")
         assert "own folder charlie" in shown and "last sync with" in shown
         lines = ring[2].output
-        for line in ("~ alpha/report.pdf updated", "- alpha/old.txt deleted",
-                     "+ alpha/name two.bin added", "- alpha/name one.bin deleted",
-                     "+ alpha/new dir/ü/inner.txt added"):
+        for line in (
+            "~ alpha/report.pdf updated",
+            "- alpha/old.txt deleted",
+            "+ alpha/name two.bin added",
+            "- alpha/name one.bin deleted",
+            "+ alpha/new dir/ü/inner.txt added",
+        ):
             assert line in lines, f"{line!r} not shown at charlie's prompt:\n{lines}"
 
     def test_a_mass_delete_waits_for_confirm_deletes(self, ring: list[NodeProcess]) -> None:
@@ -99,7 +116,11 @@ class TestPushProcesses:
         for i in range(12):
             (own / f"f{i:02}.txt").write_bytes(b"file %d" % i)
         target = bravo.shared / "alpha"
-        within(lambda: len(list(target.glob("f*.txt"))) == 12, PUSHED + 3, "files never arrived")
+        within(
+            lambda: len(list(target.glob("f*.txt"))) == 12,
+            PUSHED + 3,
+            "files never arrived",
+        )
         for i in range(10):
             (own / f"f{i:02}.txt").unlink()
         answer = alpha.poll_command("status", lambda t: "10 deletes held" in t, timeout=10)
@@ -107,4 +128,8 @@ class TestPushProcesses:
         assert "type 'confirm-deletes' to push" in alpha.output
         assert len(list(target.glob("f*.txt"))) == 12
         assert "pushed 10 delete(s)" in alpha.command("confirm-deletes")
-        within(lambda: len(list(target.glob("f*.txt"))) == 2, PUSHED, "confirmed deletes not pushed")
+        within(
+            lambda: len(list(target.glob("f*.txt"))) == 2,
+            PUSHED,
+            "confirmed deletes not pushed",
+        )
