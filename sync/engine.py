@@ -21,7 +21,6 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from ring.errors import RemoteProtocolError
@@ -31,8 +30,15 @@ from sync.errors import SyncError
 from sync.holdings import Holdings
 from sync.manifest import FileRecord, Peer, is_sha256, moved, plan
 from sync.paths import check_owner, confine
-from sync.push import Change, Pusher, cancel_all, replica_changes
-from sync.replica import Locate, Replicator
+from sync.push import (
+    Change,
+    NoticingReplicator,
+    Pusher,
+    SyncStatus,
+    cancel_all,
+    replica_changes,
+)
+from sync.replica import Locate
 from sync.scanner import TMP_DIR, Hasher, OwnFolder
 from sync.serve import Server
 from sync.state import State
@@ -46,40 +52,6 @@ log = logging.getLogger(__name__)
 
 DEBOUNCE = 0.1
 """Seconds between a file-system event and the rescan it asks for (events come in bursts)."""
-
-
-@dataclass(frozen=True)
-class SyncStatus:
-    """What `status` at the prompt shows."""
-
-    own_files: int
-    own_seq: int
-    problem: str | None
-    unsettled: int
-    held_deletes: int
-    to_fetch: int
-    to_delete: int
-    round_running: bool
-    transfers: int
-    last_sync: dict[str, float]
-
-
-class _Replicator(Replicator):
-    """The replicator, telling the user about kept local edits and noting each manifest pull."""
-
-    tell: Callable[[Change], None]
-    pulled: dict[str, float]
-
-    async def pull_manifest(self, prev: Peer, timeout: float) -> None:
-        await super().pull_manifest(prev, timeout)
-        self.pulled[prev.name] = time.time()
-
-    async def to_trash(self, rec: FileRecord, target: Path) -> None:
-        await super().to_trash(rec, target)
-        folder = self.trash / rec.owner / rec.path
-        kept = sorted(folder.parent.glob(f"{folder.name}.*"))
-        where = kept[-1] if kept else folder.parent
-        self.tell(Change("kept", rec.owner, rec.path, f"your local edit was kept in {where}"))
 
 
 class SyncEngine:
@@ -143,7 +115,7 @@ class SyncEngine:
             mass_delete_share,
             mass_delete_min,
         )
-        self.replicator = _Replicator(
+        self.replicator = NoticingReplicator(
             self.root,
             self.state_dir / "trash",
             self.name,

@@ -1,4 +1,4 @@
-"""Pushed changes: NOTIFY round the ring, and the one-line notices the user sees.
+"""Pushed changes: NOTIFY round the ring, and what the user hears and sees of sync.
 
 Theory of operation. When the owner's scan gives new records, `Pusher.publish` sends them at
 once, as NOTIFY, to the owner's next node in the ring. Each node keeps every record that
@@ -9,6 +9,10 @@ many hops as the ring has members. A push that cannot be delivered is dropped af
 tries: the periodic manifest pull is the catch-up path, so a push only ever makes things
 faster, never different. A node advances its "since" counter for the owner only when the
 pushed seqs follow on from it without a gap, so a missed push is still pulled later.
+
+What the user hears: `Change` lines (a replica added, updated, deleted, a local edit kept in
+the trash, a warning), worked out by `replica_changes` and `NoticingReplicator`; `SyncStatus`
+is what the prompt's `status` shows.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ring.errors import BadRequest, PeerUnreachable, RemoteError, RemoteProtocolError
 from ring.server import Connection, Handler
@@ -25,6 +30,7 @@ from ring.wire import Message, Ok, expect, request
 from sync.manifest import FileRecord, Peer, entry_to_record, record_to_entry, supersedes
 from sync.messages import NOTIFY_MAX_ENTRIES, Notify
 from sync.paths import check_owner
+from sync.replica import Replicator
 from sync.state import State
 
 log = logging.getLogger(__name__)
@@ -51,6 +57,40 @@ class Change:
         if self.kind in ("added", "updated", "deleted"):
             return f"{mark} {where} {self.kind}"
         return f"{mark} {where}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    """What `status` at the prompt shows."""
+
+    own_files: int
+    own_seq: int
+    problem: str | None
+    unsettled: int
+    held_deletes: int
+    to_fetch: int
+    to_delete: int
+    round_running: bool
+    transfers: int
+    last_sync: dict[str, float]
+
+
+class NoticingReplicator(Replicator):
+    """The replicator, telling the user about kept local edits and noting each manifest pull."""
+
+    tell: Callable[[Change], None]
+    pulled: dict[str, float]
+
+    async def pull_manifest(self, prev: Peer, timeout: float) -> None:
+        await super().pull_manifest(prev, timeout)
+        self.pulled[prev.name] = time.time()
+
+    async def to_trash(self, rec: FileRecord, target: Path) -> None:
+        await super().to_trash(rec, target)
+        folder = self.trash / rec.owner / rec.path
+        kept = sorted(folder.parent.glob(f"{folder.name}.*"))
+        where = kept[-1] if kept else folder.parent
+        self.tell(Change("kept", rec.owner, rec.path, f"your local edit was kept in {where}"))
 
 
 def replica_changes(

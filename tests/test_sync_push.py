@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from ring.errors import RemoteError
 from ring.server import Connection
-from ring.wire import Message
+from ring.wire import Message, Ok, request
 from sync.engine import Change, FileRecord
 from sync.manifest import held_deletes, record_to_entry
-from sync.messages import BatchRequest, FileRequest
+from sync.messages import BatchRequest, FileRequest, Notify
 from sync.push import merge_pushed, replica_changes
 from sync.state import State
 from tests.sync_harness import (
@@ -331,3 +332,27 @@ class TestStaleAndSafety:
         assert a.engine.status().held_deletes == 0
         await wait_for(lambda: converged(ring4), 10)
         assert sorted(tree(ring4[2].root / "node0")) == [f"new/f{i:02}" for i in range(12)]
+
+
+class TestNotifyWire:
+    async def test_bad_notify_requests_get_error_codes(self, tmp_path: Path) -> None:
+        node = await make_node(tmp_path, "me", interval=3600.0)
+        await node.engine.start()
+        try:
+            host, port = node.peer.host, node.peer.port
+            good = record_to_entry(rec("x", 1), True)
+            for msg, code in (
+                (Notify("o", [good], -1), "bad_request"),
+                (Notify("../o", [good], 0), "bad_path"),
+                (Notify("o", [good] * 2001, 0), "bad_request"),
+            ):
+                with pytest.raises(RemoteError) as caught:
+                    await request(host, port, msg, 5)
+                assert caught.value.code == code
+            assert isinstance(await request(host, port, Notify("me", [good], 0), 5), Ok)
+            assert isinstance(await request(host, port, Notify("o", [good, "junk"], 0), 5), Ok)
+            kept = node.engine.state.record("o", "x")
+            assert kept is not None and kept[0].seq == 1 and node.engine.state.counter("o") == 1
+            assert node.engine.state.records_of("me") == {}
+        finally:
+            await stop_all([node])
