@@ -6,6 +6,7 @@ import asyncio
 import io
 from collections.abc import Callable
 
+from overlay.config import parse_args
 from overlay.prompt import PROMPT, Console, run_console, status_text
 
 
@@ -87,3 +88,10 @@ def test_status_text() -> None:
     assert "confirm-deletes" in text and "transfers in flight: 1" in text
     assert "last sync with bob: 5.0s ago" in text and "last sync with carol: 60.0s ago" in text
     assert "last sync: none yet" in status_text("a", 0, 0, None, {}, False, 0, {})
+
+
+def test_command_line_options_for_pushes() -> None:
+    plain = parse_args([])
+    assert plain.watch and plain.settle == 1.0 and not plain.allow_mass_delete
+    tuned = parse_args(["--no-watch", "--settle", "0.2", "--allow-mass-delete"])
+    assert not tuned.watch and tuned.settle == 0.2 and tuned.allow_mass_delete
