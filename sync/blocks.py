@@ -127,17 +127,24 @@ class BlockCache:
 class BlockPlan:
     """Which blocks are verified, which are being fetched and by whom, and who is bad.
 
+    Blocks are handed out in file order from block `start` (wrapping round): receivers of the
+    same file that start at different blocks soon hold different blocks to trade. A holder
+    that has only some blocks (it is downloading the file too) claims among `allowed` ones.
     Not thread-safe by itself: the swarm calls it under one lock (each call is tiny).
     """
 
-    def __init__(self, count: int, verified: set[int] | None = None, endgame: int = 2) -> None:
+    def __init__(
+        self, count: int, verified: set[int] | None = None, endgame: int = 2, start: int = 0
+    ) -> None:
         self.count = count
         self.verified: set[int] = set(verified or ())
         self.bad: set[str] = set()
         self.served: Counter[str] = Counter()
         self._endgame = endgame
         self._fetching: dict[int, set[str]] = {}
+        self._start = start % count if count else 0
         self._next = 0
+        """Position (from `start`) before which every block is verified or being fetched."""
 
     @property
     def complete(self) -> bool:
@@ -152,43 +159,62 @@ class BlockPlan:
         """Some block is being fetched right now."""
         return bool(self._fetching)
 
-    def claim(self, holder: str) -> int | None:
+    def _free(self, index: int) -> bool:
+        return index not in self.verified and index not in self._fetching
+
+    def claim(self, holder: str, allowed: set[int] | None = None) -> int | None:
         """The next block `holder` should fetch, or None when it has nothing left to do.
 
-        Blocks go in file order (so the whole-file hash mostly runs from memory); past the
-        last unclaimed block, a block in flight elsewhere is shared (at most `endgame` fetchers).
+        Past the last unclaimed block, a block in flight elsewhere is shared (at most
+        `endgame` fetchers), so one slow holder cannot hold up the end.
         """
         if holder in self.bad:
             return None
-        while self._next < self.count:
-            index = self._next
-            self._next += 1
-            if index not in self.verified and index not in self._fetching:
-                self._fetching[index] = {holder}
-                return index
+        if allowed is None:
+            while self._next < self.count:
+                index = (self._start + self._next) % self.count
+                self._next += 1
+                if self._free(index):
+                    self._fetching[index] = {holder}
+                    return index
+        else:
+            for pos in range(self._next, self.count):
+                index = (self._start + pos) % self.count
+                if index in allowed and self._free(index):
+                    self._fetching[index] = {holder}
+                    return index
         for index in sorted(self._fetching, key=lambda i: len(self._fetching[i])):
             owners = self._fetching[index]
-            if holder not in owners and len(owners) < self._endgame:
+            if (
+                holder not in owners
+                and len(owners) < self._endgame
+                and (allowed is None or index in allowed)
+            ):
                 owners.add(holder)
                 return index
         return None
 
-    def claim_run(self, holder: str, workers: int, most: int) -> list[int]:
+    def claim_run(
+        self, holder: str, workers: int, most: int, allowed: set[int] | None = None
+    ) -> list[int]:
         """Consecutive blocks for one range request: up to a share of what is left unclaimed
         (guided scheduling: big runs early, single blocks near the end, where stealing pays).
         """
-        first = self.claim(holder)
+        first = self.claim(holder, allowed)
         if first is None:
             return []
         run = [first]
         want = max(1, min(most, (self.count - self._next) // (2 * workers)))
-        while len(run) < want and self._next == run[-1] + 1 < self.count:
-            index = self._next
-            if index in self.verified or index in self._fetching:
-                break
-            self._next += 1
+        index = first + 1
+        while (
+            len(run) < want
+            and index < self.count
+            and self._free(index)
+            and (allowed is None or index in allowed)
+        ):
             self._fetching[index] = {holder}
             run.append(index)
+            index += 1
         return run
 
     def release(self, index: int, holder: str) -> None:
@@ -200,7 +226,7 @@ class BlockPlan:
         if not owners:
             del self._fetching[index]
             if index not in self.verified:
-                self._next = min(self._next, index)
+                self._next = min(self._next, (index - self._start) % self.count)
 
     def done(self, index: int, holder: str, length: int) -> bool:
         """`holder` delivered a verified block; False when another holder was first."""

@@ -23,8 +23,8 @@ from ring.wire import encode
 from sync.blocks import BLOCK_SIZE, BlockPlan, block_range
 from sync.errors import SyncError, TransferAborted
 from sync.manifest import FileRecord, Peer
-from sync.messages import FileData, FileRequest
-from sync.resume import LocalDiskError, Partial
+from sync.messages import BlocksData, BlocksRequest, FileData, FileRequest
+from sync.resume import LocalDiskError, Partial, have_set
 from sync.tracker import Transfer
 from sync.transfer import Receiver, read_reply, recv_body
 
@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 PIPELINE = 2
 """FILE range requests a worker keeps in flight (hides the round trip between requests)."""
+
+PARTIAL_POLL = 0.2
+"""Seconds between two asks of a partial holder that had nothing new for us."""
 
 MAX_RUN = 16
 """Most consecutive blocks in one FILE range request (64 MiB): few requests while much is left,
@@ -102,9 +105,16 @@ class HolderWorker:
     """Fetches blocks of one download from one holder until none is left for it."""
 
     def __init__(
-        self, peer: Peer, run: Download, receiver: Receiver, writers: ThreadPoolExecutor
+        self,
+        peer: Peer,
+        run: Download,
+        receiver: Receiver,
+        writers: ThreadPoolExecutor,
+        known: tuple[set[int] | None] | None = None,
     ) -> None:
+        """`known`: what the holder holds, if its BLOCKS answer is in hand ((None,): all)."""
         self.peer, self.download, self.receiver, self.writers = peer, run, receiver, writers
+        self.known = known
 
     def run(self) -> None:
         """Claim, request, receive, check, store; until nothing is left for this holder."""
@@ -118,10 +128,14 @@ class HolderWorker:
             log.info("holder %s unreachable for %s: %s", name, run.rec.path, exc)
             return
         try:
+            allowed = self.known[0] if self.known is not None else self._holds(sock)
             while not run.stop:
-                self._request_more(sock, name, run, inflight)
+                self._request_more(sock, name, run, inflight, allowed)
                 if not inflight:
-                    return
+                    if allowed is None or not self._more_later(run):
+                        return
+                    allowed = self._holds(sock)
+                    continue
                 if not self._receive(sock, name, run, inflight[0], storer):
                     return
                 inflight.popleft()
@@ -145,16 +159,51 @@ class HolderWorker:
                 run.cond.notify_all()
             self.receiver.release(sock)
 
+    def _holds(self, sock: socket.socket) -> set[int] | None:
+        """Ask the holder (BLOCKS) which blocks it has: None for all, else those it stored so
+        far (it is downloading the file too).
+
+        Raises:
+            RemoteError: it has none of it (`not_found`); TransferAborted: its list differs.
+        """
+        run = self.download
+        rec = run.rec
+        sock.sendall(encode(BlocksRequest(rec.sha256, rec.owner, rec.path, BLOCK_SIZE)))
+        reply = read_reply(sock)
+        if not isinstance(reply, BlocksData) or reply.hashes != run.partial.hashes:
+            raise TransferAborted(f"{self.peer.name} has another block list for {rec.path}")
+        return None if reply.have is None else have_set(reply.have, run.partial.count)
+
+    def _more_later(self, run: Download) -> bool:
+        """Wait a little for a partial holder to store more blocks; False once we are done."""
+        with run.cond:
+            if run.plan.complete or run.stop:
+                return False
+            run.cond.wait(PARTIAL_POLL)
+            return not (run.plan.complete or run.stop)
+
     def _request_more(
-        self, sock: socket.socket, name: str, run: Download, inflight: deque[list[int]]
+        self,
+        sock: socket.socket,
+        name: str,
+        run: Download,
+        inflight: deque[list[int]],
+        allowed: set[int] | None,
     ) -> None:
-        """Top up this connection's pipeline; with nothing to claim and nothing in flight, wait
-        while other holders still have blocks out (one may fail and give them back)."""
+        """Top up this connection's pipeline; with nothing to claim and nothing in flight, a
+        full holder waits while others still have blocks out (one may fail and give them
+        back); a partial holder returns at once, to ask again what it has."""
         rec = run.rec
         while len(inflight) < PIPELINE:
             with run.cond:
-                blocks = run.plan.claim_run(name, run.workers, MAX_RUN)
-                while not blocks and not inflight and not run.stop and run.plan.busy():
+                blocks = run.plan.claim_run(name, run.workers, MAX_RUN, allowed)
+                while (
+                    not blocks
+                    and allowed is None
+                    and not inflight
+                    and not run.stop
+                    and run.plan.busy()
+                ):
                     run.cond.wait(0.5)
                     blocks = run.plan.claim_run(name, run.workers, MAX_RUN)
             if not blocks:

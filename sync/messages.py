@@ -106,3 +106,6 @@ class BlocksData(Message):
     size: int
     block_size: int
     hashes: bytes
+    have: bytes | None = None
+    """None: the sender holds the whole file; else a bitmap of the blocks it holds so far
+    (bit i of byte i // 8, lowest bit first): it is downloading the file too."""

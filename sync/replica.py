@@ -85,9 +85,11 @@ class Replicator:
         self._confine = Confiner(root)
         self.transfers = Transfers()
         self.swarm = Swarm(
+            name,
             receiver,
             root / PARTIAL_DIR,
             server.blocks,
+            server.partials,
             self.transfers,
             concurrency * MAX_SOURCES,
             receiver.timeout,

@@ -117,6 +117,25 @@ class Partial:
             raise disk_error(exc, f"{self.sha256[:12]}") from None
         return True
 
+    def have(self) -> bytes:
+        """A bitmap of the blocks stored so far (bit i of byte i // 8, lowest bit first)."""
+        bits = bytearray((self.count + 7) // 8)
+        with self._lock:
+            for index in self.verified:
+                bits[index // 8] |= 1 << (index % 8)
+        return bytes(bits)
+
+    def covers(self, offset: int, length: int) -> bool:
+        """Whether the range is whole blocks, all of them stored (so it may be served)."""
+        if offset % self.block_size or length <= 0 or offset + length > self.size:
+            return False
+        end = offset + length
+        if end != self.size and end % self.block_size:
+            return False
+        first, last = offset // self.block_size, (end - 1) // self.block_size
+        with self._lock:
+            return all(i in self.verified for i in range(first, last + 1))
+
     @property
     def whole_ok(self) -> bool:
         """Every block is in and the whole file has the manifest's SHA-256."""
@@ -220,6 +239,11 @@ class Partial:
         tmp = self.record.with_suffix(".tmp")
         tmp.write_bytes(body)
         os.replace(tmp, self.record)
+
+
+def have_set(bitmap: bytes, count: int) -> set[int]:
+    """The block indexes a `Partial.have` bitmap names (bits past `count` ignored)."""
+    return {i for i in range(min(count, len(bitmap) * 8)) if bitmap[i // 8] >> (i % 8) & 1}
 
 
 def prune_partials(folder: Path, keep: set[str]) -> None:

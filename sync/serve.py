@@ -32,6 +32,7 @@ from sync.messages import (
     ManifestRequest,
 )
 from sync.paths import Confiner, confine
+from sync.resume import Partial
 from sync.state import State
 from sync.transfer import send_batch, send_body
 
@@ -45,6 +46,8 @@ class Server:
         self.root = root
         self.state = state
         self.blocks = BlockCache()
+        self.partials: dict[str, Partial] = {}
+        """Downloads in progress by content hash: their stored blocks are served too."""
         self.sent = 0
         """File body bytes sent by FILE requests (tests and the benchmark count per holder)."""
 
@@ -136,7 +139,15 @@ class Server:
         assert isinstance(msg, BlocksRequest)
         if not valid_block_size(msg.block_size):
             raise BadRequest(f"BLOCKS.block_size {msg.block_size} is not a power of two 64K-16M")
-        path, total = self._find(msg.sha256, msg.owner, msg.path, "BLOCKS")
+        try:
+            path, total = self._find(msg.sha256, msg.owner, msg.path, "BLOCKS")
+        except Refused:
+            partial = self.partials.get(msg.sha256)
+            if partial is None or partial.block_size != msg.block_size:
+                raise
+            return BlocksData(
+                msg.sha256, partial.size, msg.block_size, partial.hashes, partial.have()
+            )
         try:
             hashes = await self.blocks.get(msg.sha256, msg.block_size, path, total)
         except OSError as exc:
@@ -147,7 +158,13 @@ class Server:
     async def on_file(self, msg: Message, conn: Connection) -> None:
         """Send FILE_DATA and the body, or refuse: bad_path, not_found, stale, bad_request."""
         assert isinstance(msg, FileRequest)
-        path, total = self._find(msg.sha256, msg.owner, msg.path, "FILE")
+        try:
+            path, total = self._find(msg.sha256, msg.owner, msg.path, "FILE")
+        except Refused:
+            partial = self.partials.get(msg.sha256)
+            if partial is None or msg.length is None or not partial.covers(msg.offset, msg.length):
+                raise
+            path, total = partial.data, partial.size
         if msg.offset < 0 or msg.offset > total or (msg.length is not None and msg.length < 0):
             raise BadRequest(f"range {msg.offset}+{msg.length} outside a {total}-byte file")
         size = total - msg.offset if msg.length is None else min(msg.length, total - msg.offset)

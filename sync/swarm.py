@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,7 +28,7 @@ from sync.errors import HashMismatch, TransferAborted
 from sync.holder import Download, HolderWorker
 from sync.manifest import FileRecord, Peer
 from sync.messages import BlocksData, BlocksRequest
-from sync.resume import Partial
+from sync.resume import Partial, have_set
 from sync.tracker import Transfers
 from sync.transfer import Receiver
 
@@ -47,14 +48,17 @@ class Swarm:
 
     def __init__(
         self,
+        name: str,
         receiver: Receiver,
         folder: Path,
         cache: BlockCache,
+        partials: dict[str, Partial],
         transfers: Transfers,
         threads: int,
         timeout: float,
     ) -> None:
-        self.receiver, self.folder, self.cache = receiver, folder, cache
+        self.name, self.receiver, self.folder, self.cache = name, receiver, folder, cache
+        self.partials = partials
         self.transfers = transfers
         self.timeout = timeout
         self.avoid: dict[str, set[str]] = {}
@@ -84,7 +88,7 @@ class Swarm:
             self.avoid.pop(rec.sha256, None)
             trusted = holders[:MAX_SOURCES]
         holders = trusted
-        hashes, lister = await self._block_list(rec, holders)
+        hashes, lister, lister_has = await self._block_list(rec, holders)
         partial = Partial(self.folder, rec.sha256, rec.size, BLOCK_SIZE, hashes)
         verified = await self._in_pool(partial.open)
         transfer = self.transfers.begin(rec.owner, rec.path, rec.size)
@@ -92,10 +96,12 @@ class Swarm:
         transfer.resumed = transfer.done = sum(
             block_range(i, rec.size, BLOCK_SIZE)[1] for i in verified
         )
-        run = Download(rec, BlockPlan(partial.count, verified), partial, transfer)
+        start = 0 if len(holders) == 1 else zlib.crc32(f"{self.name}/{rec.sha256}".encode())
+        run = Download(rec, BlockPlan(partial.count, verified, start=start), partial, transfer)
         ok = False
+        self.partials[rec.sha256] = partial
         try:
-            await self._run_workers(run, holders)
+            await self._run_workers(run, holders, lister, lister_has)
             self._conclude(run, lister)
             path = await self._in_pool(partial.finish, rec.mtime_ns)
             ok = True
@@ -103,6 +109,7 @@ class Swarm:
             self.avoid.pop(rec.sha256, None)
             return path, dict(run.plan.served)
         finally:
+            self.partials.pop(rec.sha256, None)
             self.transfers.end(transfer, ok)
 
     async def _in_pool(self, fn: Callable[..., T], *args: object) -> T:
@@ -112,7 +119,9 @@ class Swarm:
         except RuntimeError:  # the pool is shut down
             raise TransferAborted("sync engine stopped") from None
 
-    async def _run_workers(self, run: Download, holders: list[Peer]) -> None:
+    async def _run_workers(
+        self, run: Download, holders: list[Peer], lister: str, lister_has: set[int] | None
+    ) -> None:
         loop = asyncio.get_running_loop()
         if self.receiver.closed:  # checked on the loop, as close is: no worker starts after it
             run.partial.close()
@@ -121,7 +130,14 @@ class Swarm:
         run.check_blocks = len(holders) > 1
         workers = [
             loop.run_in_executor(
-                self._pool, HolderWorker(peer, run, self.receiver, self._writers).run
+                self._pool,
+                HolderWorker(
+                    peer,
+                    run,
+                    self.receiver,
+                    self._writers,
+                    (lister_has,) if peer.name == lister else None,
+                ).run,
             )
             for peer in holders
             if not run.plan.complete
@@ -154,8 +170,11 @@ class Swarm:
             self.avoid.setdefault(rec.sha256, set()).add(lister)
             raise HashMismatch(f"{rec.owner}/{rec.path}: the block list from {lister} was wrong")
 
-    async def _block_list(self, rec: FileRecord, holders: list[Peer]) -> tuple[bytes, str]:
-        """The block hashes from the first holder that gives a list of the right shape."""
+    async def _block_list(
+        self, rec: FileRecord, holders: list[Peer]
+    ) -> tuple[bytes, str, set[int] | None]:
+        """The block hashes from the first holder that gives a list of the right shape, its
+        name, and the blocks it has (None: all)."""
         last: Exception = TransferAborted("no holder")
         ask = BlocksRequest(rec.sha256, rec.owner, rec.path, BLOCK_SIZE)
         for peer in holders:
@@ -174,6 +193,7 @@ class Swarm:
                 rec.size,
                 BLOCK_SIZE,
             ) and len(reply.hashes) == count * DIGEST:
-                return reply.hashes, peer.name
+                held = None if reply.have is None else have_set(reply.have, count)
+                return reply.hashes, peer.name, held
             log.warning("%s sent a block list of the wrong shape for %s", peer.name, rec.path)
         raise last

@@ -109,6 +109,20 @@ class TestBlockPlan:
         plan = BlockPlan(40, {3})
         assert plan.claim_run("a", workers=1, most=16) == [0, 1, 2]
 
+    def test_a_plan_may_start_mid_file_and_wrap(self) -> None:
+        plan = BlockPlan(4, start=2)
+        assert [plan.claim("a") for _ in range(4)] == [2, 3, 0, 1]
+        plan.release(3, "a")
+        assert plan.claim("b") == 3
+
+    def test_a_partial_holder_claims_only_what_it_has(self) -> None:
+        plan = BlockPlan(6)
+        assert plan.claim_run("part", workers=1, most=16, allowed={2, 3, 5}) == [2, 3]
+        assert plan.claim("full") == 0
+        assert plan.claim("part", allowed={2, 3, 5}) == 5
+        assert plan.claim("part", allowed={2, 3, 5}) is None  # endgame: 2, 3 and 5 are its own
+        assert plan.claim_run("full", workers=1, most=16) == [1]
+
     def test_endgame_duplicate_counts_once(self) -> None:
         plan = BlockPlan(1)
         assert plan.claim("slow") == 0

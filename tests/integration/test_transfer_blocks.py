@@ -226,3 +226,26 @@ async def test_a_long_download_does_not_hold_up_a_rescan(tmp_path: Path) -> None
         assert recv.engine.transfers() == []
     finally:
         await stop_all([*holders, recv])
+
+
+async def test_receivers_of_one_file_trade_blocks_while_downloading(tmp_path: Path) -> None:
+    size = 64 * MiB
+    owner = await make_node(tmp_path, "owner", interval=3600.0)
+    sha = big_file(owner.own / "big.bin", size)
+    owner.server.wrap(throttle(0.2))  # a slow uplink: the receivers are worth asking
+    nodes = [await make_node(tmp_path, f"r{i}", interval=3600.0) for i in range(2)]
+    everyone = {n.peer.name: n.peer for n in [owner, *nodes]}
+    for node in nodes:
+        others = [owner.peer, *(n.peer for n in nodes if n is not node)]
+        node.engine.replicator.locate = locator(others)
+        node.engine.set_topology(owner.peer, everyone)
+    await asyncio.gather(*(n.engine.start() for n in [owner, *nodes]))
+    try:
+        await asyncio.gather(*(n.engine.pull_once() for n in nodes))
+        for node in nodes:
+            assert sha_of(node.root / "owner" / "big.bin") == sha
+        traded = [n.engine.server.sent for n in nodes]
+        assert sum(traded) > 0, traded
+        assert owner.engine.server.sent < 2 * size
+    finally:
+        await stop_all([owner, *nodes])
