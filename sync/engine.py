@@ -222,7 +222,7 @@ class SyncEngine:
 
     def status(self) -> SyncStatus:
         """Pending changes, work outstanding and the last sync with each peer, for `status`."""
-        needs = plan(self.state.replica_rows(self.name))
+        needs = plan(self.state.pending_rows(self.name))
         last: dict[str, float] = {}
         for source in (self.replicator.pulled, self.pusher.received, self._fetched):
             for peer, when in source.items():
@@ -253,10 +253,10 @@ class SyncEngine:
     async def _pull(self, prev: Peer | None) -> int:
         """A round (with prev's manifest delta, or only applying what is known: prev None)."""
         async with self._lock:
-            before = {(r.owner, r.path): have for r, have in self.state.replica_rows(self.name)}
             self._running = True
+            self.state.start_journal()
             try:
-                for rec in moved(self.state.replica_rows(self.name)):
+                for rec in moved(self.state.pending_rows(self.name)):
                     try:
                         await self.replicator.satisfy_locally(rec, True)
                     except (OSError, SyncError, RemoteProtocolError) as exc:
@@ -264,7 +264,9 @@ class SyncEngine:
                 changed = await self.replicator.pull(prev, self._peers, self.timeout)
             finally:
                 self._running = False
-            for change in replica_changes(before, self.state.replica_rows(self.name)):
+                before = self.state.take_journal()
+            after = [row for key in before if (row := self.state.record(*key)) is not None]
+            for change in replica_changes(before, after):
                 self._tell(change)
             return changed
 

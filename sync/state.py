@@ -50,6 +50,7 @@ class State:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._journal: dict[tuple[str, str], str | None] | None = None
 
     def close(self) -> None:
         """Close the database."""
@@ -128,9 +129,36 @@ class State:
 
     def set_have(self, owner: str, path: str, have: str | None) -> None:
         """Record which bytes this node now holds at a path (None: nothing)."""
+        if self._journal is not None and (owner, path) not in self._journal:
+            row = self._db.execute(
+                "SELECT have FROM records WHERE owner = ? AND path = ?", (owner, path)
+            ).fetchone()
+            self._journal[(owner, path)] = None if row is None else row[0]
         self._db.execute(
             "UPDATE records SET have = ? WHERE owner = ? AND path = ?", (have, owner, path)
         )
+
+    def start_journal(self) -> None:
+        """Start noting every path whose held bytes change, with what was held before."""
+        self._journal = {}
+
+    def take_journal(self) -> dict[tuple[str, str], str | None]:
+        """(owner, path) -> the bytes held before, for each path changed since `start_journal`.
+
+        The sync engine tells the user what a round did from this, at the cost of the paths it
+        changed rather than of every record.
+        """
+        journal, self._journal = self._journal or {}, None
+        return journal
+
+    def pending_rows(self, me: str) -> list[tuple[FileRecord, str | None]]:
+        """`replica_rows` narrowed in SQL to the records that need work (a fetch or a delete)."""
+        rows = self._db.execute(
+            f"SELECT {_COLS}, have FROM records WHERE owner != ? AND ("
+            "(deleted = 1 AND have IS NOT NULL) OR (deleted = 0 AND have IS NOT sha256))",
+            (me,),
+        )
+        return [(_rec(r), r[7]) for r in rows]
 
     def held(self) -> Iterator[tuple[str, str, str, int]]:
         """(owner, path, sha256, size) of every live record whose bytes this node holds."""
