@@ -140,6 +140,25 @@ class TestDecisions:
         assert state.records_of("mallory") == {} and state.records_of("o") == {}
         state.close()
 
+    def test_the_journal_notes_changed_paths_and_pending_rows_need_work(
+        self, tmp_path: Path
+    ) -> None:
+        state = State(tmp_path)
+        state.put_record(rec("held", 1), SHA_A)
+        state.put_record(rec("missing", 2), None)
+        state.put_record(rec("gone", 3, deleted=True), SHA_B)
+        state.put_record(rec("mine", 1, owner="me"), None)
+        pending = sorted(r.path for r, _have in state.pending_rows("me"))
+        assert pending == ["gone", "missing"]
+        state.start_journal()
+        state.set_have("o", "missing", SHA_A)
+        state.set_have("o", "missing", SHA_B)
+        state.set_have("o", "gone", None)
+        assert state.take_journal() == {("o", "missing"): None, ("o", "gone"): SHA_B}
+        state.set_have("o", "held", None)
+        assert state.take_journal() == {}
+        state.close()
+
     def test_change_lines(self) -> None:
         assert Change("updated", "alice", "report.pdf").text() == "~ alice/report.pdf updated"
         assert Change("deleted", "alice", "old.txt").text() == "- alice/old.txt deleted"
