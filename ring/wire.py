@@ -239,7 +239,7 @@ async def close_stream(writer: asyncio.StreamWriter) -> None:
     writer.close()
     try:
         await writer.wait_closed()
-    except (OSError, asyncio.CancelledError):
+    except OSError:
         pass
 
 
