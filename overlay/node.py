@@ -77,7 +77,9 @@ class Node:
         settings = self.settings
         iface = self._interface()
         host = settings.host or (iface.address if iface else "127.0.0.1")
-        bind = settings.host or "0.0.0.0"
+        # Listen only on the LAN that discovery serves: a host on two LANs must not be pulled
+        # into a ring, met on the other one, that its own LAN's peers cannot reach.
+        bind = settings.host or (iface.address if iface else "0.0.0.0")
         self.server = FrameServer(bind, settings.port)
         port = await self.server.start()
         state_dir = settings.state_dir
