@@ -30,6 +30,9 @@ BLOCK_SIZE = 4 * 1024 * 1024
 MIN_BLOCK = 64 * 1024
 MAX_BLOCK = 16 * 1024 * 1024
 DIGEST = 32
+ENDGAME_BLOCKS = 4
+"""Blocks in flight elsewhere are fetched twice only when this few are missing (earlier, the
+duplicate would take a busy uplink from blocks nobody is fetching)."""
 CACHE_ENTRIES = 256
 """Block lists kept by a holder (a 1 GiB file's list is 8 KiB)."""
 
@@ -129,7 +132,8 @@ class BlockPlan:
 
     Blocks are handed out in file order from block `start` (wrapping round): receivers of the
     same file that start at different blocks soon hold different blocks to trade. A holder
-    that has only some blocks (it is downloading the file too) claims among `allowed` ones.
+    that has only some blocks (it is downloading the file too) claims among `allowed` ones, and
+    full holders leave those blocks to it while others are left (its uplink is otherwise idle).
     Not thread-safe by itself: the swarm calls it under one lock (each call is tiny).
     """
 
@@ -142,6 +146,8 @@ class BlockPlan:
         self.served: Counter[str] = Counter()
         self._endgame = endgame
         self._fetching: dict[int, set[str]] = {}
+        self.elsewhere: set[int] = set()
+        """Blocks some partial holder has: full holders leave them to it while they can."""
         self._start = start % count if count else 0
         self._next = 0
         """Position (from `start`) before which every block is verified or being fetched."""
@@ -165,11 +171,18 @@ class BlockPlan:
     def claim(self, holder: str, allowed: set[int] | None = None) -> int | None:
         """The next block `holder` should fetch, or None when it has nothing left to do.
 
-        Past the last unclaimed block, a block in flight elsewhere is shared (at most
-        `endgame` fetchers), so one slow holder cannot hold up the end.
+        Past the last unclaimed block, when at most `ENDGAME_BLOCKS` are missing, a block in
+        flight elsewhere is shared (at most `endgame` fetchers), so one slow holder cannot hold
+        up the end.
         """
         if holder in self.bad:
             return None
+        if allowed is None and self.elsewhere:
+            for pos in range(self._next, self.count):
+                index = (self._start + pos) % self.count
+                if index not in self.elsewhere and self._free(index):
+                    self._fetching[index] = {holder}
+                    return index
         if allowed is None:
             while self._next < self.count:
                 index = (self._start + self._next) % self.count
@@ -183,6 +196,8 @@ class BlockPlan:
                 if index in allowed and self._free(index):
                     self._fetching[index] = {holder}
                     return index
+        if self.missing() > ENDGAME_BLOCKS:
+            return None
         for index in sorted(self._fetching, key=lambda i: len(self._fetching[i])):
             owners = self._fetching[index]
             if (

@@ -172,7 +172,12 @@ class HolderWorker:
         reply = read_reply(sock)
         if not isinstance(reply, BlocksData) or reply.hashes != run.partial.hashes:
             raise TransferAborted(f"{self.peer.name} has another block list for {rec.path}")
-        return None if reply.have is None else have_set(reply.have, run.partial.count)
+        if reply.have is None:
+            return None
+        held = have_set(reply.have, run.partial.count)
+        with run.cond:
+            run.plan.elsewhere |= held
+        return held
 
     def _more_later(self, run: Download) -> bool:
         """Wait a little for a partial holder to store more blocks; False once we are done."""
