@@ -5,27 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dht.index import Holder, HolderIndex
-
-
-async def wait_for(
-    cond: Callable[[], Awaitable[bool] | bool], timeout: float, step: float = 0.02
-) -> float:
-    """Poll ``cond`` until it is true; return the seconds it took, or fail after ``timeout``."""
-    start = time.monotonic()
-    while True:
-        result = cond()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"condition still false after {timeout} s")
-        await asyncio.sleep(step)
 
 
 def content_hash(name: str) -> str:

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ring.membership import Member, View
 from ring.server import FrameServer
 from ring.service import RingService
-
-
-async def wait_for(cond: Callable[[], bool], timeout: float, interval: float = 0.02) -> float:
-    """Poll `cond` until it holds; return the seconds it took, or fail the test at `timeout`."""
-    started = time.monotonic()
-    while not cond():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
-    return time.monotonic() - started
 
 
 @dataclass

@@ -24,7 +24,8 @@ from ring.messages import (
 from ring.server import Connection, FrameServer
 from ring.service import RingService
 from ring.wire import Message, request
-from tests.helpers_ring import Cluster, wait_for, whole
+from tests.helpers_ring import Cluster, whole
+from tests.waiting import wait_for
 
 
 @pytest.fixture

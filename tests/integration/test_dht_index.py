@@ -13,7 +13,8 @@ import pytest
 
 from dht.errors import LookupFailed
 from dht.index import Holder, HolderIndex
-from tests.helpers_dht import content_hash, key_distance, start_cluster, stop_all, wait_for
+from tests.helpers_dht import content_hash, key_distance, start_cluster, stop_all
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 log = logging.getLogger(__name__)

@@ -12,7 +12,8 @@ from ring.membership import Status, View, remove
 from ring.messages import Fail, Redirect, ViewReply
 from ring.service import RingService
 from ring.wire import request
-from tests.helpers_ring import Cluster, wait_for, whole
+from tests.helpers_ring import Cluster, whole
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers_ring import wait_for
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
