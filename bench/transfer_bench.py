@@ -39,6 +39,7 @@ from ring.server import Connection, Handler  # noqa: E402
 from ring.wire import Message  # noqa: E402
 from sync.manifest import Peer  # noqa: E402
 from sync.messages import FileRequest  # noqa: E402
+from sync.replica import Locate  # noqa: E402
 from tests.sync_harness import SyncNode, make_node, stop_all  # noqa: E402
 
 
@@ -78,10 +79,10 @@ def paced(bytes_per_s: float) -> Callable[[Handler], Handler]:
     return wrap
 
 
-def locator(holders: list[Peer]) -> Callable[[str], Awaitable[list[Peer]]]:
+def locator(holders: list[Peer]) -> Locate:
     """A stand-in for the DHT: every hash is held by `holders`."""
 
-    async def locate(_sha256: str) -> list[Peer]:
+    async def locate(sha256_hex: str) -> list[Peer]:
         return list(holders)
 
     return locate

@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import os
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import msgpack
@@ -18,6 +18,7 @@ from ring.wire import Message, write_message
 from sync.blocks import BLOCK_SIZE, BlockCache, block_count
 from sync.engine import Peer
 from sync.messages import BlocksData, BlocksRequest, FileData, FileRequest
+from sync.replica import Locate
 from sync.resume import PARTIAL_DIR
 from tests.sync_harness import SyncNode, make_node, stop_all, wait_for
 
@@ -47,10 +48,10 @@ def sha_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def locator(holders: list[Peer]) -> Callable[[str], Awaitable[list[Peer]]]:
+def locator(holders: list[Peer]) -> Locate:
     """A stand-in for the DHT: every hash is held by `holders`, in this order."""
 
-    async def locate(_sha256: str) -> list[Peer]:
+    async def locate(sha256_hex: str) -> list[Peer]:
         return list(holders)
 
     return locate
