@@ -362,7 +362,10 @@ class SyncEngine:
         if self._watcher is not None:
             self._watcher.check()
         problem, held = self.own.problem, len(self.own.held)
-        closed = dict(self._watcher.closed) if self._watcher is not None else {}
+        closed: dict[str, int] = {}
+        if self._watcher is not None:
+            self._watcher.forget_closes(time.time_ns() - self.own.settle_ns)
+            closed = dict(self._watcher.closed)
         changes, known = await self.own.scan(closed, self.allow_mass_delete or self._confirmed)
         if self.own.problem != problem:
             text = (

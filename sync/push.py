@@ -18,6 +18,7 @@ is what the prompt's `status` shows.
 from __future__ import annotations
 
 import asyncio
+import glob
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -88,7 +89,7 @@ class NoticingReplicator(Replicator):
     async def to_trash(self, rec: FileRecord, target: Path) -> None:
         await super().to_trash(rec, target)
         folder = self.trash / rec.owner / rec.path
-        kept = sorted(folder.parent.glob(f"{folder.name}.*"))
+        kept = sorted(folder.parent.glob(f"{glob.escape(folder.name)}.*"))
         where = kept[-1] if kept else folder.parent
         self.tell(Change("kept", rec.owner, rec.path, f"your local edit was kept in {where}"))
 

@@ -87,6 +87,12 @@ class FolderWatcher(FileSystemEventHandler):
                 )
         return self._watch is not None
 
+    def forget_closes(self, before_ns: int) -> None:
+        """Drop close notes older than `before_ns`: a file closed that long ago has settled by age."""
+        for rel, when in list(self.closed.items()):
+            if when < before_ns:
+                self.closed.pop(rel, None)
+
     def on_any_event(self, event: FileSystemEvent) -> None:
         """Runs on the observer thread: note closes, then wake the loop."""
         if event.event_type in IGNORED:

@@ -305,15 +305,15 @@ class TestStaleAndSafety:
         self, ring4: list[SyncNode]
     ) -> None:
         a, b = ring4[0], ring4[1]
-        (a.own / "doc.txt").write_bytes(b"owner v1")
+        (a.own / "doc [1].txt").write_bytes(b"owner v1")
         heard: list[Change] = []
         b.engine.add_change_listener(heard.append)
         await start_all(ring4)
         await pull_until(ring4, 20)
-        (b.root / "node0" / "doc.txt").write_bytes(b"my local notes")
-        (a.own / "doc.txt").write_bytes(b"owner v2")
-        await wait_for(lambda: content(b.root / "node0" / "doc.txt") == b"owner v2", 10)
-        kept = list((b.state / "trash" / "node0").glob("doc.txt.*"))
+        (b.root / "node0" / "doc [1].txt").write_bytes(b"my local notes")
+        (a.own / "doc [1].txt").write_bytes(b"owner v2")
+        await wait_for(lambda: content(b.root / "node0" / "doc [1].txt") == b"owner v2", 10)
+        kept = list((b.state / "trash" / "node0").glob("doc [[]1].txt.*"))
         assert [p.read_bytes() for p in kept] == [b"my local notes"]
         await wait_for(lambda: any(c.kind == "kept" for c in heard), 5)
         assert str(kept[0]) in next(c.text() for c in heard if c.kind == "kept")
