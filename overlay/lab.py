@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -61,13 +62,15 @@ def run(n: int, folder: Path, interval: float, hold: bool) -> int:
     nodes: list[LabNode] = []
     try:
         hosts = lab.up()
-        print(f"lab: {n} hosts {hosts[0].address}..{hosts[-1].address} on one bridge; files in {folder}")
+        first, last = hosts[0].address, hosts[-1].address
+        print(f"lab: {n} hosts {first}..{last} on one bridge; their folders in {folder}")
         for host in hosts:
             own = folder / f"h{host.index}" / "Shared" / host.address
             for rel, data in sample_files(host.address).items():
                 (own / rel).parent.mkdir(parents=True, exist_ok=True)
                 (own / rel).write_bytes(data)
-            nodes.append(LabNode(host, folder / f"h{host.index}", "--dht", "--interval", str(interval)))
+            args = ("--dht", "--interval", str(interval))
+            nodes.append(LabNode(host, folder / f"h{host.index}", *args))
         for node in nodes:
             node.wait_prompt()
         print("started: python3 Main.py --dht in each host, no --peer, no --port")
@@ -87,8 +90,9 @@ def run(n: int, folder: Path, interval: float, hold: bool) -> int:
             print(f"\nevery host holds all {len(expected)} files after {took:.1f} s more")
         show("files, typed at host 1", nodes[0].command("files"))
 
-        for node, query in ((nodes[0], f"hello from {hosts[-1].address}.txt"), (nodes[-1], "blob.bin")):
-            show(f"who-has {query}, typed at host {node.host.index}", node.command(f"who-has {query}"))
+        for node, query in ((nodes[0], f"hello from {last}.txt"), (nodes[-1], "blob.bin")):
+            answer = node.command(f"who-has {query}")
+            show(f"who-has {query}, typed at host {node.host.index}", answer)
         if hold:
             input(f"\nthe lab stays up; folders in {folder}. Press Enter to take it down. ")
         return 0 if took is not None else 1
@@ -97,18 +101,22 @@ def run(n: int, folder: Path, interval: float, hold: bool) -> int:
             if node.proc.poll() is None:
                 try:
                     node.exit()
-                except Exception:
+                except (TimeoutError, subprocess.TimeoutExpired, OSError):
                     node.stop()
         lab.down()
         print("\nevery node left the ring; lab down")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python3 -m overlay.lab", description=__doc__.split("\n")[0])
-    parser.add_argument("hosts", nargs="?", type=int, default=4, help="lab hosts (2-50, default 4)")
-    parser.add_argument("--interval", type=float, default=1.0, help="manifest pull interval of each node")
-    parser.add_argument("--hold", action="store_true", help="keep the lab up until Enter")
-    parser.add_argument("--dir", type=Path, help="where the hosts' folders go (default: a temporary one, removed)")
+    """`python3 -m overlay.lab [N] [--interval S] [--hold] [--dir DIR]`."""
+    parser = argparse.ArgumentParser(
+        prog="python3 -m overlay.lab", description=(__doc__ or "").split("\n")[0]
+    )
+    add = parser.add_argument
+    add("hosts", nargs="?", type=int, default=4, help="lab hosts (2-50, default 4)")
+    add("--interval", type=float, default=1.0, help="manifest pull interval of each node")
+    add("--hold", action="store_true", help="keep the lab up until Enter")
+    add("--dir", type=Path, help="the hosts' folders (default: a temporary one, removed)")
     args = parser.parse_args(argv)
     if not 2 <= args.hosts <= 50:
         parser.error("hosts: 2 to 50")

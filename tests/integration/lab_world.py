@@ -8,7 +8,6 @@ it has to find the others on the lab LAN by itself. What is checked is what a pe
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -18,8 +17,6 @@ import pytest
 
 from overlay.labnet import Host, Lab, LabError, missing_tools
 from overlay.labnode import LabNode
-
-log = logging.getLogger(__name__)
 
 NODE_ARGS = ("--interval", "0.5")
 """A short manifest pull interval keeps the suite within minutes."""
@@ -101,9 +98,10 @@ class World:
     def converged(self, nodes: list[LabNode], owners: Iterable[str] | None = None) -> bool:
         """Every node holds every owner's files byte-exact, and nothing else in their folders."""
         wanted = list(self.expected if owners is None else owners)
-        return all(tree(n.shared / owner) == self.expected[owner] for n in nodes for owner in wanted)
+        return all(tree(n.shared / o) == self.expected[o] for n in nodes for o in wanted)
 
     def wait_ring(self, nodes: list[LabNode], size: int, timeout: float = 60.0) -> float:
+        """Seconds until `one_ring`; on timeout the test fails with every node's view."""
         return wait_until(
             lambda: self.one_ring(nodes, size), timeout, f"one ring of {size}",
             lambda: "\n".join(n.command("peers") for n in self.live()) + self.diagnose(),
@@ -112,6 +110,7 @@ class World:
     def wait_converged(
         self, nodes: list[LabNode], owners: Iterable[str] | None = None, timeout: float = 90.0
     ) -> float:
+        """Seconds until `converged`; on timeout the test fails with what differs."""
         owners = list(self.expected if owners is None else owners)
         return wait_until(
             lambda: self.converged(nodes, owners), timeout, "every file everywhere",
@@ -126,9 +125,10 @@ class World:
                 have, want = tree(node.shared / owner), self.expected[owner]
                 if have != want:
                     wrong = sorted(k for k in have.keys() & want.keys() if have[k] != want[k])
+                    missing, extra = sorted(want.keys() - have.keys()), sorted(have - want.keys())
                     lines.append(
-                        f"{node.host.address} / {owner}: missing {sorted(want.keys() - have.keys())}"
-                        f" extra {sorted(have.keys() - want.keys())} wrong {wrong}"
+                        f"{node.host.address} / {owner}: missing {missing} extra {extra}"
+                        f" wrong {wrong}"
                     )
         return "\n".join(lines) + "\n"
 

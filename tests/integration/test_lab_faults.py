@@ -30,6 +30,11 @@ def ring_position(node: LabNode) -> int:
     return int(match.group(1))
 
 
+def all_hold(nodes: list[LabNode], owner: str, files: dict[str, str]) -> Callable[[], bool]:
+    """A condition: every node's copy of `owner`'s folder is exactly `files`."""
+    return lambda: all(tree(n.shared / owner) == files for n in nodes)
+
+
 class TestKill9:
     def test_node_0_and_another_die_while_files_move_the_rest_heal_and_a_newcomer_catches_up(
         self, world: Worlds, record_property: Record
@@ -79,7 +84,7 @@ class TestKill9:
         for owner in dead:
             reference = tree(survivors[0].shared / owner)
             wait_until(
-                lambda: all(tree(n.shared / owner) == reference for n in survivors + [newcomer]),
+                all_hold([*survivors, newcomer], owner, reference),
                 60, f"every survivor and the newcomer hold the same copy of {owner}",
             )  # fmt: skip
 

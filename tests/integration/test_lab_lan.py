@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.integration.lab_world import World, world, wait_until
+from tests.integration.lab_world import World, wait_until, world
 
 __all__ = ["world"]
 
