@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from overlay.labnet import Host, Lab, LabError, missing_tools
+from overlay.labnet import TOOLS, Host, Lab, LabError, missing_tools
 from overlay.labnode import LabNode
 
 NODE_ARGS = ("--interval", "0.5")
@@ -145,12 +145,13 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[Callable[[int], World]]:
-    """Build a lab of n hosts; skips with the reason where namespaces cannot be made."""
+def world(tmp_path: Path) -> Iterator[Callable[..., World]]:
+    """`world(n, *tools)`: a lab of n hosts; skips with the reason where namespaces cannot be
+    made or a tool the test needs (nft, tc) is missing."""
     made: list[World] = []
 
-    def make(n: int) -> World:
-        missing = missing_tools()
+    def make(n: int, *tools: str) -> World:
+        missing = missing_tools((*TOOLS, *tools))
         if missing:
             pytest.skip(f"the lab needs {', '.join(missing)}")
         w = World(tmp_path, n)

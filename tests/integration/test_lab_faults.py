@@ -20,7 +20,7 @@ __all__ = ["world"]
 
 pytestmark = [pytest.mark.lab, pytest.mark.integration, pytest.mark.timeout(240)]
 
-Worlds = Callable[[int], World]
+Worlds = Callable[..., World]
 Record = Callable[[str, object], None]
 
 
@@ -93,7 +93,7 @@ class TestLoss:
     def test_ten_percent_loss_on_two_cables_still_converges(
         self, world: Worlds, record_property: Record
     ) -> None:
-        w = world(6)
+        w = world(6, "nft")
         for host in (w.hosts[1], w.hosts[4]):
             w.lab.set_loss(host, 10)
         for host in w.hosts:
@@ -126,7 +126,7 @@ class TestSlowHolder:
     ) -> None:
         """Hosts 1 (fast) and 2 (sending at 8 Mbit/s) hold one file; host 3 fetches it with
         --dht. Bytes are counted on the holders' cables, where they are sent."""
-        w = world(3)
+        w = world(3, "tc")
         fast, slow, fetcher = w.hosts
         size = 6_000_000
         w.share(fast, {"big.bin": os.urandom(size)})

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.integration, pytest.mark.timeout(180)
 
 SIZES = (0, 1, 4096, 300_000, 1_000_003)
 
-Worlds = Callable[[int], World]
+Worlds = Callable[..., World]
 
 
 class TestDiscoveryFormsOneRing:
@@ -68,7 +68,7 @@ class TestArpScan:
     ) -> None:
         """The beacon is blocked on host 4's cable; it has talked to the others (so the kernel
         lists them as neighbours), and its ARP scan at start must find the ring."""
-        w = world(4)
+        w = world(4, "nft")
         for host in w.hosts:
             w.share_samples(host, SIZES[:3])
         quiet = w.hosts[3]
@@ -105,7 +105,7 @@ class TestOneInterface:
         """Host 1 also has eth1 on a second LAN (10.77.1.0/24) where another node runs and
         beacons, and which its ARP table lists. Its node discovers on eth0 (the default
         route's): nothing of ours may leave through eth1, and the outsider stays alone."""
-        w = world(3)
+        w = world(3, "nft")
         w.lab.add_bridge("br1")
         outsider = w.lab.add_host(subnet="10.77.1", bridge="br1")
         port = w.lab.plug(w.hosts[0], "br1", "eth1", "10.77.1.1")
