@@ -39,7 +39,9 @@ log = logging.getLogger(__name__)
 SEND_TRIES = 3
 RETRY_DELAY = 0.5
 QUEUE_MAX = 1000
-"""Pushes waiting to be forwarded; past this the oldest wait for the pull instead."""
+"""Pushes waiting to be forwarded; past this, changes wait for the pull instead."""
+BACKLOG_MAX = 64
+"""Own pushes kept while this node has no next node; past this, changes wait for the pull."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,7 @@ class Pusher:
         self.sent = 0
         self.received: dict[str, float] = {}
         self._queue: asyncio.Queue[Notify] = asyncio.Queue(QUEUE_MAX)
+        self._backlog: list[Notify] = []
         self._task: asyncio.Task[None] | None = None
 
     def routes(self) -> list[tuple[type[Message], Handler]]:
@@ -202,9 +205,17 @@ class Pusher:
             self._task = None
 
     def set_next(self, peer: Peer | None, ring_size: int) -> None:
-        """The node to pass pushes to, and how many nodes the ring has (the hop limit)."""
+        """The node to pass pushes to, and how many nodes the ring has (the hop limit).
+
+        Own changes made while this node had no next node (alone, or scanning at start-up
+        before joining: files deleted while it was down) are pushed as soon as it has one.
+        """
         self.next = peer
         self.ring_size = max(1, ring_size)
+        if peer is not None and self._backlog:
+            backlog, self._backlog = self._backlog, []
+            for msg in backlog:
+                self._enqueue(msg)
 
     def publish(self, records: list[FileRecord]) -> None:
         """Push this node's new records (in seq order) round the ring."""
@@ -213,6 +224,10 @@ class Pusher:
             self._enqueue(Notify(self.name, entries[start : start + NOTIFY_MAX_ENTRIES], 0))
 
     def _enqueue(self, msg: Notify) -> None:
+        if self.next is None and msg.origin == self.name:
+            if len(self._backlog) < BACKLOG_MAX:
+                self._backlog.append(msg)
+            return
         if self.next is None or self.next.name == msg.origin or msg.hops >= self.ring_size:
             return
         try:

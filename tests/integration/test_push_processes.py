@@ -133,3 +133,72 @@ class TestPushProcesses:
             PUSHED,
             "confirmed deletes not pushed",
         )
+
+
+class TestComingBack:
+    def test_stale_replica_node_and_restarted_owner(self, tmp_path: Path) -> None:
+        """bravo stops; alpha deletes and edits; bravo comes back with stale copies: the deletes
+        and edits win everywhere. Then alpha stops, loses a file, restarts: a delete, new seq."""
+
+        def launch(name: str, *extra: str, port: int | None = None) -> NodeProcess:
+            node = NodeProcess(
+                tmp_path / name / "Shared",
+                port or free_port(),
+                "--name",
+                name,
+                "--interval",
+                "1",
+                *extra,
+            )
+            node.wait_prompt()
+            return node
+
+        alpha = launch("alpha")
+        join = f"127.0.0.1:{alpha.port}"
+        nodes = {"alpha": alpha, "bravo": launch("bravo", "--peer", join)}
+        nodes["charlie"] = launch("charlie", "--peer", join)
+        try:
+            own = alpha.shared / "alpha"
+            own.mkdir(parents=True, exist_ok=True)
+            for i in range(4):
+                (own / f"f{i}.txt").write_bytes(b"first %d" % i)
+            bravo_copy = nodes["bravo"].shared / "alpha"
+            within(lambda: len(list(bravo_copy.glob("f*.txt"))) == 4, 20, "files never arrived")
+            bravo_port = nodes["bravo"].port
+            assert nodes["bravo"].exit() == 0
+
+            (own / "f0.txt").unlink()
+            (own / "f1.txt").write_bytes(b"second 1")
+            charlie_copy = nodes["charlie"].shared / "alpha"
+            within(lambda: not (charlie_copy / "f0.txt").exists(), PUSHED, "delete not pushed")
+            assert (bravo_copy / "f0.txt").exists()  # bravo is down with its stale copies
+
+            nodes["bravo"] = launch("bravo", "--peer", join, port=bravo_port)
+            within(
+                lambda: (
+                    not (bravo_copy / "f0.txt").exists()
+                    and digest(bravo_copy / "f1.txt") == digest(own / "f1.txt")
+                ),
+                20,
+                "bravo kept its stale copies",
+            )
+            deadline = time.monotonic() + 3  # a few pull rounds: nothing may come back
+            while time.monotonic() < deadline:
+                for folder in (own, bravo_copy, charlie_copy):
+                    assert not (folder / "f0.txt").exists(), f"f0.txt came back in {folder}"
+                    assert (folder / "f1.txt").read_bytes() == b"second 1"
+                time.sleep(0.1)
+
+            before = int(re.findall(r"last change seq (\d+)", alpha.command("status"))[0])
+            alpha_port = alpha.port
+            assert alpha.exit() == 0
+            (own / "f2.txt").unlink()
+            nodes["alpha"] = alpha = launch(
+                "alpha", "--peer", f"127.0.0.1:{nodes['charlie'].port}", port=alpha_port
+            )
+            within(lambda: not (charlie_copy / "f2.txt").exists(), 20, "restart delete lost")
+            after = int(re.findall(r"last change seq (\d+)", alpha.command("status"))[0])
+            assert after == before + 1
+        finally:
+            for node in nodes.values():
+                node.stop()
