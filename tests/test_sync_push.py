@@ -226,6 +226,19 @@ class TestPushRing:
         assert "node1" in ring4[0].engine.pusher.received
         assert ring4[1].engine.pusher.received == {}
 
+    async def test_changes_made_before_joining_are_pushed_on_joining(self, tmp_path: Path) -> None:
+        nodes = await make_ring(tmp_path, 2, interval=3600.0)
+        for node in nodes:
+            node.engine.set_topology(None, {})
+        await start_all(nodes)
+        try:
+            (nodes[0].own / "early.txt").write_bytes(b"made while alone")
+            assert await nodes[0].engine.rescan() == 1
+            wire_push_ring(nodes)
+            await wait_for(lambda: (nodes[1].root / "node0" / "early.txt").exists(), 10)
+        finally:
+            await stop_all(nodes)
+
     async def test_holdings_follow_an_edit_for_the_dht(self, ring4: list[SyncNode]) -> None:
         a = ring4[0]
         (a.own / "f.txt").write_bytes(b"old")
