@@ -317,7 +317,7 @@ class Node:
         }
         return status_text(
             self.identity.name, st.own_files, st.own_seq, st.problem, pending,
-            st.round_running, st.transfers, st.last_sync,
+            st.round_running, st.transfers, st.last_sync, held_reason=st.held_reason,
         )
 
     async def confirm_deletes(self) -> str:

@@ -181,6 +181,7 @@ def status_text(
     transfers: int,
     last_sync: dict[str, float],
     now: float | None = None,
+    held_reason: str = "",
 ) -> str:
     """The answer to `status`: the own folder, pending work, and the last sync per peer."""
     now = time.time() if now is None else now
@@ -190,7 +191,8 @@ def status_text(
     shown = [f"{count} {what}" for what, count in pending.items() if count]
     lines.append("pending: " + (", ".join(shown) if shown else "nothing"))
     if pending.get("deletes held", 0):
-        lines.append("  type 'confirm-deletes' to push the held deletes")
+        why = f" ({held_reason})" if held_reason else ""
+        lines.append(f"  type 'confirm-deletes' to push the held deletes{why}")
     round_state = "a sync round is running" if running else "no sync round running"
     lines.append(f"transfers in flight: {transfers} ({round_state})")
     if not last_sync:

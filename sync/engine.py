@@ -234,6 +234,7 @@ class SyncEngine:
             problem=self.own.problem,
             unsettled=len(self.own.unsettled),
             held_deletes=len(self.own.held),
+            held_reason=self.own.why_held if self.own.held else "",
             to_fetch=sum(1 for n in needs if n.kind == "fetch"),
             to_delete=sum(1 for n in needs if n.kind == "delete"),
             round_running=self._running,
@@ -376,7 +377,10 @@ class SyncEngine:
             self._tell(Change("warning", self.name, "", text))
         if self.own.held and len(self.own.held) != held:
             live = sum(1 for rec in known.values() if not rec.deleted)
-            text = f"{len(self.own.held)} of {live} files deleted at once; type 'confirm-deletes' to push"
+            text = (
+                f"{self.own.why_held}: {len(self.own.held)} of {live} files' deletes held; "
+                "type 'confirm-deletes' to push them"
+            )
             log.warning("%s: %s", self.name, text)
             self._tell(Change("warning", self.name, "", text))
         if self.own.due is not None:

@@ -71,6 +71,7 @@ class SyncStatus:
     problem: str | None
     unsettled: int
     held_deletes: int
+    held_reason: str
     to_fetch: int
     to_delete: int
     round_running: bool

@@ -25,6 +25,7 @@ from sync.state import State
 log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
+DEVICE_KEY = "own_device"
 TMP_DIR = ".lanshare-tmp"
 
 
@@ -160,8 +161,12 @@ class OwnFolder:
 
     After each `scan`: `problem` says why the folder cannot be trusted (None: it can),
     `unsettled` lists files not sent yet because they may still be being written, `held` the
-    tombstones held back as a mass delete, and `due` is when to scan again for the unsettled
-    (seconds from now; None when nothing waits).
+    tombstones held back (and `why_held` says why), and `due` is when to scan again for the
+    unsettled (seconds from now; None when nothing waits).
+
+    Deletes are held when they are too many at once, and also, however few, when the own
+    folder is on another device than at the last clean scan: an empty mount point where a disk
+    used to be mounted exists and reads fine, but its emptiness is not a user's deletes.
     """
 
     def __init__(
@@ -180,6 +185,7 @@ class OwnFolder:
         self.problem: str | None = None
         self.unsettled: set[str] = set()
         self.held: list[FileRecord] = []
+        self.why_held = ""
         self.due: float | None = None
 
     async def scan(
@@ -233,7 +239,16 @@ class OwnFolder:
             if hidden and rel not in scanned and not old.deleted:
                 scanned[rel] = (old.size, old.mtime_ns, old.sha256)  # in a folder not listed
         changes = own_changes(known, scanned, self.name, self.state.counter(self.name))
-        self.held = [] if allow_mass_delete else held_deletes(known, changes, *self.mass)
+        device = str(os.stat(own).st_dev)
+        was = self.state.meta(DEVICE_KEY)
+        if allow_mass_delete:
+            self.held = []
+        elif was is not None and was != device:
+            self.held = held_deletes(known, changes, 0.0, 0)
+            self.why_held = f"{own} is on another device than before (a disk not mounted?)"
+        else:
+            self.held = held_deletes(known, changes, *self.mass)
+            self.why_held = "too many files deleted at once"
         if self.held:
             for rec in self.held:
                 old = known[rec.path]
@@ -248,4 +263,6 @@ class OwnFolder:
                 self.state.put_record(rec, None if rec.deleted else rec.sha256)
             if changes:
                 self.state.set_counter(self.name, changes[-1].seq)
+            if not self.held:
+                self.state.set_meta(DEVICE_KEY, device)
         return changes, known

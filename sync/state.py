@@ -11,6 +11,8 @@ I/O happen elsewhere). Tables:
   hash), NULL when it holds nothing there.
 - counters(owner, seq): for this node, the last sequence number used; for others, the highest
   seq received from the previous node (the "since" of the next delta).
+- meta(key, value): small facts about this node's folders, e.g. which device (file system)
+  the own folder was on at the last scan that deleted nothing unexpected.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ CREATE TABLE IF NOT EXISTS records(
 CREATE INDEX IF NOT EXISTS records_seq ON records(owner, seq);
 CREATE INDEX IF NOT EXISTS records_sha ON records(sha256);
 CREATE TABLE IF NOT EXISTS counters(owner TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 _COLS = "owner, path, size, mtime_ns, sha256, seq, deleted"
@@ -213,6 +216,15 @@ class State:
     def counters(self) -> dict[str, int]:
         """Every owner's counter."""
         return {r[0]: r[1] for r in self._db.execute("SELECT owner, seq FROM counters")}
+
+    def meta(self, key: str) -> str | None:
+        """A stored fact (None when never stored)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a fact."""
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def set_counter(self, owner: str, seq: int) -> None:
         """Set an owner's counter."""

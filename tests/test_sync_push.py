@@ -352,6 +352,28 @@ class TestStaleAndSafety:
         assert a.engine.status().held_deletes == 0
         await wait_for(lambda: all(len(tree(n.root / "node0")) == 4 for n in ring4), 10)
 
+    async def test_deletes_wait_when_the_folder_is_on_another_device(
+        self, ring4: list[SyncNode]
+    ) -> None:
+        a = ring4[0]
+        for i in range(3):
+            (a.own / f"f{i}").write_bytes(b"%d" % i)
+        await start_all(ring4)
+        await pull_until(ring4, 20)
+        device = a.engine.state.meta("own_device")
+        assert device == str(os.stat(a.own).st_dev)
+        a.engine.state.set_meta("own_device", "12345")  # as if a disk was mounted there before
+        (a.own / "f0").unlink()
+        (a.own / "new").write_bytes(b"adds still go through")
+        await a.engine.rescan()
+        status = a.engine.status()
+        assert status.held_deletes == 1 and "another device" in status.held_reason
+        await wait_for(lambda: (ring4[2].root / "node0" / "new").exists(), 10)
+        assert (ring4[2].root / "node0" / "f0").exists()
+        assert await a.engine.confirm_deletes() == 1
+        assert a.engine.state.meta("own_device") == device
+        await wait_for(lambda: not (ring4[2].root / "node0" / "f0").exists(), 10)
+
     async def test_a_renamed_folder_is_not_a_mass_delete(self, ring4: list[SyncNode]) -> None:
         a = ring4[0]
         (a.own / "old").mkdir()
