@@ -42,6 +42,23 @@ REFRESH = 0.2
 """Seconds between two looks at the transfers (rich redraws on its own thread in between)."""
 
 
+def transfers_text(infos: list[TransferInfo]) -> str:
+    """Running downloads as lines for `status`: path, done/size, rate, time left, holders."""
+    if not infos:
+        return "no downloads running"
+    lines = []
+    for info in infos:
+        share = 100 * info.done / info.size if info.size else 100.0
+        left = "?" if info.eta is None else f"{info.eta:.0f} s"
+        lines.append(
+            f"{info.owner}/{info.path}  {info.done / 1e6:.1f}/{info.size / 1e6:.1f} MB"
+            f" ({share:.0f}%)  {info.rate / 1e6:.1f} MB/s  {left} left"
+            f"  from {', '.join(info.sources) or '?'}"
+            + (f"  (resumed at {info.resumed / 1e6:.1f} MB)" if info.resumed else "")
+        )
+    return "\n".join(lines)
+
+
 class _PromptProgress(Progress):
     """A rich Progress whose display ends with the prompt's unfinished line."""
 
