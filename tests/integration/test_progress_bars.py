@@ -16,7 +16,7 @@ def info(path: str, done: int, size: int = 100_000_000) -> TransferInfo:
 class TestBars:
     def test_no_transfers_no_bars_and_text_passes_through(self) -> None:
         stream = io.StringIO()
-        bars = Bars(lambda: [], stream)
+        bars = Bars(list, stream)
         bars.update()
         bars.writer().write("hello\n>> ")
         assert stream.getvalue() == "hello\n>> " and not bars.shown
