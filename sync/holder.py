@@ -199,7 +199,10 @@ class HolderWorker:
         full holder waits while others still have blocks out (one may fail and give them
         back); a partial holder returns at once, to ask again what it has."""
         rec = run.rec
-        while len(inflight) < PIPELINE:
+        # a full holder with partial holders beside it keeps one request out, not two: its
+        # uplink then carries blocks nobody else has rather than a queue of those others have
+        depth = PIPELINE if allowed is not None or not run.plan.elsewhere else 1
+        while len(inflight) < depth:
             with run.cond:
                 blocks = run.plan.claim_run(name, run.workers, MAX_RUN, allowed)
                 while (
