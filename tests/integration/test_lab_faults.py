@@ -30,9 +30,14 @@ def ring_position(node: LabNode) -> int:
     return int(match.group(1))
 
 
-def all_hold(nodes: list[LabNode], owner: str, files: dict[str, str]) -> Callable[[], bool]:
-    """A condition: every node's copy of `owner`'s folder is exactly `files`."""
-    return lambda: all(tree(n.shared / owner) == files for n in nodes)
+def agree(nodes: list[LabNode], owner: str) -> Callable[[], bool]:
+    """A condition: every node's copy of `owner`'s folder is the same, file for file."""
+
+    def check() -> bool:
+        first, *rest = [tree(n.shared / owner) for n in nodes]
+        return all(copy == first for copy in rest)
+
+    return check
 
 
 class TestKill9:
@@ -82,9 +87,8 @@ class TestKill9:
         w.wait_ring(survivors + [newcomer], 5, timeout=60)
         w.wait_converged([newcomer], live_owners, timeout=60)
         for owner in dead:
-            reference = tree(survivors[0].shared / owner)
             wait_until(
-                all_hold([*survivors, newcomer], owner, reference),
+                agree([*survivors, newcomer], owner),
                 60, f"every survivor and the newcomer hold the same copy of {owner}",
             )  # fmt: skip
 
