@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -252,8 +251,3 @@ class Lab:
             self.hub.close()
         self.hosts = []
         self.hub = None
-
-
-def lab_python_path() -> Path:
-    """The folder holding Main.py, for starting nodes inside the lab."""
-    return Path(__file__).resolve().parent.parent
