@@ -26,9 +26,8 @@ from pathlib import Path
 from ring.errors import RemoteProtocolError
 from ring.server import Handler
 from ring.wire import Message
-from sync.errors import SyncError
 from sync.holdings import Holdings
-from sync.manifest import FileRecord, Peer, is_sha256, moved, plan
+from sync.manifest import FileRecord, Peer, is_sha256, plan
 from sync.paths import check_owner, confine
 from sync.push import (
     Change,
@@ -257,11 +256,6 @@ class SyncEngine:
             self._running = True
             self.state.start_journal()
             try:
-                for rec in moved(self.state.pending_rows(self.name)):
-                    try:
-                        await self.replicator.satisfy_locally(rec, True)
-                    except (OSError, SyncError, RemoteProtocolError) as exc:
-                        log.info("cannot copy moved %s/%s here: %s", rec.owner, rec.path, exc)
                 changed = await self.replicator.pull(prev, self._peers, self.timeout)
             finally:
                 self._running = False

@@ -188,20 +188,6 @@ def plan(rows: Iterable[tuple[FileRecord, str | None]]) -> list[Need]:
     return deletes + fetches
 
 
-def moved(rows: Iterable[tuple[FileRecord, str | None]]) -> list[FileRecord]:
-    """Fetch needs whose content sits at a path this replica is about to delete: renames.
-
-    They must be copied before that delete runs, or the bytes are gone and sent again.
-    """
-    rows = list(rows)
-    leaving = {have for rec, have in rows if rec.deleted and have is not None}
-    return [
-        rec
-        for rec, have in rows
-        if not rec.deleted and have != rec.sha256 and rec.sha256 in leaving
-    ]
-
-
 def sources(
     located: Iterable[Peer],
     prev: Peer | None,

@@ -28,6 +28,7 @@ from pathlib import Path
 from ring.errors import BadRequest, PeerUnreachable, RemoteError, RemoteProtocolError
 from ring.server import Connection, Handler
 from ring.wire import Message, Ok, expect, request
+from sync.errors import SyncError
 from sync.manifest import FileRecord, Peer, entry_to_record, record_to_entry, supersedes
 from sync.messages import NOTIFY_MAX_ENTRIES, Notify
 from sync.paths import check_owner
@@ -80,10 +81,27 @@ class SyncStatus:
 
 
 class NoticingReplicator(Replicator):
-    """The replicator, telling the user about kept local edits and noting each manifest pull."""
+    """The replicator, telling the user about kept local edits and noting each manifest pull;
+    and copying a file's bytes to where a rename moved them before deleting the old name.
+
+    A rename reaches a replica as a tombstone plus a new record with the same content, and a
+    round applies deletes first; without the copy, the content would be gone by the time the
+    new name is fetched, and every byte would travel again.
+    """
 
     tell: Callable[[Change], None]
     pulled: dict[str, float]
+
+    async def delete(self, rec: FileRecord) -> int:
+        known = self.state.record(rec.owner, rec.path)
+        have = None if known is None else known[1]
+        if have is not None:
+            for target in self.state.wanting(have, self.name):
+                try:
+                    await self.satisfy_locally(target, True)
+                except (OSError, SyncError, RemoteProtocolError) as exc:
+                    log.info("cannot copy %s/%s here: %s", target.owner, target.path, exc)
+        return await super().delete(rec)
 
     async def pull_manifest(self, prev: Peer, timeout: float) -> None:
         await super().pull_manifest(prev, timeout)

@@ -154,6 +154,15 @@ class State:
         journal, self._journal = self._journal or {}, None
         return journal
 
+    def wanting(self, sha256: str, me: str) -> list[FileRecord]:
+        """Live records of other owners with this content that this node does not hold yet."""
+        rows = self._db.execute(
+            f"SELECT {_COLS} FROM records WHERE sha256 = ? AND owner != ? AND deleted = 0 "
+            "AND have IS NOT sha256",
+            (sha256, me),
+        )
+        return [_rec(r) for r in rows]
+
     def pending_rows(self, me: str) -> list[tuple[FileRecord, str | None]]:
         """`replica_rows` narrowed in SQL to the records that need work (a fetch or a delete)."""
         rows = self._db.execute(

@@ -212,6 +212,24 @@ class TestPushRing:
         assert "~ node0/edit.txt updated" in heard and "+ node0/new name.bin added" in heard
         assert "- node0/old name.bin deleted" in heard
 
+    async def test_a_rename_learned_by_pull_is_copied_not_sent(self, tmp_path: Path) -> None:
+        nodes = await make_ring(tmp_path, 2, interval=3600.0)
+        body = os.urandom(300_000)
+        (nodes[0].own / "before.bin").write_bytes(body)
+        await start_all(nodes)
+        try:
+            await pull_until(nodes, 20)
+            served = Served()
+            served.wrap(nodes[0])
+            (nodes[0].own / "sub").mkdir()
+            os.rename(nodes[0].own / "before.bin", nodes[0].own / "sub" / "after.bin")
+            await nodes[0].engine.rescan()
+            await pull_until(nodes, 20)  # no next node wired: only the pull carries it
+            assert (nodes[1].root / "node0" / "sub" / "after.bin").read_bytes() == body
+            assert served.requests == 0 and served.bytes == 0
+        finally:
+            await stop_all(nodes)
+
     async def test_a_push_stops_before_its_origin(self, ring4: list[SyncNode]) -> None:
         await start_all(ring4)
         (ring4[1].own / "x.txt").write_bytes(b"x")
