@@ -66,7 +66,7 @@ class Heartbeat:
         if target is not None and not await self.watch(target) and detector.on_miss(target.key):
             rest = detector.to_probe(svc.view, target.key)
             alive = await asyncio.gather(*(self.watch(m) for m in rest))
-            for member, ok in zip(rest, alive):
+            for member, ok in zip(rest, alive, strict=True):
                 if not ok:
                     detector.suspects.add(member.key)
         if detector.suspects & svc.view.keys and (self._report is None or self._report.done()):

@@ -120,7 +120,7 @@ class Leader:
             suspects = [m for m in svc.view.members if m.key in dead and m.key != svc.me.key]
             alive = await asyncio.gather(*(self._answers(m) for m in suspects))
             view = svc.view
-            confirmed = {m.key for m, ok in zip(suspects, alive) if not ok}
+            confirmed = {m.key for m, ok in zip(suspects, alive, strict=True) if not ok}
             leader = acting_leader(view, confirmed)
             if leader is None or leader.key != svc.me.key:
                 return redirect_to(leader or svc.me)
@@ -178,7 +178,7 @@ class Leader:
             *(request(m.host, m.port, msg, self.svc.timeout) for m in members),
             return_exceptions=True,
         )
-        for member, result in zip(members, results):
+        for member, result in zip(members, results, strict=True):
             if isinstance(result, RingError):
                 log.debug(
                     "%s: %s to %s failed: %s", self.svc.me.name, msg.TYPE, member.name, result

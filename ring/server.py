@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 from ring.errors import ConnectionClosed, Refused, RemoteProtocolError, TruncatedFrame
 from ring.wire import Error, Message, close_stream, read_message, write_message
@@ -108,7 +108,7 @@ class FrameServer:
                 msg = await asyncio.wait_for(read_message(conn.reader), self.idle_timeout)
             except ConnectionClosed:
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.debug("closing idle connection from %s:%d", *conn.peer)
                 return
             except TruncatedFrame as exc:
@@ -159,5 +159,5 @@ class FrameServer:
     async def _reply_error(self, conn: Connection, code: str, reason: str) -> None:
         try:
             await asyncio.wait_for(write_message(conn.writer, Error(code, reason[:500])), 5.0)
-        except (OSError, ConnectionError, asyncio.TimeoutError):
+        except (TimeoutError, OSError, ConnectionError):
             pass

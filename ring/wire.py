@@ -201,7 +201,8 @@ async def read_message(reader: asyncio.StreamReader, max_size: int = MAX_FRAME) 
     try:
         payload = await reader.readexactly(length)
     except asyncio.IncompleteReadError as exc:
-        raise TruncatedFrame(f"connection closed after {len(exc.partial)} of {length} bytes") from None
+        got = len(exc.partial)
+        raise TruncatedFrame(f"connection closed after {got} of {length} bytes") from None
     return decode_payload(payload)
 
 
@@ -230,7 +231,7 @@ async def open_stream(
     """Connect to a peer, turning every way of failing into PeerUnreachable."""
     try:
         return await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         raise PeerUnreachable(f"{host}:{port}: {exc or 'timed out'}") from None
 
 
@@ -259,7 +260,7 @@ async def exchange(
     try:
         await asyncio.wait_for(write_message(writer, msg), timeout)
         reply = await asyncio.wait_for(read_message(reader), timeout)
-    except (OSError, asyncio.TimeoutError, ConnectionClosed, TruncatedFrame) as exc:
+    except (TimeoutError, OSError, ConnectionClosed, TruncatedFrame) as exc:
         raise PeerUnreachable(f"no reply to {msg.TYPE}: {exc or 'timed out'}") from None
     if isinstance(reply, Error):
         raise RemoteError(reply.code, reply.reason)

@@ -10,11 +10,18 @@ from overlay.node import Node
 from tests.waiting import wait_for
 
 
-def settings_for(base: Path, name: str, peers: tuple[tuple[str, int], ...] = (), **options: object) -> Settings:
+def settings_for(
+    base: Path, name: str, peers: tuple[tuple[str, int], ...] = (), **options: object
+) -> Settings:
     """A loopback node with no LAN discovery: this machine's LAN must never be probed."""
     return Settings(
-        port=0, host="127.0.0.1", shared=base / name / "Shared", name=name,
-        peers=peers, discovery=False, **options,  # type: ignore[arg-type]
+        port=0,
+        host="127.0.0.1",
+        shared=base / name / "Shared",
+        name=name,
+        peers=peers,
+        discovery=False,
+        **options,  # type: ignore[arg-type]
     )
 
 

@@ -13,8 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = ">> "
@@ -41,12 +41,24 @@ class NodeProcess:
         self.shared = shared
         self.port = port
         args = [
-            sys.executable, str(ROOT / "Main.py"), "--no-discovery", "--host", "127.0.0.1",
-            "--port", str(port), "--shared", str(shared), *extra,
+            sys.executable,
+            str(ROOT / "Main.py"),
+            "--no-discovery",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--shared",
+            str(shared),
+            *extra,
         ]
         self.proc = subprocess.Popen(
-            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         self._out = bytearray()
         self._err = bytearray()
@@ -129,4 +141,3 @@ class NodeProcess:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
-

@@ -1,4 +1,4 @@
-"""Whole nodes with --dht in one event loop: who-has answers, and fetching from the nearest holder."""
+"""Whole nodes with --dht in one event loop: who-has answers, and fetching from the nearest one."""
 
 from __future__ import annotations
 
@@ -75,13 +75,13 @@ class TestWhoHas:
                 lambda: all(holds(n, o, r, h) for n in nodes for (o, r), h in files.items()), 90
             )
             everyone = {n.settings.name for n in nodes}
-            for (owner, rel), _ in files.items():
+            for (owner, rel), sha in files.items():
                 query = f"{owner}/{rel}"
-                await wait_for(lambda: self._lists(nodes[5], query, everyone), 30)
+                await wait_for(lambda q=query: self._lists(nodes[5], q, everyone), 30)
                 for _round in range(2):
                     for node in nodes:
                         holders = await holder_names(node, query)
-                        on_disk = {n.settings.name for n in nodes if holds(n, owner, rel, files[(owner, rel)])}
+                        on_disk = {n.settings.name for n in nodes if holds(n, owner, rel, sha)}
                         assert holders == on_disk, (node.settings.name, query)
         finally:
             await stop_all(nodes)
@@ -145,7 +145,7 @@ class TestWhoHas:
 
 class TestNearestHolder:
     async def _three(self, tmp_path: Path, size: int) -> tuple[Node, Node, Node, str, bytes]:
-        """near (node 0) and far (node 1, the owner) both hold a file; a newcomer joins after far."""
+        """near (node 0) and far (node 1, the owner) hold a file; a newcomer joins after far."""
         near = Node(settings_for(tmp_path, "near", dht=True, interval=0.2))
         await near.start()
         peers = (("127.0.0.1", near.port),)
@@ -155,7 +155,13 @@ class TestNearestHolder:
         (own_folder(far) / "big.bin").write_bytes(payload)
         sha = digest(own_folder(far) / "big.bin")
         await wait_for(lambda: holds(near, "far", "big.bin", sha), 30)
-        return near, far, Node(settings_for(tmp_path, "newcomer", peers, dht=True, interval=0.2)), sha, payload
+        return (
+            near,
+            far,
+            Node(settings_for(tmp_path, "newcomer", peers, dht=True, interval=0.2)),
+            sha,
+            payload,
+        )
 
     async def test_the_file_comes_from_the_holder_that_answers_sooner(self, tmp_path: Path) -> None:
         near, far, newcomer, sha, _ = await self._three(tmp_path, 3_000_000)
@@ -170,7 +176,9 @@ class TestNearestHolder:
         finally:
             await stop_all([newcomer, far, near])
 
-    async def test_near_holder_dying_mid_transfer_leaves_it_to_the_far_one(self, tmp_path: Path) -> None:
+    async def test_near_holder_dying_mid_transfer_leaves_it_to_the_far_one(
+        self, tmp_path: Path
+    ) -> None:
         near, far, newcomer, sha, payload = await self._three(tmp_path, 4_000_000)
         try:
             from_far = served_bytes(far, len(payload))
@@ -178,7 +186,9 @@ class TestNearestHolder:
 
             async def die_half_way(msg: Message, conn: Connection) -> None:
                 assert isinstance(msg, FileRequest)
-                await write_message(conn.writer, FileData(msg.sha256, len(payload), 0, len(payload)))
+                await write_message(
+                    conn.writer, FileData(msg.sha256, len(payload), 0, len(payload))
+                )
                 conn.writer.write(payload[: len(payload) // 2])
                 await conn.writer.drain()
                 asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(near.close()))
@@ -187,7 +197,11 @@ class TestNearestHolder:
             await newcomer.start()
             await wait_for(lambda: holds(newcomer, "far", "big.bin", sha), 30)
             assert from_far[0] >= len(payload) // 2, from_far
-            leftovers = [p for p in newcomer.settings.shared.rglob("*") if p.is_file() and p.name != "big.bin"]
+            leftovers = [
+                p
+                for p in newcomer.settings.shared.rglob("*")
+                if p.is_file() and p.name != "big.bin"
+            ]
             assert leftovers == []
         finally:
             await stop_all([newcomer, far, near])
