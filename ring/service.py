@@ -326,14 +326,9 @@ class RingService:
             log.error("%s: ring task failed", self.me.name, exc_info=task.exception())
 
     async def _stop(self) -> None:
-        """Cancel every task of this service and wait until each has ended.
-
-        Cancelling again matters: `ring.wire.close_stream` swallows a CancelledError that lands
-        in `wait_closed`, so one cancel can be lost if it arrives while a request is closing.
-        """
+        """Cancel every task of this service and wait until each has ended."""
         current = asyncio.current_task()
-        pending = {t for t in self._tasks if t is not current}
-        while pending:
-            for task in pending:
-                task.cancel()
-            _, pending = await asyncio.wait(pending, timeout=0.1)
+        pending = [t for t in self._tasks if t is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)

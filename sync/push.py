@@ -168,16 +168,10 @@ def merge_pushed(state: State, origin: str, me: str, entries: list) -> list[File
 
 
 async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel tasks and wait for them, cancelling again any that swallowed the cancel.
-
-    `ring.wire.close_stream` absorbs a CancelledError that lands while it waits for a socket
-    to close, so a single cancel can be lost and the task would go on forever.
-    """
-    pending = {task for task in tasks if not task.done()}
-    while pending:
-        for task in pending:
-            task.cancel()
-        _done, pending = await asyncio.wait(pending, timeout=0.1)
+    """Cancel tasks and wait until each has ended."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class Pusher:
