@@ -12,7 +12,10 @@ for the next block to fetch (`claim`), so a faster holder simply comes back soon
 more blocks (work stealing). A block that fails its hash marks its holder bad for this file
 (`failed`); a holder that vanishes gives its claimed blocks back (`release`). Once nothing is
 left unclaimed, an idle holder may duplicate a block still in flight elsewhere ("endgame"), so
-one slow holder cannot hold up the end of a download.
+one slow holder cannot hold up the end of a download: but only a holder measured faster than
+the block's fetcher, or when that fetcher has gone quiet, so a slow holder never repeats what a
+fast one is about to finish. Each holder's measured rate (`measured`) also sizes its runs: a
+slow holder is never handed a run the fast ones would finish sooner.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import asyncio
 import hashlib
 import logging
 import os
+import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -33,6 +38,8 @@ DIGEST = 32
 ENDGAME_BLOCKS = 4
 """Blocks in flight elsewhere are fetched twice only when this few are missing (earlier, the
 duplicate would take a busy uplink from blocks nobody is fetching)."""
+STALL = 2.0
+"""Seconds without a block from a holder after which others may duplicate what it fetches."""
 CACHE_ENTRIES = 256
 """Block lists kept by a holder (a 1 GiB file's list is 8 KiB)."""
 
@@ -138,9 +145,18 @@ class BlockPlan:
     """
 
     def __init__(
-        self, count: int, verified: set[int] | None = None, endgame: int = 2, start: int = 0
+        self,
+        count: int,
+        verified: set[int] | None = None,
+        endgame: int = 2,
+        start: int = 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.count = count
+        self.clock = clock
+        self.rates: dict[str, float] = {}
+        """Bytes per second each holder delivered blocks at (smoothed); absent: not measured."""
+        self._heard: dict[str, float] = {}
         self.verified: set[int] = set(verified or ())
         self.bad: set[str] = set()
         self.served: Counter[str] = Counter()
@@ -168,6 +184,31 @@ class BlockPlan:
     def _free(self, index: int) -> bool:
         return index not in self.verified and index not in self._fetching
 
+    def _take(self, index: int, holder: str) -> int:
+        if not any(holder in owners for owners in self._fetching.values()):
+            self._heard[holder] = self.clock()  # it starts work now: quiet from here on
+        self._fetching.setdefault(index, set()).add(holder)
+        return index
+
+    def measured(self, holder: str, length: int, seconds: float) -> None:
+        """`holder` delivered `length` bytes of a block in `seconds`: update its rate."""
+        rate = length / max(seconds, 1e-6)
+        old = self.rates.get(holder)
+        self.rates[holder] = rate if old is None else (old + rate) / 2
+        self._heard[holder] = self.clock()
+
+    def _may_duplicate(self, holder: str, owners: set[str]) -> bool:
+        """Whether `holder` should fetch a block `owners` are fetching: when each of them is
+        quiet for `STALL` seconds or no faster than `holder` (unmeasured counts as slow)."""
+        now, mine = self.clock(), self.rates.get(holder)
+        for owner in owners:
+            if now - self._heard.get(owner, now) > STALL:
+                continue
+            theirs = self.rates.get(owner)
+            if theirs is not None and (mine is None or mine <= theirs):
+                return False
+        return True
+
     def claim(self, holder: str, allowed: set[int] | None = None) -> int | None:
         """The next block `holder` should fetch, or None when it has nothing left to do.
 
@@ -181,21 +222,18 @@ class BlockPlan:
             for pos in range(self._next, self.count):
                 index = (self._start + pos) % self.count
                 if index not in self.elsewhere and self._free(index):
-                    self._fetching[index] = {holder}
-                    return index
+                    return self._take(index, holder)
         if allowed is None:
             while self._next < self.count:
                 index = (self._start + self._next) % self.count
                 self._next += 1
                 if self._free(index):
-                    self._fetching[index] = {holder}
-                    return index
+                    return self._take(index, holder)
         else:
             for pos in range(self._next, self.count):
                 index = (self._start + pos) % self.count
                 if index in allowed and self._free(index):
-                    self._fetching[index] = {holder}
-                    return index
+                    return self._take(index, holder)
         if self.missing() > ENDGAME_BLOCKS:
             return None
         for index in sorted(self._fetching, key=lambda i: len(self._fetching[i])):
@@ -204,22 +242,32 @@ class BlockPlan:
                 holder not in owners
                 and len(owners) < self._endgame
                 and (allowed is None or index in allowed)
+                and self._may_duplicate(holder, owners)
             ):
-                owners.add(holder)
-                return index
+                return self._take(index, holder)
         return None
 
     def claim_run(
         self, holder: str, workers: int, most: int, allowed: set[int] | None = None
     ) -> list[int]:
-        """Consecutive blocks for one range request: up to a share of what is left unclaimed
-        (guided scheduling: big runs early, single blocks near the end, where stealing pays).
+        """Consecutive blocks for one range request: up to half this holder's share of what is
+        left unclaimed (guided scheduling: big runs early, single blocks near the end, where
+        stealing pays). Its share follows its measured rate among `workers` holders (one not
+        measured yet counts as the average), so a slow holder gets short runs.
         """
         first = self.claim(holder, allowed)
         if first is None:
             return []
         run = [first]
-        want = max(1, min(most, (self.count - self._next) // (2 * workers)))
+        left = self.count - self._next
+        known = self.rates
+        if holder in known and len(known) > 1:
+            average = sum(known.values()) / len(known)
+            total = sum(known.values()) + average * max(0, workers - len(known))
+            want = int(left * known[holder] / total / 2)
+        else:
+            want = left // (2 * workers)
+        want = max(1, min(most, want))
         index = first + 1
         while (
             len(run) < want
@@ -227,8 +275,7 @@ class BlockPlan:
             and self._free(index)
             and (allowed is None or index in allowed)
         ):
-            self._fetching[index] = {holder}
-            run.append(index)
+            run.append(self._take(index, holder))
             index += 1
         return run
 

@@ -6,7 +6,11 @@ run of blocks, sends a FILE range request for it, and keeps up to `PIPELINE` req
 It receives each block into one of two buffers and hands it to `_Storer`, which writes it (and
 feeds the whole-file hash) while the next block arrives. When blocks are checked, a block that
 fails its hash ends this holder's part in the download; a holder that vanishes gives back what
-it had claimed. Local trouble (a full disk) stops every worker of the download.
+it had claimed. Local trouble (a full disk) stops every worker of the download. Once every
+block is in, the download cuts every worker's connection at once: a slow holder's replies
+still on the way are not worth waiting for (its server sees the peer close, and carries on).
+A worker whose holder has no measured rate yet keeps one single-block request out (a probe),
+so a slow holder is found out before it is handed a run.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import hashlib
 import logging
 import socket
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -51,6 +56,21 @@ class Download:
         self.workers = 1
         self.check_blocks = True
         self.abort: LocalDiskError | None = None
+        self.socks: dict[str, socket.socket] = {}
+        """Each worker's connection, to cut them all once the plan is complete."""
+
+    def finished(self) -> None:
+        """Every block is in: stop every worker now, cutting what is still on the way.
+
+        Call under `cond`.
+        """
+        self.stop = True
+        for sock in self.socks.values():
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.cond.notify_all()
 
 
 class _Storer:
@@ -98,6 +118,8 @@ class _Storer:
             raise
         with run.cond:
             run.plan.done(index, self.name, len(view))
+            if run.plan.complete:
+                run.finished()
             run.cond.notify_all()
 
 
@@ -127,6 +149,10 @@ class HolderWorker:
         except PeerUnreachable as exc:
             log.info("holder %s unreachable for %s: %s", name, run.rec.path, exc)
             return
+        with run.cond:
+            run.socks[name] = sock
+            if run.stop:
+                sock.shutdown(socket.SHUT_RDWR)
         try:
             allowed = self.known[0] if self.known is not None else self._holds(sock)
             while not run.stop:
@@ -145,7 +171,8 @@ class HolderWorker:
                 run.abort, run.stop = exc, True
                 run.cond.notify_all()
         except (OSError, RingError, SyncError) as exc:
-            log.info("holder %s stopped serving %s: %s", name, run.rec.path, exc or type(exc))
+            if not run.plan.complete:
+                log.info("holder %s stopped serving %s: %s", name, run.rec.path, exc or type(exc))
         finally:
             try:
                 storer.wait()
@@ -156,6 +183,7 @@ class HolderWorker:
                 for blocks in inflight:
                     for index in blocks:
                         run.plan.release(index, name)
+                run.socks.pop(name, None)
                 run.cond.notify_all()
             self.receiver.release(sock)
 
@@ -201,10 +229,12 @@ class HolderWorker:
         rec = run.rec
         # a full holder with partial holders beside it keeps one request out, not two: its
         # uplink then carries blocks nobody else has rather than a queue of those others have
-        depth = PIPELINE if allowed is not None or not run.plan.elsewhere else 1
+        measured = name in run.plan.rates
+        depth = PIPELINE if measured and (allowed is not None or not run.plan.elsewhere) else 1
+        most = MAX_RUN if measured else 1
         while len(inflight) < depth:
             with run.cond:
-                blocks = run.plan.claim_run(name, run.workers, MAX_RUN, allowed)
+                blocks = run.plan.claim_run(name, run.workers, most, allowed)
                 while (
                     not blocks
                     and allowed is None
@@ -213,7 +243,7 @@ class HolderWorker:
                     and run.plan.busy()
                 ):
                     run.cond.wait(0.5)
-                    blocks = run.plan.claim_run(name, run.workers, MAX_RUN)
+                    blocks = run.plan.claim_run(name, run.workers, most)
             if not blocks:
                 return
             offset = block_range(blocks[0], rec.size, BLOCK_SIZE)[0]
@@ -246,7 +276,10 @@ class HolderWorker:
         rec = run.rec
         length = block_range(index, rec.size, BLOCK_SIZE)[1]
         view = storer.buffer()[:length]
+        started = time.monotonic()
         recv_body(sock, view, run.transfer.add)
+        with run.cond:
+            run.plan.measured(name, length, time.monotonic() - started)
         if run.check_blocks and hashlib.sha256(view).digest() != run.partial.expected(index):
             run.transfer.add(-length)
             with run.cond:
