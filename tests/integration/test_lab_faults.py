@@ -117,14 +117,6 @@ class TestLoss:
 
 
 class TestSlowHolder:
-    @pytest.mark.xfail(
-        reason="sync/swarm.py: with 4 MiB blocks a 6 MB file is 2 blocks; the first worker's "
-        "pipeline claims both, the slow holder's worker then shares both in the endgame, and "
-        "the fetch waits for its duplicate 6 MB at 8 Mbit/s (6.3 s instead of 0.1 s; both "
-        "holders send the whole file). Remove this marker when a complete plan drops the "
-        "other holders' in-flight requests.",
-        strict=False,
-    )
     def test_a_dht_fetch_takes_most_bytes_from_the_fast_holder(
         self, world: Worlds, record_property: Record
     ) -> None:
