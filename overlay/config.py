@@ -6,9 +6,9 @@ The option names are an interface: tests, benchmarks and the lab start nodes wit
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 DEFAULT_PORT = 8091
 """The original's port: TCP for the ring and files, UDP for the DHT."""
@@ -73,19 +73,66 @@ def build_parser() -> argparse.ArgumentParser:
         description="Share Shared/<name>/ with every host on the LAN.",
     )
     parser.add_argument("--dht", action="store_true", help="index file holders in a Kademlia DHT")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP (ring, files) and UDP (DHT) port; 0 picks a free one")
-    parser.add_argument("--host", help="address to bind and advertise (default: the LAN interface's)")
-    parser.add_argument("--shared", type=Path, default=Path("Shared"), help="the shared folder (default ./Shared)")
-    parser.add_argument("--name", help="this host's folder name (default: its address, kept across runs)")
-    parser.add_argument("--peer", type=parse_peer, action="append", default=[], metavar="HOST:PORT", help="join through a known node (repeatable)")
-    parser.add_argument("--no-discovery", action="store_true", help="no ARP scan and no broadcast beacon")
-    parser.add_argument("--interval", type=_interval, default=5.0, metavar="SECONDS", help="manifest pull interval (default 5)")
-    parser.add_argument("--beacon-port", type=int, default=DEFAULT_BEACON_PORT, help="UDP port of the LAN beacon (default 8090)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="TCP (ring, files) and UDP (DHT) port; 0 picks a free one",
+    )
+    parser.add_argument(
+        "--host", help="address to bind and advertise (default: the LAN interface's)"
+    )
+    parser.add_argument(
+        "--shared", type=Path, default=Path("Shared"), help="the shared folder (default ./Shared)"
+    )
+    parser.add_argument(
+        "--name", help="this host's folder name (default: its address, kept across runs)"
+    )
+    parser.add_argument(
+        "--peer",
+        type=parse_peer,
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="join through a known node (repeatable)",
+    )
+    parser.add_argument(
+        "--no-discovery", action="store_true", help="no ARP scan and no broadcast beacon"
+    )
+    parser.add_argument(
+        "--interval",
+        type=_interval,
+        default=5.0,
+        metavar="SECONDS",
+        help="manifest pull interval (default 5)",
+    )
+    parser.add_argument(
+        "--beacon-port",
+        type=int,
+        default=DEFAULT_BEACON_PORT,
+        help="UDP port of the LAN beacon (default 8090)",
+    )
     parser.add_argument("--concurrency", type=int, default=4, help="downloads at once (default 4)")
-    parser.add_argument("--no-watch", action="store_true", help="no file-system events: find changes by the periodic rescan only")
-    parser.add_argument("--settle", type=float, default=1.0, metavar="SECONDS", help="a changed file is sent once left alone this long, or closed (default 1)")
-    parser.add_argument("--allow-mass-delete", action="store_true", help="push deletes of over half the own folder without asking 'confirm-deletes'")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="log to stderr (-vv: debug)")
+    parser.add_argument(
+        "--no-watch",
+        action="store_true",
+        help="no file-system events: find changes by the periodic rescan only",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="a changed file is sent once left alone this long, or closed (default 1)",
+    )
+    parser.add_argument(
+        "--allow-mass-delete",
+        action="store_true",
+        help="push deletes of over half the own folder without asking 'confirm-deletes'",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log to stderr (-vv: debug)"
+    )
     return parser
 
 

@@ -12,7 +12,8 @@ import asyncio
 import hashlib
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from dht.errors import DhtError
 from dht.index import Holder, HolderIndex
@@ -84,7 +85,9 @@ class Node:
         port = await self.server.start()
         state_dir = settings.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
-        self.identity = load_or_create(state_dir, settings.name, default_name(host, port, DEFAULT_PORT))
+        self.identity = load_or_create(
+            state_dir, settings.name, default_name(host, port, DEFAULT_PORT)
+        )
         me = Member(self.identity.key, self.identity.name, host, port)
         if settings.dht:
             self.index = HolderIndex(
@@ -131,7 +134,7 @@ class Node:
             withdrawals = [self.index.withdraw(sha256) for sha256 in self.sync.held_hashes()]
             try:
                 await asyncio.wait_for(asyncio.gather(*withdrawals), WITHDRAW_TIME)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.info("left some holder entries to expire")
         if self.ring is not None:
             try:
@@ -162,8 +165,8 @@ class Node:
 
     # ----------------------------------------------------------------- wiring
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -214,7 +217,7 @@ class Node:
                 self._record_rtt(member.key, seconds)
 
     def rtt(self, member: Member) -> float | None:
-        """The best estimate of the round trip to a member: heartbeats, else probes and transfers."""
+        """Best round-trip estimate to a member: heartbeats, else probes and transfers."""
         assert self.ring is not None
         sample = self._rtt.get(member.key)
         return self.ring.rtt.get(member.key, sample[0] if sample else None)
@@ -243,8 +246,10 @@ class Node:
         found = [by_key[h.holder_id] for h in listed if h.holder_id in by_key]
         now = self.clock()
         stale = [
-            m for m in found
-            if m.key != me.key and m.key not in self.ring.rtt
+            m
+            for m in found
+            if m.key != me.key
+            and m.key not in self.ring.rtt
             and now - self._rtt.get(m.key, (0.0, -PROBE_MAX_AGE))[1] >= PROBE_MAX_AGE
         ]
         if stale:
@@ -258,11 +263,11 @@ class Node:
 
         return sorted(found, key=nearness)
 
-    async def _locate(self, sha256: str) -> list[Peer]:
+    async def _locate(self, sha256_hex: str) -> list[Peer]:
         assert self.ring is not None
         return [
             Peer(m.name, m.host, m.port)
-            for m in await self._holders(sha256)
+            for m in await self._holders(sha256_hex)
             if m.key != self.ring.me.key
         ]
 
@@ -316,8 +321,15 @@ class Node:
             "file(s) to delete": st.to_delete,
         }
         return status_text(
-            self.identity.name, st.own_files, st.own_seq, st.problem, pending,
-            st.round_running, st.transfers, st.last_sync, held_reason=st.held_reason,
+            self.identity.name,
+            st.own_files,
+            st.own_seq,
+            st.problem,
+            pending,
+            st.round_running,
+            st.transfers,
+            st.last_sync,
+            held_reason=st.held_reason,
         )
 
     async def confirm_deletes(self) -> str:
@@ -347,7 +359,9 @@ class Node:
         answers = []
         for record in records[:20]:
             holders = await self._holders(record.sha256)
-            title = f"{record.owner}/{record.path}  sha256 {record.sha256}  {human_size(record.size)}"
+            title = (
+                f"{record.owner}/{record.path}  sha256 {record.sha256}  {human_size(record.size)}"
+            )
             rows = [(m, view.position(m.key), self.rtt(m)) for m in holders]
             answers.append(holders_text(title, rows))
         if len(records) > 20:

@@ -151,7 +151,9 @@ def stdin_lines(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
     return queue
 
 
-async def run_console(console: Console, lines: asyncio.Queue[str | None], interactive: bool) -> None:
+async def run_console(
+    console: Console, lines: asyncio.Queue[str | None], interactive: bool
+) -> None:
     """Serve commands until `exit`, or until end of input at a terminal (Ctrl-D).
 
     At end of input from a pipe the node keeps running without a prompt until a signal, so a

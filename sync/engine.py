@@ -266,7 +266,7 @@ class SyncEngine:
             return changed
 
     def transfers(self) -> list[TransferInfo]:
-        """Downloads running now (file, size, bytes done, rate, time left, holders), oldest first."""
+        """Downloads running now (file, size, done, rate, time left, holders), oldest first."""
         return self.replicator.transfers.snapshot()
 
     def summary(self) -> dict[str, tuple[int, int]]:

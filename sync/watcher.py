@@ -3,8 +3,8 @@
 The watcher only says *that* something changed; the scan decides *what* (events can be lost,
 merged or reordered, and the periodic rescan is the safety net). It also remembers when a file
 was closed after writing or renamed into place, so the scan can send a file saved in one go at
-once and hold back one still open for writing. If the folder is replaced or vanishes (an unmount, a rename), `check`
-re-arms the watch on whatever is at the path now.
+once and hold back one still open for writing. If the folder is replaced or vanishes (an
+unmount, a rename), `check` re-arms the watch on whatever is at the path now.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class FolderWatcher(FileSystemEventHandler):
         return self._watch is not None
 
     def forget_closes(self, before_ns: int) -> None:
-        """Drop close notes older than `before_ns`: a file closed that long ago has settled by age."""
+        """Drop close notes older than `before_ns`: a file closed that long ago has settled."""
         for rel, when in list(self.closed.items()):
             if when < before_ns:
                 self.closed.pop(rel, None)
