@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -56,7 +57,11 @@ class TestSlowHolderOnLoopback:
         ids=["6MiB-late", "24MiB-8mbit"],
     )
     async def test_the_fetch_ends_with_the_fast_holder(
-        self, tmp_path, caplog: pytest.LogCaptureFixture, size: int, uplink: Callable[[], Uplink]
+        self,
+        tmp_path: Path,
+        caplog: pytest.LogCaptureFixture,
+        size: int,
+        uplink: Callable[[], Uplink],
     ) -> None:
         holders, recv, sha = await holders_and_receiver(tmp_path, size, 2)
         fast, slow = holders
@@ -82,3 +87,53 @@ class TestSlowHolderOnLoopback:
             assert reply.size == 1000
         finally:
             await stop_all([*holders, recv])
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestEndgameRules:
+    def test_a_slow_holder_leaves_a_fast_ones_blocks_alone_until_it_goes_quiet(self) -> None:
+        clock = Clock()
+        plan = BlockPlan(2, clock=clock)
+        assert [plan.claim("fast"), plan.claim("fast")] == [0, 1]
+        plan.measured("fast", 4 * MiB, 0.02)
+        assert plan.claim("slow") is None
+        clock.now += 1.0
+        assert plan.claim("slow") is None
+        clock.now += 1.5  # nothing from fast for 2.5 s
+        assert plan.claim("slow") == 0
+
+    def test_a_faster_holder_duplicates_a_slow_ones_block(self) -> None:
+        plan = BlockPlan(2, clock=Clock())
+        assert plan.claim("slow") == 0
+        assert plan.claim("fast") == 1
+        plan.measured("fast", 4 * MiB, 0.02)
+        assert plan.done(1, "fast", 4 * MiB)
+        assert plan.claim("fast") == 0  # slow is not measured: counts as slowest
+        plan.measured("slow", 4 * MiB, 4.0)
+        assert plan.claim("slow") is None
+
+    def test_measured_holders_never_duplicate_a_faster_ones_block(self) -> None:
+        plan = BlockPlan(3, {0}, clock=Clock())
+        plan.measured("a", 100, 1.0)
+        plan.measured("b", 50, 1.0)
+        assert [plan.claim("a"), plan.claim("b")] == [1, 2]
+        assert plan.claim("b") is None
+        assert plan.claim("a") == 2
+
+    def test_runs_follow_measured_rates(self) -> None:
+        plan = BlockPlan(200, clock=Clock())
+        plan.measured("fast", 90, 1.0)
+        plan.measured("slow", 10, 1.0)
+        slow = plan.claim_run("slow", workers=2, most=64)
+        fast = plan.claim_run("fast", workers=2, most=64)
+        assert len(slow) == 9  # 199 left: 10% of it, halved
+        assert len(fast) == 64  # 90% of it, halved (89), capped by most
