@@ -157,6 +157,7 @@ class BlockPlan:
         self.rates: dict[str, float] = {}
         """Bytes per second each holder delivered blocks at (smoothed); absent: not measured."""
         self._heard: dict[str, float] = {}
+        self._last: dict[str, int] = {}
         self.verified: set[int] = set(verified or ())
         self.bad: set[str] = set()
         self.served: Counter[str] = Counter()
@@ -188,7 +189,39 @@ class BlockPlan:
         if not any(holder in owners for owners in self._fetching.values()):
             self._heard[holder] = self.clock()  # it starts work now: quiet from here on
         self._fetching.setdefault(index, set()).add(holder)
+        self._last[holder] = index
         return index
+
+    def _rare(self, holder: str) -> int | None:
+        """For a full holder beside partial ones: a block no partial holder has. The block
+        after its last one while that is such a block (one range request), else one inside
+        the longest stretch of them, away from its ends: other receivers fetching from the
+        full holders are at work at those ends, so they and this one fetch different blocks
+        and have more to trade. Where inside depends on `start` (receivers differ)."""
+        count = self.count
+        last = self._last.get(holder)
+        if last is not None:
+            after = (last + 1) % count
+            if after not in self.elsewhere and self._free(after):
+                return after
+        wanted = [i not in self.elsewhere and self._free(i) for i in range(count)]
+        if all(wanted):
+            return self._start
+        edge = wanted.index(False)
+        best, best_len, run_start, run_len = None, 0, 0, 0
+        for step in range(1, count + 1):
+            index = (edge + step) % count
+            if wanted[index]:
+                if not run_len:
+                    run_start = index
+                run_len += 1
+                if run_len > best_len:
+                    best, best_len = run_start, run_len
+            else:
+                run_len = 0
+        if best is None:
+            return None
+        return (best + best_len * (1 + self._start % 3) // 4) % count
 
     def measured(self, holder: str, length: int, seconds: float) -> None:
         """`holder` delivered `length` bytes of a block in `seconds`: update its rate."""
@@ -219,10 +252,9 @@ class BlockPlan:
         if holder in self.bad:
             return None
         if allowed is None and self.elsewhere:
-            for pos in range(self._next, self.count):
-                index = (self._start + pos) % self.count
-                if index not in self.elsewhere and self._free(index):
-                    return self._take(index, holder)
+            rare = self._rare(holder)
+            if rare is not None:
+                return self._take(rare, holder)
         if allowed is None:
             while self._next < self.count:
                 index = (self._start + self._next) % self.count
@@ -274,6 +306,7 @@ class BlockPlan:
             and index < self.count
             and self._free(index)
             and (allowed is None or index in allowed)
+            and (allowed is not None or index not in self.elsewhere)
         ):
             run.append(self._take(index, holder))
             index += 1
