@@ -234,7 +234,7 @@ def build_announcement(a: Announcement) -> bytes:
     """
     if not _valid(a.key, a.ring_id, a.name, a.port):
         raise ValueError(f"announcement out of limits: {a!r}")
-    body = msgpack.packb({"k": a.key, "r": a.ring_id, "n": a.name, "p": a.port})
+    body: bytes = msgpack.packb({"k": a.key, "r": a.ring_id, "n": a.name, "p": a.port})
     return MAGIC + bytes([VERSION]) + body
 
 

@@ -135,7 +135,7 @@ def from_dict(body: Any) -> Message:
 
 def encode(msg: Message) -> bytes:
     """One whole frame (length prefix included) for `msg`."""
-    payload = msgpack.packb(to_dict(msg), use_bin_type=True)
+    payload: bytes = msgpack.packb(to_dict(msg), use_bin_type=True)
     if len(payload) > MAX_FRAME:
         raise FrameTooLarge(f"{msg.TYPE} frame of {len(payload)} bytes exceeds {MAX_FRAME}")
     return HEADER.pack(len(payload)) + payload
