@@ -1,6 +1,6 @@
 """The sync layer's messages on the ring's wire (frozen dataclasses registered by type name).
 
-Field layouts and limits are described in docs/protocol-sync.md; keep the two in step.
+Field layouts and limits are described in docs/PROTOCOL.md ("Sync"); keep the two in step.
 """
 
 from __future__ import annotations
