@@ -2,7 +2,8 @@
 
 Views and members travel as plain maps (`View.to_wire`, `Member.to_wire`) and are checked
 with `View.from_wire` / `Member.from_wire` by whoever receives them, since the wire checks
-field types only shallowly. docs/PROTOCOL.md ("Ring membership") describes each message and its replies.
+field types only shallowly. docs/PROTOCOL.md ("Ring membership") describes each message and
+its replies.
 """
 
 from __future__ import annotations
