@@ -363,7 +363,7 @@ class Node:
                 f"{record.owner}/{record.path}  sha256 {record.sha256}  {human_size(record.size)}"
             )
             rows = [(m, view.position(m.key), self.rtt(m)) for m in holders]
-            answers.append(holders_text(title, rows))
+            answers.append(holders_text(title, rows, self.ring.me.key))
         if len(records) > 20:
             answers.append(f"... and {len(records) - 20} more matches; narrow the query")
         return "\n".join(answers)

@@ -57,13 +57,17 @@ def files_text(summary: Mapping[str, tuple[int, int]], own: str) -> str:
 
 
 def holders_text(
-    title: str, holders: Sequence[tuple[Member, int | None, float | None]]
+    title: str, holders: Sequence[tuple[Member, int | None, float | None]], me: str
 ) -> str:
-    """`who-has` for one file: its title line, then each holder (member, ring id, rtt)."""
+    """`who-has` for one file: its title line, then each holder (member, ring id, rtt).
+
+    The asking node (key `me`) is marked as such rather than shown with no round trip.
+    """
     if not holders:
         return f"{title}\n  no holder known"
     lines = [title]
     for member, position, rtt in holders:
         where = "?" if position is None else str(position)
-        lines.append(f"  {member.name}  {member.host}:{member.port}  id {where}  {human_rtt(rtt)}")
+        near = "(this node)" if member.key == me else human_rtt(rtt)
+        lines.append(f"  {member.name}  {member.host}:{member.port}  id {where}  {near}")
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
-HOLDER_LINE = re.compile(r"^  (\S+)  127\.0\.0\.1:(\d+)  id (\d+|\?)  rtt", re.M)
+HOLDER_LINE = re.compile(r"^  (\S+)  127\.0\.0\.1:(\d+)  id (\d+|\?)  (?:rtt|\(this node\))", re.M)
 
 
 async def holder_names(node: Node, query: str) -> set[str]:
