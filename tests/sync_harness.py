@@ -10,7 +10,6 @@ import asyncio
 import hashlib
 import os
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,16 +106,3 @@ async def pull_until(nodes: list[SyncNode], timeout: float) -> int:
         await asyncio.gather(*(n.engine.pull_once() for n in nodes))
         rounds += 1
     return rounds
-
-
-async def wait_for(cond: Callable[[], bool | Awaitable[bool]], timeout: float) -> None:
-    """Poll `cond` until true, failing the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = cond()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)

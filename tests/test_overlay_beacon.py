@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from ipaddress import IPv4Network
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import pytest
 
 from overlay.beacon import RENOTIFY, Discovery, read_arp_table
 from overlay.discovery import Announcement, Interface, build_announcement
+from tests.waiting import wait_for
 
 LOOPBACK = Interface("lo", "127.0.0.1", IPv4Network("127.0.0.0/8"), "127.0.0.1")
 ETH0 = Interface("eth0", "192.0.2.2", IPv4Network("192.0.2.0/24"), "192.0.2.255")
@@ -42,15 +43,6 @@ NEIGH = """\
 PEER = ("127.0.0.2", 40000)
 
 Calls = list[tuple[str, int]]
-
-
-async def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll `cond` until it holds; fail the test if it does not within `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def free_udp_ports(n: int) -> list[int]:

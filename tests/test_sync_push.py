@@ -31,8 +31,8 @@ from tests.sync_harness import (
     start_all,
     stop_all,
     tree,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
 

@@ -24,8 +24,8 @@ from tests.sync_harness import (
     start_all,
     stop_all,
     tree,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 
 def wire_push_ring(nodes: list[SyncNode]) -> None:

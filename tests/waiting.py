@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 
 async def wait_for(
-    cond: Callable[[], bool | Awaitable[bool]], timeout: float, step: float = 0.02
+    cond: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0, step: float = 0.02
 ) -> float:
     """Poll `cond` (plain or async) until true; return the seconds it took, or fail at `timeout`."""
     start = time.monotonic()

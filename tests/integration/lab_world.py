@@ -17,6 +17,7 @@ import pytest
 
 from overlay.labnet import TOOLS, Host, Lab, LabError, missing_tools
 from overlay.labnode import LabNode
+from tests.sync_harness import tree
 
 NODE_ARGS = ("--interval", "0.5")
 """A short manifest pull interval keeps the suite within minutes."""
@@ -32,17 +33,6 @@ def wait_until(
             pytest.fail(f"{what}: not within {timeout:.0f} s\n{explain()}")
         time.sleep(0.1)
     return time.monotonic() - start
-
-
-def tree(folder: Path) -> dict[str, str]:
-    """Relative path -> SHA-256 of every regular file under `folder` (empty if it is missing)."""
-    if not folder.is_dir():
-        return {}
-    return {
-        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
 
 
 class World:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pty
 import re
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.nodes import digest
 from tests.procs import ROOT, NodeProcess, free_port
 
 pytestmark = pytest.mark.integration
@@ -45,10 +45,6 @@ def launch(tmp_path: Path) -> Iterator:
     yield start
     for node in started:
         node.stop()
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class TestProcesses:
@@ -99,13 +95,13 @@ class TestProcesses:
         b = launch("bravo", "--dht", "--peer", f"127.0.0.1:{a.port}", "--interval", "0.5")
         (a.shared / "alpha").mkdir(parents=True, exist_ok=True)
         (a.shared / "alpha" / "report.pdf").write_bytes(b"%PDF-1.4 not really\n" * 100)
-        digest = sha256_of(a.shared / "alpha" / "report.pdf")
+        sha = digest(a.shared / "alpha" / "report.pdf")
         answer = b.poll_command(
             "who-has report.pdf",
             lambda text: "alpha " in text and "bravo " in text,
             timeout=40,
         )
-        assert digest in answer
+        assert sha in answer
         assert "alpha/report.pdf" in answer
         assert f"127.0.0.1:{a.port}" in answer and f"127.0.0.1:{b.port}" in answer
         assert "no file matches" in b.command("who-has nothing-like-this")
@@ -140,10 +136,25 @@ class TestGracefulStops:
         a = launch("alpha")
         controller, terminal = pty.openpty()
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "Main.py"), "--no-discovery", "--host", "127.0.0.1",
-             "--port", str(free_port()), "--shared", str(tmp_path / "tty" / "Shared"),
-             "--name", "tty", "--peer", f"127.0.0.1:{a.port}"],
-            stdin=terminal, stdout=terminal, stderr=subprocess.PIPE, cwd=ROOT,
+            [
+                sys.executable,
+                str(ROOT / "Main.py"),
+                "--no-discovery",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(free_port()),
+                "--shared",
+                str(tmp_path / "tty" / "Shared"),
+                "--name",
+                "tty",
+                "--peer",
+                f"127.0.0.1:{a.port}",
+            ],
+            stdin=terminal,
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
         )
         os.close(terminal)
         try:

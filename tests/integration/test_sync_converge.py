@@ -21,9 +21,9 @@ from tests.sync_harness import (
     start_all,
     stop_all,
     tree,
-    wait_for,
     wire_ring,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,8 @@ from sync.engine import Peer
 from sync.messages import BlocksData, BlocksRequest, FileData, FileRequest
 from sync.replica import Locate
 from sync.resume import PARTIAL_DIR
-from tests.sync_harness import SyncNode, make_node, stop_all, wait_for
+from tests.sync_harness import SyncNode, make_node, stop_all
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

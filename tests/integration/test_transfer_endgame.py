@@ -17,7 +17,8 @@ from ring.wire import Message, expect, request
 from sync.blocks import BlockPlan
 from sync.messages import FileData, FileRequest
 from tests.integration.test_transfer_blocks import MiB, holders_and_receiver, sha_of
-from tests.sync_harness import stop_all, wait_for
+from tests.sync_harness import stop_all
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
