@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from kademlia.crawling import NodeSpiderCrawl
@@ -162,6 +162,20 @@ class HolderIndex(Server):  # type: ignore[misc]
         key = dht_key(sha256_hex)
         self._held.add(sha256_hex)
         await self._publish(key, present=True)
+
+    def hold(self, hashes: Iterable[str]) -> None:
+        """Count these hashes as held, to be published by the next `reannounce_all` round.
+
+        A node starting with thousands of files registers them at once and lets one bounded
+        round publish them, instead of starting thousands of lookups at the same moment.
+
+        Raises:
+            InvalidKey: one of them is not a SHA-256 hex digest (none is registered then).
+        """
+        wanted = list(hashes)
+        for sha256_hex in wanted:
+            dht_key(sha256_hex)
+        self._held.update(wanted)
 
     async def withdraw(self, sha256_hex: str) -> None:
         """Record that this node no longer holds ``sha256_hex``, and stop re-announcing it.

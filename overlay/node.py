@@ -114,10 +114,11 @@ class Node:
         self.ring = RingService(self.server, me)
         self.ring.add_listener(self._on_view)
         await self.ring.start(settings.peers)
-        self._on_view(self.ring.view)
         if self.index is not None:
-            for sha256 in self.sync.held_hashes():
-                self._spawn(self.index.announce(sha256))
+            self.index.hold(self.sync.held_hashes())
+        self._on_view(self.ring.view)
+        if self.index is not None and len(self.ring.view.members) == 1:
+            self._spawn(self.index.reannounce_all())
         if settings.peers:
             self._spawn(self._contact_peers())
         if settings.discovery and iface is not None:
@@ -195,10 +196,10 @@ class Node:
                 self._spawn(self._bootstrap(fresh))
 
     async def _bootstrap(self, addrs: list[tuple[str, int]]) -> None:
-        assert self.index is not None and self.sync is not None
+        """Meet new members in the DHT, then publish what this node holds (one bounded round)."""
+        assert self.index is not None
         await self.index.bootstrap(addrs)
-        for sha256 in self.sync.held_hashes():
-            await self.index.announce(sha256)
+        await self.index.reannounce_all()
 
     def _on_holding(self, sha256: str, held: bool) -> None:
         assert self.index is not None

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from dht.errors import LookupFailed
+from dht.errors import InvalidKey, LookupFailed
 from dht.index import Holder, HolderIndex
 from tests.helpers_dht import content_hash, key_distance, start_cluster, stop_all
 from tests.waiting import wait_for
@@ -46,6 +46,22 @@ class TestManyFilesManyHolders:
                 expected = {f"holder-{i}" for i in who}
                 for node in twenty:
                     assert ids(await node.holders(h)) == expected
+
+    async def test_held_hashes_are_published_by_one_bounded_round(
+        self, twenty: list[HolderIndex]
+    ) -> None:
+        hashes = [content_hash(f"held-{i}") for i in range(30)]
+        twenty[3].hold(hashes)
+        for h in hashes[:3]:
+            assert ids(await twenty[11].holders(h)) == set(), "published before the round"
+        await twenty[3].reannounce_all()
+        for h in hashes:
+            assert ids(await twenty[11].holders(h)) == {"holder-3"}
+
+    def test_hold_refuses_a_bad_hash_and_registers_nothing(self, twenty: list[HolderIndex]) -> None:
+        with pytest.raises(InvalidKey):
+            twenty[0].hold([content_hash("fine"), "not-a-hash"])
+        assert twenty[0].held == frozenset()
 
     async def test_holder_entries_carry_the_tcp_address(self, twenty: list[HolderIndex]) -> None:
         h = content_hash("addressed")
