@@ -21,6 +21,7 @@ from overlay.beacon import Discovery
 from overlay.config import DEFAULT_PORT, Settings
 from overlay.discovery import Interface, choose_interface, list_interfaces
 from overlay.identity import Identity, default_name, load_or_create
+from overlay.progress import transfers_text
 from overlay.prompt import status_text
 from overlay.reports import files_text, holders_text, human_size, peers_text
 from ring.membership import Member, View
@@ -321,7 +322,7 @@ class Node:
             "file(s) to fetch": st.to_fetch,
             "file(s) to delete": st.to_delete,
         }
-        return status_text(
+        text = status_text(
             self.identity.name,
             st.own_files,
             st.own_seq,
@@ -332,6 +333,10 @@ class Node:
             st.last_sync,
             held_reason=st.held_reason,
         )
+        running = self.sync.transfers()
+        if running:
+            text += "\n" + "\n".join("  " + line for line in transfers_text(running).splitlines())
+        return text
 
     async def confirm_deletes(self) -> str:
         """Push the deletes held back as too many at once (the `confirm-deletes` command)."""

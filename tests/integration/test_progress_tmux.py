@@ -109,6 +109,10 @@ async def test_bars_move_and_the_prompt_answers_meanwhile(tmp_path: Path) -> Non
         assert done_mb(tail) is not None, f"no bar under the answer to peers:\n{answer}"
         assert answer.count("movie.bin ") == 1, f"a stale bar was left behind:\n{answer}"
 
+        await tmux(sock, "send-keys", "-t", "main", "status", "Enter")
+        listed = await pane_until(sock, lambda t: "left  from owner" in t, 10)
+        assert re.search(r"owner/movie\.bin  [\d.]+/[\d.]+ MB \(\d+%\)", listed), listed
+
         target = recv_shared / "owner" / "movie.bin"
         await pane_until(sock, lambda t: target.exists() and bottom(t) == ">>", 60)
         assert sha_of(target) == sha
