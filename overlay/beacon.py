@@ -25,6 +25,7 @@ from overlay.discovery import (
     parse_arp_text,
     reachable_peers,
 )
+from ring.wire import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +185,7 @@ class Discovery:
 
     async def stop(self) -> None:
         """Stop the timers and close the socket; safe to call twice or before start."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         if self._answer_later is not None:
             self._answer_later.cancel()

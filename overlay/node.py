@@ -27,6 +27,7 @@ from overlay.reports import files_text, holders_text, human_size, peers_text
 from ring.membership import Member, View
 from ring.server import FrameServer
 from ring.service import RingService
+from ring.wire import cancel_and_wait
 from sync.engine import Peer, SyncEngine
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ PEER_RETRY = 3.0
 
 WITHDRAW_TIME = 2.0
 """Longest a graceful leave spends withdrawing this node's entries from the holder index."""
+
+LOOKUP_TIME = 5.0
+"""Longest a holder lookup may take (a few LAN timeouts): the prompt must never hang on one."""
 
 PROBE_TIMEOUT = 0.5
 """A holder that does not answer a PING this fast on a LAN is ranked after every one that does."""
@@ -150,9 +154,7 @@ class Node:
 
         The server closes before the sync engine, whose database a late request would hit.
         """
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._tasks))
         if self.discovery is not None:
             await self.discovery.stop()
         if self.ring is not None:
@@ -241,9 +243,9 @@ class Node:
         view, me = self.ring.view, self.ring.me
         by_key = {m.key: m for m in view.members}
         try:
-            listed = await self.index.holders(sha256)
-        except DhtError as exc:
-            log.warning("holder lookup for %s failed: %s", sha256[:12], exc)
+            listed = await asyncio.wait_for(self.index.holders(sha256), LOOKUP_TIME)
+        except (DhtError, TimeoutError) as exc:
+            log.warning("holder lookup for %s failed: %s", sha256[:12], exc or "timed out")
             listed = []
         found = [by_key[h.holder_id] for h in listed if h.holder_id in by_key]
         now = self.clock()

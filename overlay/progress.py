@@ -34,6 +34,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from ring.wire import cancel_and_wait
 from sync.tracker import TransferInfo
 
 log = logging.getLogger(__name__)
@@ -128,9 +129,7 @@ class Bars:
 
     async def stop(self) -> None:
         """Stop following the transfers and take the bars off the screen."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         self.hide()
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ring.errors import ConnectionClosed, Refused, RemoteProtocolError, TruncatedFrame
-from ring.wire import Error, Message, close_stream, read_message, write_message
+from ring.wire import Error, Message, cancel_and_wait, close_stream, read_message, write_message
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +80,7 @@ class FrameServer:
         """Stop accepting and cut every open connection."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._tasks))
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None

@@ -40,7 +40,7 @@ from ring.membership import (
 from ring.merging import Merger
 from ring.messages import Join, JoinOk, Ping, Pong, Redirect, Update
 from ring.server import Connection, FrameServer
-from ring.wire import Message, Ok, expect, request
+from ring.wire import Message, Ok, cancel_and_wait, expect, request
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +328,4 @@ class RingService:
     async def _stop(self) -> None:
         """Cancel every task of this service and wait until each has ended."""
         current = asyncio.current_task()
-        pending = [t for t in self._tasks if t is not current]
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await cancel_and_wait(t for t in self._tasks if t is not current)

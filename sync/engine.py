@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ring.errors import RemoteProtocolError
 from ring.server import Handler
-from ring.wire import Message
+from ring.wire import Message, cancel_and_wait
 from sync.holdings import Holdings
 from sync.manifest import FileRecord, Peer, is_sha256, plan
 from sync.paths import check_owner, confine
@@ -34,7 +34,6 @@ from sync.push import (
     NoticingReplicator,
     Pusher,
     SyncStatus,
-    cancel_all,
     replica_changes,
 )
 from sync.replica import Locate
@@ -191,7 +190,7 @@ class SyncEngine:
             self._watcher = None
         await self.pusher.stop()
         tasks = self._workers + ([self._task] if self._task is not None else [])
-        await cancel_all(tasks)
+        await cancel_and_wait(tasks)
         self._task, self._workers = None, []
         async with self._lock, self._scan_lock:
             self.state.close()

@@ -28,4 +28,3 @@ class HashMismatch(RemoteProtocolError):
 
 class TransferAborted(SyncError):
     """The transfer stopped before every announced byte arrived."""
-

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ring.errors import BadRequest, PeerUnreachable, RemoteError, RemoteProtocolError
 from ring.server import Connection, Handler
-from ring.wire import Message, Ok, expect, request
+from ring.wire import Message, Ok, cancel_and_wait, expect, request
 from sync.errors import SyncError
 from sync.manifest import FileRecord, Peer, entry_to_record, record_to_entry, supersedes
 from sync.messages import NOTIFY_MAX_ENTRIES, Notify
@@ -167,13 +167,6 @@ def merge_pushed(state: State, origin: str, me: str, entries: list) -> list[File
     return fresh
 
 
-async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel tasks and wait until each has ended."""
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-
 class Pusher:
     """Sends this node's own changes and forwards others' along the ring, in order."""
 
@@ -214,7 +207,7 @@ class Pusher:
     async def stop(self) -> None:
         """Stop forwarding; queued pushes are dropped (the pull catches up)."""
         if self._task is not None:
-            await cancel_all([self._task])
+            await cancel_and_wait([self._task])
             self._task = None
 
     def set_next(self, peer: Peer | None, ring_size: int) -> None:

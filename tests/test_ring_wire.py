@@ -17,6 +17,7 @@ from ring.wire import (
     Framer,
     Message,
     Ok,
+    cancel_and_wait,
     decode_payload,
     encode,
     message,
@@ -193,3 +194,20 @@ async def test_wrap_puts_a_middleman_around_every_route(echo_server: FrameServer
 def test_ok_has_no_fields() -> None:
     (payload,) = Framer().feed(encode(Ok()))
     assert decode_payload(payload) == Ok()
+
+
+async def test_cancel_and_wait_ends_a_task_that_swallows_one_cancel() -> None:
+    """Python 3.11's wait_for can eat a cancel; one cancel plus gather would then never return."""
+    cancels = []
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancels.append(1)  # swallowed, as wait_for may do
+        await asyncio.sleep(3600)
+
+    task = asyncio.ensure_future(stubborn())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(cancel_and_wait([task]), 5)
+    assert task.cancelled() and cancels == [1]
