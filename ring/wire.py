@@ -151,37 +151,6 @@ def decode_payload(payload: bytes) -> Message:
     return from_dict(body)
 
 
-class Framer:
-    """Sans-IO frame splitter: feed bytes in, get whole payloads out (after wormhole's _Framer)."""
-
-    def __init__(self, max_size: int = MAX_FRAME) -> None:
-        self._buffer = bytearray()
-        self._max_size = max_size
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """Add received bytes; return every payload now complete, in order.
-
-        Raises:
-            FrameTooLarge: a header announced more than the cap; the stream is unusable after.
-        """
-        self._buffer += data
-        out = []
-        while len(self._buffer) >= HEADER.size:
-            (length,) = HEADER.unpack_from(self._buffer)
-            if length > self._max_size:
-                raise FrameTooLarge(f"frame of {length} bytes exceeds {self._max_size}")
-            if len(self._buffer) < HEADER.size + length:
-                break
-            out.append(bytes(self._buffer[HEADER.size : HEADER.size + length]))
-            del self._buffer[: HEADER.size + length]
-        return out
-
-    @property
-    def pending(self) -> int:
-        """Bytes held that do not yet make a whole frame."""
-        return len(self._buffer)
-
-
 async def read_message(reader: asyncio.StreamReader, max_size: int = MAX_FRAME) -> Message:
     """Read one frame from a stream and decode it.
 

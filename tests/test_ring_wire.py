@@ -9,12 +9,18 @@ import struct
 import msgpack
 import pytest
 
-from ring.errors import FrameTooLarge, MalformedFrame, Refused, RemoteError, UnknownMessage
+from ring.errors import (
+    ConnectionClosed,
+    FrameTooLarge,
+    MalformedFrame,
+    Refused,
+    RemoteError,
+    UnknownMessage,
+)
 from ring.server import Connection, FrameServer, Handler
 from ring.wire import (
     MAX_FRAME,
     Error,
-    Framer,
     Message,
     Ok,
     cancel_and_wait,
@@ -39,24 +45,32 @@ def frame(body: object) -> bytes:
     return struct.pack(">I", len(payload)) + payload
 
 
+def stream_of(*chunks: bytes) -> asyncio.StreamReader:
+    """A stream that delivers these chunks, then ends."""
+    reader = asyncio.StreamReader()
+    for chunk in chunks:
+        reader.feed_data(chunk)
+    reader.feed_eof()
+    return reader
+
+
 class TestCodec:
-    def test_round_trip_keeps_bytes_and_text(self) -> None:
+    async def test_round_trip_keeps_bytes_and_text(self) -> None:
         msg = Echo("JOIN.txt END FILE ünïcødé", b"\x00\xff\r\n", 3)
-        (payload,) = Framer().feed(encode(msg))
-        assert decode_payload(payload) == msg
+        assert await read_message(stream_of(encode(msg))) == msg
 
-    def test_framer_splits_and_joins_arbitrary_chunks(self) -> None:
+    async def test_frames_split_and_joined_in_arbitrary_chunks(self) -> None:
         data = encode(Echo("a")) + encode(Echo("b", b"x" * 5000))
-        framer = Framer()
-        out = []
-        for i in range(0, len(data), 7):
-            out += framer.feed(data[i : i + 7])
-        assert [decode_payload(p) for p in out] == [Echo("a"), Echo("b", b"x" * 5000)]
-        assert framer.pending == 0
+        reader = stream_of(*(data[i : i + 7] for i in range(0, len(data), 7)))
+        assert await read_message(reader) == Echo("a")
+        assert await read_message(reader) == Echo("b", b"x" * 5000)
+        with pytest.raises(ConnectionClosed):
+            await read_message(reader)
 
-    def test_oversized_header_is_refused_before_buffering(self) -> None:
+    async def test_oversized_header_is_refused_before_buffering(self) -> None:
+        reader = stream_of(struct.pack(">I", MAX_FRAME + 1))
         with pytest.raises(FrameTooLarge):
-            Framer().feed(struct.pack(">I", MAX_FRAME + 1))
+            await read_message(reader)
 
     @pytest.mark.parametrize(
         "body, error",
@@ -191,9 +205,8 @@ async def test_wrap_puts_a_middleman_around_every_route(echo_server: FrameServer
     assert seen == ["TEST_ECHO"]
 
 
-def test_ok_has_no_fields() -> None:
-    (payload,) = Framer().feed(encode(Ok()))
-    assert decode_payload(payload) == Ok()
+async def test_ok_has_no_fields() -> None:
+    assert await read_message(stream_of(encode(Ok()))) == Ok()
 
 
 async def test_cancel_and_wait_ends_a_task_that_swallows_one_cancel() -> None:
