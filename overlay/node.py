@@ -116,12 +116,11 @@ class Node:
         await self.sync.start()
         if self.index is not None:
             self.sync.add_holding_listener(self._on_holding)
-        self.ring = RingService(self.server, me)
-        self.ring.add_listener(self._on_view)
-        await self.ring.start(settings.peers)
         if self.index is not None:
             self.index.hold(self.sync.held_hashes())
-        self._on_view(self.ring.view)
+        self.ring = RingService(self.server, me)
+        self.ring.add_listener(self._on_view)  # install() calls it for the first view too
+        await self.ring.start(settings.peers)
         if self.index is not None and len(self.ring.view.members) == 1:
             self._spawn(self.index.reannounce_all())
         if settings.peers:
