@@ -52,8 +52,7 @@ class Leader:
         svc.check_alive()
         if svc.status is Status.LEAVING:
             raise Refused("leaving", "this node is leaving the ring")
-        if svc.status is not Status.MEMBER:
-            raise Refused("not_member", "this node is in no ring")
+        svc.require_member()
         if svc.view.leader.key != svc.me.key:
             return redirect_to(svc.view.leader)
         return None
@@ -101,9 +100,7 @@ class Leader:
 
     async def _on_fail(self, msg: Message, conn: Connection) -> Message:
         assert isinstance(msg, Fail)
-        self.svc.check_alive()
-        if self.svc.status is not Status.MEMBER:
-            raise Refused("not_member", "this node is in no ring")
+        self.svc.require_member()
         too_many = len(msg.dead) > len(self.svc.view.members)
         if too_many or not all(isinstance(k, str) for k in msg.dead):
             raise BadRequest("FAIL.dead must be a short list of keys")

@@ -81,10 +81,8 @@ class Merger:
 
     async def _on_hello(self, msg: Message, conn: Connection) -> Message:
         svc = self.svc
-        svc.check_alive()
+        svc.require_member()
         assert isinstance(msg, Hello)
-        if svc.status is not Status.MEMBER:
-            raise Refused("not_member", "this node is in no ring")
         theirs = (msg.ring_id, msg.leader)
         if msg.key not in svc.view.keys and wins_merge(theirs, label(svc.view)):
             self.merge_into(theirs, (msg.host, msg.port))
@@ -95,10 +93,8 @@ class Merger:
 
     async def _on_merge(self, msg: Message, conn: Connection) -> Message:
         svc = self.svc
-        svc.check_alive()
+        svc.require_member()
         assert isinstance(msg, Merge)
-        if svc.status is not Status.MEMBER:
-            raise Refused("not_member", "this node is in no ring")
         theirs = (msg.ring_id, msg.leader)
         if not wins_merge(theirs, label(svc.view)):
             raise Refused("no_merge", f"ring {theirs} does not win over {label(svc.view)}")

@@ -292,6 +292,12 @@ class RingService:
         if self.status is Status.CRASHED:
             raise ConnectionResetError("node crashed")
 
+    def require_member(self) -> None:
+        """Handlers acting on the ring call this first: silent if crashed, refused if no member."""
+        self.check_alive()
+        if self.status is not Status.MEMBER:
+            raise Refused("not_member", "this node is in no ring")
+
     async def _on_ping(self, msg: Message, conn: Connection) -> Message:
         self.check_alive()
         assert isinstance(msg, Ping)
