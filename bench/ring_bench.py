@@ -29,8 +29,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ring.membership import Member  # noqa: E402
-from ring.server import FrameServer  # noqa: E402
 from ring.service import RingService  # noqa: E402
+from ring.wire import FrameServer  # noqa: E402
 
 
 async def until(cond: Callable[[], bool], timeout: float = 30.0) -> float:

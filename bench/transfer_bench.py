@@ -35,8 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.sync_bench import SMALL, baseline_big, baseline_small, write_big  # noqa: E402
-from ring.server import Connection, Handler  # noqa: E402
-from ring.wire import Message  # noqa: E402
+from ring.wire import Connection, Handler, Message  # noqa: E402
 from sync.manifest import Peer  # noqa: E402
 from sync.messages import FileRequest  # noqa: E402
 from sync.replica import Locate  # noqa: E402

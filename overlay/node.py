@@ -25,9 +25,8 @@ from overlay.progress import transfers_text
 from overlay.prompt import status_text
 from overlay.reports import files_text, holders_text, human_size, peers_text
 from ring.membership import Member, View
-from ring.server import FrameServer
 from ring.service import RingService
-from ring.wire import cancel_and_wait
+from ring.wire import Door, FrameServer, cancel_and_wait
 from sync.engine import Peer, SyncEngine
 
 log = logging.getLogger(__name__)
@@ -86,7 +85,8 @@ class Node:
         # Listen only on the LAN that discovery serves: a host on two LANs must not be pulled
         # into a ring, met on the other one, that its own LAN's peers cannot reach.
         bind = settings.host or (iface.address if iface else "0.0.0.0")
-        self.server = FrameServer(bind, settings.port)
+        door = Door()
+        self.server = FrameServer(bind, settings.port, door=door)
         port = await self.server.start()
         state_dir = settings.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -103,6 +103,7 @@ class Node:
             settings.shared.resolve(),
             state_dir,
             me.name,
+            door=door,
             interval=settings.interval,
             concurrency=settings.concurrency,
             locate=self._locate if self.index else None,

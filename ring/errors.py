@@ -7,6 +7,9 @@ the wire code that goes into the ERROR reply, so the mapping lives in one place.
 
 from __future__ import annotations
 
+REASON_MAX = 500
+"""Longest `reason` an ERROR reply carries."""
+
 
 class RingError(Exception):
     """Root of every error raised by the wire and the ring."""
@@ -76,3 +79,17 @@ class Refused(RingError):
         super().__init__(f"{code}: {reason}")
         self.code = code
         self.reason = reason
+
+
+def reply_for(exc: BaseException, request_type: str) -> tuple[str, str, bool]:
+    """The ERROR reply to a request that raised `exc`: (code, reason, keep the connection open).
+
+    The one mapping from exceptions to wire codes (the client side raises `RemoteError` with
+    the code): the peer's protocol errors carry their own code and close the connection; a
+    handler's refusal keeps it open; anything else is this node's bug ("internal") and closes.
+    """
+    if isinstance(exc, RemoteProtocolError):
+        return exc.code, str(exc)[:REASON_MAX], False
+    if isinstance(exc, Refused):
+        return exc.code, exc.reason[:REASON_MAX], True
+    return "internal", f"{request_type[:40]} failed on this node", False

@@ -19,7 +19,7 @@ from ring.errors import PeerUnreachable, RemoteProtocolError, RingError
 from ring.failure import FailureDetector
 from ring.membership import Member, Status, View, acting_leader
 from ring.messages import Fail, Redirect, ViewReply
-from ring.wire import Message, request
+from ring.wire import Message
 
 if TYPE_CHECKING:
     from ring.service import RingService
@@ -103,7 +103,9 @@ class Heartbeat:
             else:
                 try:
                     msg = Fail(svc.me.key, sorted(dead))
-                    reply = await request(leader.host, leader.port, msg, 4 * svc.probe_timeout)
+                    reply = await svc.server.door.request(
+                        leader.host, leader.port, msg, 4 * svc.probe_timeout
+                    )
                 except PeerUnreachable:
                     dead.add(leader.key)
                     continue

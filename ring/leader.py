@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING
 from ring.errors import BadRequest, PeerUnreachable, Refused, RingError
 from ring.membership import Member, Status, View, acting_leader, admit, remove
 from ring.messages import Fail, Join, JoinOk, Leave, Redirect, Update, ViewReply
-from ring.server import Connection, FrameServer
-from ring.wire import Message, request
+from ring.wire import Connection, FrameServer, Message
 
 if TYPE_CHECKING:
     from ring.service import RingService
@@ -155,7 +154,7 @@ class Leader:
         target = svc.view.leader
         host, port = target.host, target.port
         for _ in range(MAX_REDIRECTS):
-            reply = await request(host, port, Leave(svc.me.key), svc.timeout)
+            reply = await svc.server.door.request(host, port, Leave(svc.me.key), svc.timeout)
             if not isinstance(reply, Redirect):
                 return
             host, port = reply.host, reply.port
@@ -172,7 +171,7 @@ class Leader:
         """Send `msg` to each member concurrently; the unreachable are left to the heartbeat."""
         members = list(members)
         results = await asyncio.gather(
-            *(request(m.host, m.port, msg, self.svc.timeout) for m in members),
+            *(self.svc.server.door.request(m.host, m.port, msg, self.svc.timeout) for m in members),
             return_exceptions=True,
         )
         for member, result in zip(members, results, strict=True):

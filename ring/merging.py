@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 from ring.errors import Refused, RingError
 from ring.membership import Label, Status, label, wins_merge
 from ring.messages import Hello, HelloOk, Merge
-from ring.server import Connection, FrameServer
-from ring.wire import Message, Ok, expect, request
+from ring.wire import Connection, FrameServer, Message, Ok, expect
 
 if TYPE_CHECKING:
     from ring.service import RingService
@@ -44,7 +43,7 @@ class Merger:
         size = len(svc.view.members)
         msg = Hello(svc.me.key, svc.view.ring_id, leader.key, leader.host, leader.port, size)
         try:
-            reply = expect(await request(host, port, msg, svc.timeout), HelloOk)
+            reply = expect(await svc.server.door.request(host, port, msg, svc.timeout), HelloOk)
         except RingError as exc:
             log.debug("%s: no hello from %s:%d: %s", svc.me.name, host, port, exc)
             return
@@ -73,7 +72,7 @@ class Merger:
         svc = self.svc
         leader = svc.view.leader
         try:
-            await request(leader.host, leader.port, msg, svc.timeout)
+            await svc.server.door.request(leader.host, leader.port, msg, svc.timeout)
         except RingError as exc:
             log.info("%s: leader did not take MERGE (%s); re-joining alone", svc.me.name, exc)
             if svc.status is Status.MEMBER:

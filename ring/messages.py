@@ -1,4 +1,4 @@
-"""The ring's messages: one frozen dataclass per type, carried by `ring/wire.py`.
+"""The ring's messages: one frozen dataclass per type, carried by `ring/wire/`.
 
 Views and members travel as plain maps (`View.to_wire`, `Member.to_wire`) and are checked
 with `View.from_wire` / `Member.from_wire` by whoever receives them, since the wire checks

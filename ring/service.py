@@ -39,8 +39,7 @@ from ring.membership import (
 )
 from ring.merging import Merger
 from ring.messages import Join, JoinOk, Ping, Pong, Redirect, Update
-from ring.server import Connection, FrameServer
-from ring.wire import Message, Ok, cancel_and_wait, expect, request
+from ring.wire import Connection, FrameServer, Message, Ok, cancel_and_wait, expect
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +236,9 @@ class RingService:
         """JOIN at host:port, following REDIRECTs to the leader."""
         for hop in range(MAX_REDIRECTS):
             try:
-                reply = await request(host, port, Join(self.me.to_wire()), self.timeout)
+                reply = await self.server.door.request(
+                    host, port, Join(self.me.to_wire()), self.timeout
+                )
             except PeerUnreachable:
                 if hop:
                     raise _TryAgain(f"leader {host}:{port} unreachable") from None
@@ -279,7 +280,7 @@ class RingService:
         """One PING; None if `member` does not answer PONG in time."""
         msg = Ping(self.me.key, self.view.ring_id, self.view.version)
         try:
-            reply = await request(member.host, member.port, msg, timeout)
+            reply = await self.server.door.request(member.host, member.port, msg, timeout)
             return expect(reply, Pong)
         except RingError as exc:
             log.debug("%s: no pong from %s: %s", self.me.name, member.name, exc)

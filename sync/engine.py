@@ -24,8 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ring.errors import RemoteProtocolError
-from ring.server import Handler
-from ring.wire import Message, cancel_and_wait
+from ring.wire import Door, Handler, Message, cancel_and_wait
 from sync.holdings import Holdings
 from sync.manifest import FileRecord, Peer, is_sha256, plan
 from sync.paths import check_owner, confine
@@ -63,6 +62,7 @@ class SyncEngine:
         state_dir: Path,
         name: str,
         *,
+        door: Door | None = None,
         interval: float = 5.0,
         concurrency: int = 4,
         locate: Locate | None = None,
@@ -79,6 +79,8 @@ class SyncEngine:
             shared_root: the Shared/ folder; this node's files live in `<shared_root>/<name>/`.
             state_dir: where sync.db and trash/ live (not inside shared_root).
             name: this node's folder name (one component, not starting with ".").
+            door: the node's door: every connection sync opens goes through it (a plain
+                one when not given).
             interval: seconds between rounds of the background loop (rescan, then pull).
             concurrency: most downloads (FILE or BATCH) in flight at once.
             locate: "who holds hash H?", nearest first; None until a DHT is wired.
@@ -102,7 +104,8 @@ class SyncEngine:
         self.hasher = Hasher()
         self.holdings = Holdings()
         self.server = Server(self.root, self.state)
-        self.receiver = Receiver(self.root / TMP_DIR, timeout)
+        self.door = door if door is not None else Door()
+        self.receiver = Receiver(self.door, self.root / TMP_DIR, timeout)
         self.allow_mass_delete = allow_mass_delete
         self.own = OwnFolder(
             self.root,
@@ -128,7 +131,7 @@ class SyncEngine:
         )
         self.replicator.tell = self._tell
         self.replicator.pulled = {}
-        self.pusher = Pusher(self.name, self.state, timeout, self._on_pushed)
+        self.pusher = Pusher(self.door, self.name, self.state, timeout, self._on_pushed)
         self.watch = watch
         self._watcher: FolderWatcher | None = None
         self._listeners: list[Callable[[Change], None]] = []

@@ -17,21 +17,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import socket
 import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from ring.errors import PeerUnreachable, RingError
-from ring.wire import encode
+from ring.wire import Channel
 from sync.blocks import BLOCK_SIZE, BlockPlan, block_range
 from sync.errors import SyncError, TransferAborted
 from sync.manifest import FileRecord, Peer
 from sync.messages import BlocksData, BlocksRequest, FileData, FileRequest
 from sync.resume import LocalDiskError, Partial, have_set
 from sync.tracker import Transfer
-from sync.transfer import Receiver, read_reply, recv_body
+from sync.transfer import Receiver, recv_body
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,15 @@ MAX_RUN = 16
 single blocks near the end, where work stealing matters."""
 
 
+@dataclass
+class Listed:
+    """A holder that already answered BLOCKS: the connection it answered on, kept for its
+    worker, and the blocks it holds (None: all of them)."""
+
+    channel: Channel
+    have: set[int] | None
+
+
 class Download:
     """What the workers of one download share; every field but the counters under `cond`."""
 
@@ -56,7 +65,7 @@ class Download:
         self.workers = 1
         self.check_blocks = True
         self.abort: LocalDiskError | None = None
-        self.socks: dict[str, socket.socket] = {}
+        self.channels: dict[str, Channel] = {}
         """Each worker's connection, to cut them all once the plan is complete."""
 
     def finished(self) -> None:
@@ -65,11 +74,8 @@ class Download:
         Call under `cond`.
         """
         self.stop = True
-        for sock in self.socks.values():
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        for channel in self.channels.values():
+            channel.shutdown()
         self.cond.notify_all()
 
 
@@ -132,11 +138,11 @@ class HolderWorker:
         run: Download,
         receiver: Receiver,
         writers: ThreadPoolExecutor,
-        known: tuple[set[int] | None] | None = None,
+        listed: Listed | None = None,
     ) -> None:
-        """`known`: what the holder holds, if its BLOCKS answer is in hand ((None,): all)."""
+        """`listed`: the connection on which this holder already gave its BLOCKS answer."""
         self.peer, self.download, self.receiver, self.writers = peer, run, receiver, writers
-        self.known = known
+        self.listed = listed
 
     def run(self) -> None:
         """Claim, request, receive, check, store; until nothing is left for this holder."""
@@ -145,24 +151,24 @@ class HolderWorker:
         inflight: deque[list[int]] = deque()
         storer = _Storer(self.writers, run, name)
         try:
-            sock = self.receiver.connect(peer)
+            channel = self.receiver.connect(peer) if self.listed is None else self.listed.channel
         except PeerUnreachable as exc:
             log.info("holder %s unreachable for %s: %s", name, run.rec.path, exc)
             return
         with run.cond:
-            run.socks[name] = sock
+            run.channels[name] = channel
             if run.stop:
-                sock.shutdown(socket.SHUT_RDWR)
+                channel.shutdown()
         try:
-            allowed = self.known[0] if self.known is not None else self._holds(sock)
+            allowed = self.listed.have if self.listed is not None else self._holds(channel)
             while not run.stop:
-                self._request_more(sock, name, run, inflight, allowed)
+                self._request_more(channel, name, run, inflight, allowed)
                 if not inflight:
                     if allowed is None or not self._more_later(run):
                         return
-                    allowed = self._holds(sock)
+                    allowed = self._holds(channel)
                     continue
-                if not self._receive(sock, name, run, inflight[0], storer):
+                if not self._receive(channel, name, run, inflight[0], storer):
                     return
                 inflight.popleft()
             storer.wait()
@@ -183,11 +189,11 @@ class HolderWorker:
                 for blocks in inflight:
                     for index in blocks:
                         run.plan.release(index, name)
-                run.socks.pop(name, None)
+                run.channels.pop(name, None)
                 run.cond.notify_all()
-            self.receiver.release(sock)
+            self.receiver.release(channel)
 
-    def _holds(self, sock: socket.socket) -> set[int] | None:
+    def _holds(self, channel: Channel) -> set[int] | None:
         """Ask the holder (BLOCKS) which blocks it has: None for all, else those it stored so
         far (it is downloading the file too).
 
@@ -196,8 +202,7 @@ class HolderWorker:
         """
         run = self.download
         rec = run.rec
-        sock.sendall(encode(BlocksRequest(rec.sha256, rec.owner, rec.path, BLOCK_SIZE)))
-        reply = read_reply(sock)
+        reply = channel.exchange(BlocksRequest(rec.sha256, rec.owner, rec.path, BLOCK_SIZE))
         if not isinstance(reply, BlocksData) or reply.hashes != run.partial.hashes:
             raise TransferAborted(f"{self.peer.name} has another block list for {rec.path}")
         if reply.have is None:
@@ -217,7 +222,7 @@ class HolderWorker:
 
     def _request_more(
         self,
-        sock: socket.socket,
+        channel: Channel,
         name: str,
         run: Download,
         inflight: deque[list[int]],
@@ -249,35 +254,35 @@ class HolderWorker:
             offset = block_range(blocks[0], rec.size, BLOCK_SIZE)[0]
             end = sum(block_range(blocks[-1], rec.size, BLOCK_SIZE))
             ask = FileRequest(rec.sha256, rec.owner, rec.path, offset, end - offset)
-            sock.sendall(encode(ask))
+            channel.send(ask)
             inflight.append(blocks)
 
     def _receive(
-        self, sock: socket.socket, name: str, run: Download, blocks: list[int], storer: _Storer
+        self, channel: Channel, name: str, run: Download, blocks: list[int], storer: _Storer
     ) -> bool:
         """Read the reply to one range request, block by block (each one leaves `blocks` once
         stored); False when this holder must stop (it sent a bad block)."""
         rec = run.rec
         offset = block_range(blocks[0], rec.size, BLOCK_SIZE)[0]
         size = sum(block_range(blocks[-1], rec.size, BLOCK_SIZE)) - offset
-        header = read_reply(sock)
+        header = channel.read()
         if not isinstance(header, FileData) or (header.offset, header.size) != (offset, size):
             raise TransferAborted(f"{name} answered blocks {blocks[0]}.. with the wrong range")
         while blocks:
-            if not self._block(sock, name, run, blocks[0], storer):
+            if not self._block(channel, name, run, blocks[0], storer):
                 return False
             blocks.pop(0)
         return True
 
     def _block(
-        self, sock: socket.socket, name: str, run: Download, index: int, storer: _Storer
+        self, channel: Channel, name: str, run: Download, index: int, storer: _Storer
     ) -> bool:
         """Receive and check one block of a range reply, and have it stored."""
         rec = run.rec
         length = block_range(index, rec.size, BLOCK_SIZE)[1]
         view = storer.buffer()[:length]
         started = time.monotonic()
-        recv_body(sock, view, run.transfer.add)
+        recv_body(channel, view, run.transfer.add)
         with run.cond:
             run.plan.measured(name, length, time.monotonic() - started)
         if run.check_blocks and hashlib.sha256(view).digest() != run.partial.expected(index):

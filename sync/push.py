@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ring.errors import BadRequest, PeerUnreachable, RemoteError, RemoteProtocolError
-from ring.server import Connection, Handler
-from ring.wire import Message, Ok, cancel_and_wait, expect, request
+from ring.wire import Connection, Door, Handler, Message, Ok, cancel_and_wait, expect
 from sync.errors import SyncError
 from sync.manifest import FileRecord, Peer, entry_to_record, record_to_entry, supersedes
 from sync.messages import NOTIFY_MAX_ENTRIES, Notify
@@ -172,6 +171,7 @@ class Pusher:
 
     def __init__(
         self,
+        door: Door,
         name: str,
         state: State,
         timeout: float,
@@ -179,11 +179,13 @@ class Pusher:
     ) -> None:
         """
         Args:
+            door: the node's door, through which pushes go out.
             name: this node's folder name.
             state: the node's sync state (records and counters).
             timeout: seconds to wait on the next node per try.
             on_pushed: called with (origin, superseding records) when a push brings news.
         """
+        self.door = door
         self.name = name
         self.state = state
         self.timeout = timeout
@@ -267,7 +269,7 @@ class Pusher:
                 if peer is None or peer.name == msg.origin:
                     break
                 try:
-                    expect(await request(peer.host, peer.port, msg, self.timeout), Ok)
+                    expect(await self.door.request(peer.host, peer.port, msg, self.timeout), Ok)
                     self.sent += 1
                     break
                 except (PeerUnreachable, RemoteError, RemoteProtocolError) as exc:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ring.errors import PeerUnreachable, RemoteError, RemoteProtocolError
-from ring.wire import close_stream, exchange, expect, open_stream
+from ring.wire import expect
 from sync.blocks import BLOCK_SIZE
 from sync.errors import SyncError
 from sync.holdings import Holdings
@@ -124,14 +124,12 @@ class Replicator:
     async def pull_manifest(self, prev: Peer, timeout: float) -> None:
         """Page through prev's delta since our counters and keep every superseding record."""
         since = self.state.counters()
-        reader, writer = await open_stream(prev.host, prev.port, timeout)
+        conn = await self.receiver.door.open(prev.host, prev.port, timeout)
         try:
             cursor: list | None = None  # type: ignore[type-arg]
             for _ in range(MAX_PAGES):
                 reply = expect(
-                    await exchange(
-                        reader, writer, ManifestRequest(since, PAGE_LIMIT, cursor), timeout
-                    ),
+                    await conn.exchange(ManifestRequest(since, PAGE_LIMIT, cursor), timeout),
                     ManifestData,
                 )
                 self._merge(prev, reply.entries)
@@ -139,7 +137,7 @@ class Replicator:
                     return
                 cursor = reply.cursor
         finally:
-            await close_stream(writer)
+            await conn.close()
 
     def _merge(self, prev: Peer, entries: list) -> None:  # type: ignore[type-arg]
         seen: dict[str, int] = {}

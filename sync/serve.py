@@ -15,8 +15,7 @@ import stat
 from pathlib import Path
 
 from ring.errors import BadRequest, Refused
-from ring.server import Connection, Handler
-from ring.wire import Message
+from ring.wire import Connection, Handler, Message
 from sync.blocks import BlockCache, valid_block_size
 from sync.manifest import is_sha256, record_to_entry
 from sync.messages import (

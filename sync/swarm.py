@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from ring.errors import PeerUnreachable, RemoteError, RemoteProtocolError
-from ring.wire import expect, request
+from ring.wire import expect
 from sync.blocks import BLOCK_SIZE, DIGEST, BlockCache, BlockPlan, block_count, block_range
 from sync.errors import HashMismatch, TransferAborted
-from sync.holder import Download, HolderWorker
+from sync.holder import Download, HolderWorker, Listed
 from sync.manifest import FileRecord, Peer
 from sync.messages import BlocksData, BlocksRequest
 from sync.resume import Partial, have_set
@@ -88,9 +88,13 @@ class Swarm:
             self.avoid.pop(rec.sha256, None)
             trusted = list(holders)
         holders = self._choose(rec, trusted)
-        hashes, lister, lister_has = await self._block_list(rec, holders)
+        hashes, lister, listed = await self._in_pool(self._block_list, rec, holders)
         partial = Partial(self.folder, rec.sha256, rec.size, BLOCK_SIZE, hashes)
-        verified = await self._in_pool(partial.open)
+        try:
+            verified = await self._in_pool(partial.open)
+        except BaseException:
+            self.receiver.release(listed.channel)
+            raise
         transfer = self.transfers.begin(rec.owner, rec.path, rec.size)
         transfer.sources = tuple(p.name for p in holders)
         transfer.resumed = transfer.done = sum(
@@ -101,7 +105,7 @@ class Swarm:
         ok = False
         self.partials[rec.sha256] = partial
         try:
-            await self._run_workers(run, holders, lister, lister_has)
+            await self._run_workers(run, holders, lister, listed)
             self._conclude(run, lister)
             path = await self._in_pool(partial.finish, rec.mtime_ns)
             ok = True
@@ -129,12 +133,17 @@ class Swarm:
             raise TransferAborted("sync engine stopped") from None
 
     async def _run_workers(
-        self, run: Download, holders: list[Peer], lister: str, lister_has: set[int] | None
+        self, run: Download, holders: list[Peer], lister: str, listed: Listed
     ) -> None:
+        """One worker per holder; the lister's worker goes on on the connection it listed on."""
         loop = asyncio.get_running_loop()
-        if self.receiver.closed:  # checked on the loop, as close is: no worker starts after it
-            run.partial.close()
-            raise TransferAborted("sync engine stopped")
+        if self.receiver.closed or run.plan.complete:
+            # checked on the loop, as close is: no worker starts after it
+            self.receiver.release(listed.channel)
+            if not run.plan.complete:
+                run.partial.close()
+                raise TransferAborted("sync engine stopped")
+            return
         run.workers = len(holders)
         run.check_blocks = len(holders) > 1
         workers = [
@@ -145,11 +154,10 @@ class Swarm:
                     run,
                     self.receiver,
                     self._writers,
-                    (lister_has,) if peer.name == lister else None,
+                    listed if peer.name == lister else None,
                 ).run,
             )
             for peer in holders
-            if not run.plan.complete
         ]
         try:
             await asyncio.gather(*workers)
@@ -179,30 +187,39 @@ class Swarm:
             self.avoid.setdefault(rec.sha256, set()).add(lister)
             raise HashMismatch(f"{rec.owner}/{rec.path}: the block list from {lister} was wrong")
 
-    async def _block_list(
-        self, rec: FileRecord, holders: list[Peer]
-    ) -> tuple[bytes, str, set[int] | None]:
+    def _block_list(self, rec: FileRecord, holders: list[Peer]) -> tuple[bytes, str, Listed]:
         """The block hashes from the first holder that gives a list of the right shape, its
-        name, and the blocks it has (None: all)."""
+        name, and the connection it answered on with the blocks it has (in a worker thread).
+
+        Raises:
+            TransferAborted, PeerUnreachable, RemoteError, RemoteProtocolError: nobody did.
+        """
         last: Exception = TransferAborted("no holder")
         ask = BlocksRequest(rec.sha256, rec.owner, rec.path, BLOCK_SIZE)
+        count = block_count(rec.size, BLOCK_SIZE)
         for peer in holders:
             try:
-                reply = expect(
-                    await request(peer.host, peer.port, ask, max(self.timeout, LIST_TIMEOUT)),
-                    BlocksData,
-                )
-            except (PeerUnreachable, RemoteError, RemoteProtocolError) as exc:
+                channel = self.receiver.connect(peer)
+            except PeerUnreachable as exc:
                 log.info("no block list for %s from %s: %s", rec.path, peer.name, exc)
                 last = exc
                 continue
-            count = block_count(rec.size, BLOCK_SIZE)
+            try:
+                channel.set_timeout(max(self.timeout, LIST_TIMEOUT))
+                reply = expect(channel.exchange(ask), BlocksData)
+                channel.set_timeout(self.timeout)
+            except (OSError, PeerUnreachable, RemoteError, RemoteProtocolError) as exc:
+                self.receiver.release(channel)
+                log.info("no block list for %s from %s: %s", rec.path, peer.name, exc)
+                last = exc if not isinstance(exc, OSError) else TransferAborted(str(exc))
+                continue
             if (reply.sha256, reply.size, reply.block_size) == (
                 rec.sha256,
                 rec.size,
                 BLOCK_SIZE,
             ) and len(reply.hashes) == count * DIGEST:
                 held = None if reply.have is None else have_set(reply.have, count)
-                return reply.hashes, peer.name, held
+                return reply.hashes, peer.name, Listed(channel, held)
+            self.receiver.release(channel)
             log.warning("%s sent a block list of the wrong shape for %s", peer.name, rec.path)
         raise last

@@ -2,7 +2,8 @@
 
 Serving runs on the event loop: a FILE_DATA (or BATCH_DATA) header frame, then the raw bytes,
 sent with `loop.sendfile` (zero-copy where the OS allows). Receiving runs in a worker thread on
-a plain blocking socket, one per download: it reads the header frame, then streams the body
+a blocking `Channel` from the node's door, one per download: it reads the header frame, then
+streams the body
 into a temp file under `<shared>/.lanshare-tmp/` in 1 MiB `recv_into` reads, hashing as it
 writes, so neither the loop nor memory ever holds a whole file. Only a body whose SHA-256
 matches is fsynced, given its mtime, and handed back for `place` to rename into the tree.
@@ -22,9 +23,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ring.errors import BadRequest, MalformedFrame, PeerUnreachable, RemoteError
-from ring.server import Connection
-from ring.wire import HEADER, MAX_FRAME, Error, Message, decode_payload, encode, write_message
+from ring.errors import (
+    BadRequest,
+    MalformedFrame,
+    PeerUnreachable,
+    RemoteError,
+    RemoteProtocolError,
+)
+from ring.wire import Channel, Connection, Door
 from sync.errors import HashMismatch, TransferAborted
 from sync.manifest import FileRecord, Peer
 from sync.messages import BatchData, BatchRequest, FileData, FileRequest
@@ -43,7 +49,7 @@ async def send_body(conn: Connection, path: Path, header: FileData) -> None:
         OSError: the file shrank or the connection broke; the server closes the connection,
             so the receiver sees a short body and never a wrong one.
     """
-    await write_message(conn.writer, header)
+    await conn.send(header)
     if header.size == 0:
         return
     loop = asyncio.get_running_loop()
@@ -56,7 +62,7 @@ async def send_body(conn: Connection, path: Path, header: FileData) -> None:
 async def send_batch(conn: Connection, bodies: list[tuple[str, bytes | None]]) -> None:
     """Write a BATCH_DATA header, then each held body back to back (None: not held, size -1)."""
     items = [{"sha256": sha, "size": -1 if body is None else len(body)} for sha, body in bodies]
-    await write_message(conn.writer, BatchData(items))
+    await conn.send(BatchData(items))
     conn.writer.write(b"".join(body for _sha, body in bodies if body))
     await conn.writer.drain()
 
@@ -64,10 +70,11 @@ async def send_batch(conn: Connection, bodies: list[tuple[str, bytes | None]]) -
 class Receiver:
     """Blocking downloads run in worker threads; `close` cuts every one still running."""
 
-    def __init__(self, tmp_dir: Path, timeout: float = 10.0) -> None:
+    def __init__(self, door: Door, tmp_dir: Path, timeout: float = 10.0) -> None:
+        self.door = door
         self.tmp_dir = tmp_dir
         self.timeout = timeout
-        self._socks: set[socket.socket] = set()
+        self._channels: set[Channel] = set()
         self._lock = threading.Lock()
         self._fsyncer = ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="sync-fsync")
         self._closers: list[Callable[[], None]] = []
@@ -78,39 +85,36 @@ class Receiver:
         self._closers.append(closer)
 
     def close(self) -> None:
-        """Shut down every open download socket (their threads then fail fast)."""
+        """Shut down every open download connection (their threads then fail fast)."""
         self.closed = True
         self._fsyncer.shutdown(wait=False)
         for closer in self._closers:
             closer()
         with self._lock:
-            for sock in self._socks:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            for channel in self._channels:
+                channel.shutdown()
 
     def temp_path(self, sha256: str) -> Path:
         """A fresh temp file name for content `sha256`."""
         return self.tmp_dir / f"{sha256[:16]}-{uuid.uuid4().hex[:12]}.part"
 
-    def connect(self, peer: Peer) -> socket.socket:
-        """A blocking socket to `peer` that `close` will cut; give it back with `release`."""
+    def connect(self, peer: Peer) -> Channel:
+        """A blocking connection to `peer` that `close` will cut; give it back with `release`."""
         if self.closed:
             raise PeerUnreachable("sync engine stopped")
         try:
-            sock = socket.create_connection((peer.host, peer.port), timeout=self.timeout)
-        except OSError as exc:
-            raise PeerUnreachable(f"{peer.name} at {peer.host}:{peer.port}: {exc}") from None
+            channel = self.door.open_blocking(peer.host, peer.port, self.timeout)
+        except PeerUnreachable as exc:
+            raise PeerUnreachable(f"{peer.name} at {exc}") from None
         with self._lock:
-            self._socks.add(sock)
-        return sock
+            self._channels.add(channel)
+        return channel
 
-    def release(self, sock: socket.socket) -> None:
-        """Forget and close a socket from `connect`."""
+    def release(self, channel: Channel) -> None:
+        """Forget and close a connection from `connect`."""
         with self._lock:
-            self._socks.discard(sock)
-        sock.close()
+            self._channels.discard(channel)
+        channel.close()
 
     def fetch(self, peer: Peer, rec: FileRecord) -> tuple[Path, float]:
         """Download one file's bytes from `peer` into a verified temp file.
@@ -122,17 +126,17 @@ class Receiver:
             PeerUnreachable, RemoteError, TransferAborted, HashMismatch: try another source.
             OSError: local trouble (disk full, permissions); the temp file is already gone.
         """
-        sock = self.connect(peer)
+        channel = self.connect(peer)
         try:
             started = time.monotonic()
-            header = _exchange(sock, FileRequest(rec.sha256, rec.owner, rec.path))
+            header = channel.exchange(FileRequest(rec.sha256, rec.owner, rec.path))
             rtt = time.monotonic() - started
             if not isinstance(header, FileData) or header.size != rec.size:
                 raise MalformedFrame(f"{peer.name} answered {header.TYPE} of the wrong size")
             tmp = self.temp_path(rec.sha256)
             try:
                 with open(tmp, "wb") as f:
-                    digest = _stream(sock, f, rec.size)
+                    digest = _stream(channel, f, rec.size)
                     _finish(f, tmp, digest, rec)
             except BaseException:
                 tmp.unlink(missing_ok=True)
@@ -143,7 +147,7 @@ class Receiver:
                 raise TransferAborted(f"from {peer.name}: {exc}") from None
             raise
         finally:
-            self.release(sock)
+            self.release(channel)
 
     def fetch_batch(self, peer: Peer, recs: list[FileRecord]) -> dict[int, Path]:
         """Download many small files in one BATCH round trip.
@@ -152,11 +156,11 @@ class Receiver:
             index in `recs` -> verified temp file, for every file the peer held and sent right.
             Files it did not hold, or sent wrong, are left out (fetched singly later).
         """
-        sock = self.connect(peer)
+        channel = self.connect(peer)
         out: dict[int, Path] = {}
         try:
             items = [{"sha256": r.sha256, "owner": r.owner, "path": r.path} for r in recs]
-            header = _exchange(sock, BatchRequest(items))
+            header = channel.exchange(BatchRequest(items))
             if not isinstance(header, BatchData) or len(header.items) != len(recs):
                 raise MalformedFrame(f"{peer.name} answered a batch of the wrong shape")
             for index, (item, rec) in enumerate(zip(header.items, recs, strict=True)):
@@ -168,7 +172,7 @@ class Receiver:
                 tmp = self.temp_path(rec.sha256)
                 try:
                     with open(tmp, "wb") as f:
-                        digest = _stream(sock, f, size)
+                        digest = _stream(channel, f, size)
                         _finish(f, tmp, digest, rec, sync=False)
                     out[index] = tmp
                 except HashMismatch as exc:
@@ -177,14 +181,14 @@ class Receiver:
                 except BaseException:
                     tmp.unlink(missing_ok=True)
                     raise
-        except (OSError, PeerUnreachable, RemoteError, MalformedFrame, TransferAborted) as exc:
+        except (OSError, PeerUnreachable, RemoteError, RemoteProtocolError, TransferAborted) as exc:
             if not out:
                 if isinstance(exc, (socket.timeout, ConnectionError)):
                     raise TransferAborted(f"batch from {peer.name}: {exc}") from None
                 raise
             log.info("batch from %s stopped after %d files: %s", peer.name, len(out), exc)
         finally:
-            self.release(sock)
+            self.release(channel)
         self._fsync_all(out)
         return out
 
@@ -203,44 +207,15 @@ class Receiver:
                 temps.pop(index).unlink(missing_ok=True)
 
 
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
-    buf = bytearray(size)
-    view = memoryview(buf)
-    got = 0
-    while got < size:
-        n = sock.recv_into(view[got:], size - got)
-        if n == 0:
-            raise TransferAborted(f"connection closed after {got} of {size} bytes")
-        got += n
-    return bytes(buf)
-
-
-def _exchange(sock: socket.socket, msg: Message) -> Message:
-    """Send one request frame and read the reply frame on a blocking socket."""
-    sock.sendall(encode(msg))
-    return read_reply(sock)
-
-
-def read_reply(sock: socket.socket) -> Message:
-    """Read one reply frame on a blocking socket; an ERROR reply raises RemoteError."""
-    (length,) = HEADER.unpack(_recv_exact(sock, HEADER.size))
-    if length > MAX_FRAME:
-        raise MalformedFrame(f"reply frame of {length} bytes")
-    reply = decode_payload(_recv_exact(sock, length))
-    if isinstance(reply, Error):
-        raise RemoteError(reply.code, reply.reason)
-    return reply
-
-
-def _stream(sock: socket.socket, f: object, size: int) -> hashlib._Hash:
-    """Copy exactly `size` bytes from the socket to the file, hashing them."""
+def _stream(channel: Channel, f: object, size: int) -> hashlib._Hash:
+    """Copy exactly `size` bytes from the connection to the file, hashing them."""
     digest = hashlib.sha256()
     buf = bytearray(CHUNK)
     view = memoryview(buf)
     left = size
     write = f.write  # type: ignore[attr-defined]
     while left:
-        n = sock.recv_into(view, min(CHUNK, left), socket.MSG_WAITALL)
+        n = channel.recv_into(view[: min(CHUNK, left)])
         if n == 0:
             raise TransferAborted(f"connection closed after {size - left} of {size} bytes")
         digest.update(view[:n])
@@ -249,11 +224,11 @@ def _stream(sock: socket.socket, f: object, size: int) -> hashlib._Hash:
     return digest
 
 
-def recv_body(sock: socket.socket, view: memoryview, progress: Callable[[int], None]) -> None:
-    """Fill `view` from the socket in 1 MiB reads, telling `progress` of each read."""
+def recv_body(channel: Channel, view: memoryview, progress: Callable[[int], None]) -> None:
+    """Fill `view` from the connection in 1 MiB reads, telling `progress` of each read."""
     got, size = 0, len(view)
     while got < size:
-        n = sock.recv_into(view[got:], min(CHUNK, size - got), socket.MSG_WAITALL)
+        n = channel.recv_into(view[got : got + min(CHUNK, size - got)])
         if n == 0:
             raise TransferAborted(f"connection closed after {got} of {size} bytes")
         got += n

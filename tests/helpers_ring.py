@@ -6,8 +6,8 @@ import secrets
 from dataclasses import dataclass, field
 
 from ring.membership import Member, View
-from ring.server import FrameServer
 from ring.service import RingService
+from ring.wire import FrameServer
 
 
 @dataclass

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ring.server import FrameServer
+from ring.wire import FrameServer
 from sync.engine import Peer, SyncEngine
 from sync.scanner import TMP_DIR
 

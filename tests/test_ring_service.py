@@ -21,11 +21,11 @@ from ring.messages import (
     Pong,
     Redirect,
 )
-from ring.server import Connection, FrameServer
 from ring.service import RingService
-from ring.wire import Message, request
+from ring.wire import Connection, FrameServer, Message
 from tests.helpers_ring import Cluster, whole
 from tests.waiting import wait_for
+from tests.wire_client import request
 
 
 @pytest.fixture

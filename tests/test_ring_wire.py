@@ -17,20 +17,21 @@ from ring.errors import (
     RemoteError,
     UnknownMessage,
 )
-from ring.server import Connection, FrameServer, Handler
 from ring.wire import (
     MAX_FRAME,
+    Connection,
     Error,
+    FrameServer,
+    Handler,
     Message,
     Ok,
     cancel_and_wait,
     decode_payload,
     encode,
     message,
-    open_stream,
     read_message,
-    request,
 )
+from tests.wire_client import connect, request
 
 
 @message("TEST_ECHO")
@@ -110,17 +111,17 @@ async def echo_server() -> FrameServer:
 
 
 async def send_raw(port: int, data: bytes, half_close: bool = True) -> Message | None:
-    reader, writer = await open_stream("127.0.0.1", port)
-    writer.write(data)
-    await writer.drain()
+    conn = await connect("127.0.0.1", port)
+    conn.writer.write(data)
+    await conn.writer.drain()
     if half_close:
-        writer.write_eof()
+        conn.writer.write_eof()
     try:
-        return await asyncio.wait_for(read_message(reader), 5)
+        return await asyncio.wait_for(conn.read(), 5)
     except Exception:
         return None
     finally:
-        writer.close()
+        await conn.close()
 
 
 class TestServer:
@@ -154,7 +155,7 @@ class TestServer:
     async def test_bad_frames_get_an_error_and_the_node_keeps_serving(
         self, echo_server: FrameServer, data: bytes, code: str, caplog: pytest.LogCaptureFixture
     ) -> None:
-        caplog.set_level(logging.WARNING, logger="ring.server")
+        caplog.set_level(logging.WARNING, logger="ring.wire.server")
         reply = await send_raw(echo_server.port, data)
         assert isinstance(reply, Error) and reply.code == code
         assert caplog.records, "the bad frame was not logged"
@@ -164,18 +165,18 @@ class TestServer:
     async def test_truncated_connection_is_dropped(
         self, echo_server: FrameServer, data: bytes, caplog: pytest.LogCaptureFixture
     ) -> None:
-        caplog.set_level(logging.WARNING, logger="ring.server")
+        caplog.set_level(logging.WARNING, logger="ring.wire.server")
         assert await send_raw(echo_server.port, data) is None
         assert any("cut a frame short" in r.message for r in caplog.records)
         assert await request("127.0.0.1", echo_server.port, Echo("after")) == Echo("AFTER")
 
     async def test_several_requests_on_one_connection(self, echo_server: FrameServer) -> None:
         data = encode(Echo("a")) + encode(Echo("b"))
-        reader, writer = await open_stream("127.0.0.1", echo_server.port)
-        writer.write(data)
-        assert await read_message(reader) == Echo("A")
-        assert await read_message(reader) == Echo("B")
-        writer.close()
+        conn = await connect("127.0.0.1", echo_server.port)
+        conn.writer.write(data)
+        assert await conn.read() == Echo("A")
+        assert await conn.read() == Echo("B")
+        await conn.close()
 
     async def test_restart_on_same_port_works_at_once(self, echo_server: FrameServer) -> None:
         port = echo_server.port

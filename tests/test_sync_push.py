@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from ring.errors import RemoteError
-from ring.server import Connection
-from ring.wire import Message, Ok, request
+from ring.wire import Connection, Message, Ok
 from sync.engine import Change, FileRecord
 from sync.manifest import held_deletes, record_to_entry
 from sync.messages import BatchRequest, FileRequest, Notify
@@ -33,6 +32,7 @@ from tests.sync_harness import (
     tree,
 )
 from tests.waiting import wait_for
+from tests.wire_client import request
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
 

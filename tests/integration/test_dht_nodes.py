@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from overlay.node import Node
-from ring.server import Connection, Handler
-from ring.wire import Message, write_message
+from ring.wire import Connection, Handler, Message
 from sync.messages import FileData, FileRequest
 from tests.nodes import digest, holds, own_folder, settings_for, start_ring, stop_all
 from tests.waiting import wait_for
@@ -186,9 +185,7 @@ class TestNearestHolder:
 
             async def die_half_way(msg: Message, conn: Connection) -> None:
                 assert isinstance(msg, FileRequest)
-                await write_message(
-                    conn.writer, FileData(msg.sha256, len(payload), 0, len(payload))
-                )
+                await conn.send(FileData(msg.sha256, len(payload), 0, len(payload)))
                 conn.writer.write(payload[: len(payload) // 2])
                 await conn.writer.drain()
                 asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(near.close()))

@@ -11,9 +11,9 @@ import pytest
 from ring.membership import Status, View, remove
 from ring.messages import Fail, Redirect, ViewReply
 from ring.service import RingService
-from ring.wire import request
 from tests.helpers_ring import Cluster, whole
 from tests.waiting import wait_for
+from tests.wire_client import request
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

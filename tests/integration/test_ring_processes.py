@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NODE = """
 import asyncio, json, logging, secrets, sys
 from ring.membership import Member
-from ring.server import FrameServer
+from ring.wire import FrameServer
 from ring.service import RingService
 
 async def main() -> None:

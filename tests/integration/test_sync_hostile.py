@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from ring.errors import RemoteError
-from ring.server import Connection, FrameServer
-from ring.wire import Message, close_stream, exchange, open_stream, request, write_message
+from ring.wire import Connection, FrameServer, Message
 from sync.engine import Peer
 from sync.manifest import FileRecord, record_to_entry
 from sync.messages import BatchRequest, FileData, FileRequest, ManifestData, ManifestRequest
 from tests.sync_harness import SyncNode, make_node, make_ring, pull_until, start_all, stop_all, tree
+from tests.wire_client import connect, request
 
 pytestmark = pytest.mark.integration
 
@@ -113,13 +113,13 @@ class TestHostileRequests:
         assert err.value.code == "stale"
 
     async def assert_still_serving(self, node: SyncNode) -> None:
-        reader, writer = await open_stream(node.peer.host, node.peer.port)
+        conn = await connect(node.peer.host, node.peer.port)
         try:
-            header = await exchange(reader, writer, FileRequest(sha(b"fine"), "victim", "fine.txt"))
+            header = await conn.exchange(FileRequest(sha(b"fine"), "victim", "fine.txt"))
             assert header == FileData(sha(b"fine"), 4, 0, 4)
-            assert await reader.readexactly(4) == b"fine"
+            assert await conn.reader.readexactly(4) == b"fine"
         finally:
-            await close_stream(writer)
+            await conn.close()
 
 
 async def test_a_hostile_manifest_writes_nothing_outside_and_good_entries_apply(
@@ -143,7 +143,7 @@ async def test_a_hostile_manifest_writes_nothing_outside_and_good_entries_apply(
         return ManifestData(entries)
 
     async def serve_file(msg: Message, conn: Connection) -> None:
-        await write_message(conn.writer, FileData(sha(good), len(good), 0, len(good)))
+        await conn.send(FileData(sha(good), len(good), 0, len(good)))
         conn.writer.write(good)
         await conn.writer.drain()
 
@@ -171,7 +171,7 @@ async def test_a_transfer_cut_half_way_never_shows_and_the_next_round_completes(
     (nodes[0].own / "big.bin").write_bytes(body)
 
     async def cut(msg: Message, conn: Connection) -> None:
-        await write_message(conn.writer, FileData(sha(body), len(body), 0, len(body)))
+        await conn.send(FileData(sha(body), len(body), 0, len(body)))
         if how == "cut":
             conn.writer.write(body[: len(body) // 2])
             await conn.writer.drain()

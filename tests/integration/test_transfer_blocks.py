@@ -13,8 +13,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from ring.server import Connection, FrameServer, Handler
-from ring.wire import Message, write_message
+from ring.wire import Connection, FrameServer, Handler, Message
 from sync.blocks import BLOCK_SIZE, BlockCache, block_count
 from sync.engine import Peer
 from sync.messages import BlocksData, BlocksRequest, FileData, FileRequest
@@ -179,7 +178,7 @@ async def evil_holder(source: Path, name: str) -> tuple[FrameServer, Peer, list[
             f.seek(msg.offset)
             body = bytearray(f.read(msg.length))
         body[len(body) // 2] ^= 0x01
-        await write_message(conn.writer, FileData(msg.sha256, len(body), msg.offset, size))
+        await conn.send(FileData(msg.sha256, len(body), msg.offset, size))
         conn.writer.write(body)
         await conn.writer.drain()
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from ring.wire import request
 from sync.messages import ManifestData, ManifestRequest
 from sync.resume import PARTIAL_DIR
 from tests.integration.test_transfer_blocks import MiB, big_file, sha_of
 from tests.sync_harness import make_node, stop_all
+from tests.wire_client import request
 
 pytestmark = [
     pytest.mark.integration,

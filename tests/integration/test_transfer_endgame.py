@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from ring.server import Connection, Handler
-from ring.wire import Message, expect, request
+from ring.wire import Connection, Handler, Message, expect
 from sync.blocks import BlockPlan
 from sync.messages import FileData, FileRequest
 from tests.integration.test_transfer_blocks import MiB, holders_and_receiver, sha_of
 from tests.sync_harness import stop_all
 from tests.waiting import wait_for
+from tests.wire_client import request
 
 pytestmark = pytest.mark.integration
 

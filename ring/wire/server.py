@@ -1,9 +1,9 @@
 """The TCP service shell: accept connections, read frames, dispatch them to handlers, reply.
 
-This module only moves bytes. Which handler serves which message type is decided by whoever
-builds the node (`overlay/node.py` routes ring and sync messages onto one server). A peer that
-breaks the protocol gets an ERROR reply and a closed connection; the server itself never stops
-because of what a peer sent.
+This module only moves bytes; connections are accepted through the node's `Door`. Which
+handler serves which message type is decided by whoever builds the node (`overlay/node.py`
+routes ring and sync messages onto one server). A peer that breaks the protocol gets an ERROR
+reply and a closed connection; the server itself never stops because of what a peer sent.
 """
 
 from __future__ import annotations
@@ -12,24 +12,23 @@ import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
-from ring.errors import ConnectionClosed, Refused, RemoteProtocolError, TruncatedFrame
-from ring.wire import Error, Message, cancel_and_wait, close_stream, read_message, write_message
+from ring.errors import (
+    ConnectionClosed,
+    Refused,
+    RemoteProtocolError,
+    TruncatedFrame,
+    reply_for,
+)
+from ring.wire.codec import Error, Message
+from ring.wire.door import Door
+from ring.wire.streams import Connection
+from ring.wire.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 IDLE_TIMEOUT = 120.0
 """A connection that sends no frame for this long is closed (no slow-loris fills the node)."""
-
-
-@dataclass
-class Connection:
-    """One accepted connection, handed to a handler that may stream raw bytes on it."""
-
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    peer: tuple[str, int]
 
 
 Handler = Callable[[Message, Connection], Awaitable[Message | None]]
@@ -39,7 +38,24 @@ Handler = Callable[[Message, Connection], Awaitable[Message | None]]
 class FrameServer:
     """A TCP server on (host, port) that routes each message type to one handler."""
 
-    def __init__(self, host: str, port: int, idle_timeout: float = IDLE_TIMEOUT) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        idle_timeout: float = IDLE_TIMEOUT,
+        *,
+        door: Door | None = None,
+    ) -> None:
+        """Nothing is bound until `start`.
+
+        Args:
+            host: the address to listen on.
+            port: the port (0: any free one; `start` returns it).
+            idle_timeout: seconds a connection may stay silent between requests.
+            door: the node's door, through which connections are accepted (and which the
+                node's parts use to dial); a plain one when not given.
+        """
+        self.door = door if door is not None else Door()
         self.host = host
         self.port = port
         self.idle_timeout = idle_timeout
@@ -71,7 +87,7 @@ class FrameServer:
         except OSError:
             sock.close()
             raise
-        self._server = await asyncio.start_server(self._serve, sock=sock, limit=1 << 20)
+        self._server = await self.door.listen(sock, self._serve)
         self.port = sock.getsockname()[1]
         log.debug("serving on %s:%d", self.host, self.port)
         return self.port
@@ -85,24 +101,22 @@ class FrameServer:
             await self._server.wait_closed()
             self._server = None
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, conn: Connection) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
-        peername = writer.get_extra_info("peername") or ("?", 0)
-        conn = Connection(reader, writer, (peername[0], peername[1]))
         try:
             await self._serve_frames(conn)
         except asyncio.CancelledError:
             pass
         finally:
             self._tasks.discard(task)
-            await close_stream(writer)
+            await conn.close()
 
     async def _serve_frames(self, conn: Connection) -> None:
         while True:
             try:
-                msg = await asyncio.wait_for(read_message(conn.reader), self.idle_timeout)
+                msg = await asyncio.wait_for(conn.read(), self.idle_timeout)
             except ConnectionClosed:
                 return
             except TimeoutError:
@@ -113,7 +127,7 @@ class FrameServer:
                 return
             except RemoteProtocolError as exc:
                 log.warning("bad frame from %s:%d: %s", conn.peer[0], conn.peer[1], exc)
-                await self._reply_error(conn, exc.code, str(exc))
+                await self._reply_error(conn, *reply_for(exc, "")[:2])
                 return
             except OSError as exc:
                 log.debug("connection from %s:%d broke: %s", conn.peer[0], conn.peer[1], exc)
@@ -130,31 +144,28 @@ class FrameServer:
             return False
         try:
             reply = await handler(msg, conn)
-        except RemoteProtocolError as exc:
-            log.warning("refused %s from %s:%d: %s", msg.TYPE, conn.peer[0], conn.peer[1], exc)
-            await self._reply_error(conn, exc.code, str(exc))
-            return False
-        except Refused as exc:
-            await self._reply_error(conn, exc.code, exc.reason)
-            return True
         except (OSError, ConnectionError) as exc:
             log.debug("connection from %s:%d broke during %s: %s", *conn.peer, msg.TYPE, exc)
             return False
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("handler for %s failed", msg.TYPE)
-            await self._reply_error(conn, "internal", f"{msg.TYPE} failed on this node")
-            return False
+        except Exception as exc:
+            if isinstance(exc, RemoteProtocolError):
+                log.warning("refused %s from %s:%d: %s", msg.TYPE, *conn.peer, exc)
+            elif not isinstance(exc, Refused):
+                log.exception("handler for %s failed", msg.TYPE)
+            code, reason, keep_open = reply_for(exc, msg.TYPE)
+            await self._reply_error(conn, code, reason)
+            return keep_open
         if reply is not None:
             try:
-                await write_message(conn.writer, reply)
+                await conn.send(reply)
             except (OSError, ConnectionError):
                 return False
         return True
 
     async def _reply_error(self, conn: Connection, code: str, reason: str) -> None:
         try:
-            await asyncio.wait_for(write_message(conn.writer, Error(code, reason[:500])), 5.0)
+            await asyncio.wait_for(conn.send(Error(code, reason)), 5.0)
         except (TimeoutError, OSError, ConnectionError):
             pass

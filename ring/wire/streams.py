@@ -1,0 +1,140 @@
+"""Connections: frames both ways over one TCP stream, raw file bytes beside them.
+
+`Connection` is the asyncio side (the event loop's requests, and every accepted connection a
+handler serves); `Channel` is the blocking side, for worker threads that stream file bodies
+straight into files. Both read frames through the one `FrameParser`, asking it for no more than
+the frame still lacks, so raw bytes after a header stay on the stream for the body reader. Only
+`ring/wire/door.py` makes them: no other module opens a socket to a peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from ring.errors import ConnectionClosed, PeerUnreachable, TruncatedFrame
+from ring.wire.codec import Message, decode_payload, encode, raise_for_error
+from ring.wire.framing import FrameParser
+
+DEFAULT_TIMEOUT = 5.0
+"""Seconds a request waits for its connection, and again for its reply, unless told otherwise."""
+
+READ_CHUNK = 256 * 1024
+"""Most bytes read at once while a frame arrives (the parser's buffer grows as bytes come)."""
+
+
+async def read_message(reader: asyncio.StreamReader, parser: FrameParser | None = None) -> Message:
+    """Read one frame from a stream and decode it.
+
+    Raises:
+        ConnectionClosed: clean end of stream before a new frame began.
+        TruncatedFrame: the stream ended inside a frame.
+        FrameTooLarge, MalformedFrame, UnknownMessage: the peer broke the protocol.
+    """
+    parser = parser or FrameParser()
+    while (payload := parser.next_payload()) is None:
+        data = await reader.read(min(parser.need, READ_CHUNK))
+        if not data:
+            parser.end()
+        parser.feed(data)
+    return decode_payload(payload)
+
+
+class Connection:
+    """One connection on the event loop; a handler may also stream raw bytes on `writer`."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: tuple[str, int]
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.peer = peer
+
+    async def read(self) -> Message:
+        """The next frame from the peer (see `read_message`)."""
+        return await read_message(self.reader)
+
+    async def send(self, msg: Message) -> None:
+        """Send one message and wait until the transport's buffer drains."""
+        self.writer.write(encode(msg))
+        await self.writer.drain()
+
+    async def exchange(self, msg: Message, timeout: float = DEFAULT_TIMEOUT) -> Message:
+        """Send a request and read its reply; an ERROR reply raises RemoteError.
+
+        Raises:
+            PeerUnreachable: the peer timed out or the connection broke.
+            RemoteError: the peer answered ERROR.
+            RemoteProtocolError: the peer answered with a malformed frame.
+        """
+        try:
+            await asyncio.wait_for(self.send(msg), timeout)
+            reply = await asyncio.wait_for(self.read(), timeout)
+        except (TimeoutError, OSError, ConnectionClosed, TruncatedFrame) as exc:
+            raise PeerUnreachable(f"no reply to {msg.TYPE}: {exc or 'timed out'}") from None
+        return raise_for_error(reply)
+
+    async def close(self) -> None:
+        """Close without raising if the peer already went away."""
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except OSError:
+            pass
+
+
+class Channel:
+    """One blocking connection, for a worker thread; every read obeys the socket's timeout."""
+
+    def __init__(self, sock: socket.socket, peer: tuple[str, int]) -> None:
+        self.sock = sock
+        self.peer = peer
+
+    def send(self, msg: Message) -> None:
+        """Send one request frame."""
+        self.sock.sendall(encode(msg))
+
+    def read(self) -> Message:
+        """Read one reply frame; an ERROR reply raises RemoteError.
+
+        Raises:
+            PeerUnreachable: the peer closed the connection before a reply began.
+            TruncatedFrame: the stream ended inside the reply.
+            FrameTooLarge, MalformedFrame, UnknownMessage: the peer broke the protocol.
+            OSError: the socket timed out or broke.
+        """
+        parser = FrameParser()
+        while (payload := parser.next_payload()) is None:
+            data = self.sock.recv(min(parser.need, READ_CHUNK))
+            if not data:
+                try:
+                    parser.end()
+                except ConnectionClosed:
+                    host, port = self.peer
+                    raise PeerUnreachable(f"{host}:{port} closed the connection") from None
+            parser.feed(data)
+        return raise_for_error(decode_payload(payload))
+
+    def exchange(self, msg: Message) -> Message:
+        """Send a request and read its reply (see `read`)."""
+        self.send(msg)
+        return self.read()
+
+    def set_timeout(self, seconds: float) -> None:
+        """Wait at most `seconds` for each read or write from now on."""
+        self.sock.settimeout(seconds)
+
+    def recv_into(self, view: memoryview) -> int:
+        """Read raw body bytes into `view`: how many came (0: the peer closed the connection)."""
+        return self.sock.recv_into(view, len(view), socket.MSG_WAITALL)
+
+    def shutdown(self) -> None:
+        """Cut the connection from another thread: a blocked read returns at once."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Release the socket."""
+        self.sock.close()
