@@ -33,8 +33,14 @@ async def start_ring(base: Path, count: int, dht: bool, interval: float) -> list
     for i in range(count):
         peers = (("127.0.0.1", nodes[0].port),) if nodes else ()
         settings = Settings(
-            port=0, host="127.0.0.1", shared=base / f"n{i:02d}" / "Shared", name=f"n{i:02d}",
-            peers=peers, discovery=False, dht=dht, interval=interval,
+            port=0,
+            host="127.0.0.1",
+            shared=base / f"n{i:02d}" / "Shared",
+            name=f"n{i:02d}",
+            peers=peers,
+            discovery=False,
+            dht=dht,
+            interval=interval,
         )
         node = Node(settings)
         await node.start()
@@ -93,7 +99,10 @@ async def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
     result: dict[str, object] = {
-        "nodes": args.nodes, "size": args.size, "interval_s": args.interval, "repeat": args.repeat,
+        "nodes": args.nodes,
+        "size": args.size,
+        "interval_s": args.interval,
+        "repeat": args.repeat,
     }
     for dht in (False, True):
         times = await measure(args.nodes, dht, args.repeat, args.size, args.interval)

@@ -73,8 +73,10 @@ class TestKill9:
         live_owners = [o for o in w.expected if o not in dead]
         converge = w.wait_converged(survivors, live_owners, timeout=120)
         record_property("seconds_to_heal", round(heal, 2))
-        print(f"\nkill -9 of node 0 and node 3: one ring of 4 after {heal:.2f} s,"
-              f" converged {time.monotonic() - killed:.2f} s after the kill ({converge:.2f})")
+        print(
+            f"\nkill -9 of node 0 and node 3: one ring of 4 after {heal:.2f} s,"
+            f" converged {time.monotonic() - killed:.2f} s after the kill ({converge:.2f})"
+        )
 
         for owner in dead:  # the dead hosts' files: what was settled, and nothing torn
             for node in survivors:
@@ -111,8 +113,10 @@ class TestLoss:
         total = time.monotonic() - start
         dropped = w.lab.dropped()
         record_property("seconds_to_converge", round(total, 2))
-        print(f"\n10% loss on two cables: one ring {ring:.2f} s, every file {total:.2f} s,"
-              f" {dropped} frames dropped")
+        print(
+            f"\n10% loss on two cables: one ring {ring:.2f} s, every file {total:.2f} s,"
+            f" {dropped} frames dropped"
+        )
         assert dropped > 100, "the loss rules never dropped anything"
 
 
@@ -136,7 +140,9 @@ class TestSlowHolder:
         took = w.wait_converged([c], timeout=60)
         sent = {h.address: h.link_stats()["tx_bytes"] - before[h.address] for h in (fast, slow)}
         record_property("bytes_sent", sent)
-        print(f"\nfetch of {size} B took {took:.2f} s; sent by fast {sent[fast.address]},"
-              f" by slow {sent[slow.address]}")
+        print(
+            f"\nfetch of {size} B took {took:.2f} s; sent by fast {sent[fast.address]},"
+            f" by slow {sent[slow.address]}"
+        )
         assert sent[fast.address] > size / 2, sent
         assert sent[fast.address] > 2 * sent[slow.address], sent
