@@ -6,7 +6,7 @@ import socket
 import sys
 from pathlib import Path
 
-from overlay.driver import PromptDriver
+from overlay.lab.driver import PromptDriver
 
 ROOT = Path(__file__).resolve().parent.parent
 

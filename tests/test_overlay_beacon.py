@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +16,7 @@ import pytest
 
 from overlay.beacon import RENOTIFY, Discovery, read_arp_table
 from overlay.discovery import Announcement, Interface, build_announcement
+from overlay.lab.net import Lab, LabError, missing_tools
 from tests.waiting import wait_for
 
 LOOPBACK = Interface("lo", "127.0.0.1", IPv4Network("127.0.0.0/8"), "127.0.0.1")
@@ -331,8 +330,6 @@ class TestLifecycle:
             assert sorted(c) == [("127.0.0.1", q) for q in calls if q != p]
 
 
-LAB = Path(__file__).resolve().parents[2] / "shared" / "tools" / "netns-lab.sh"
-
 LAB_PROBE = """
 import asyncio, json, socket, sys, time
 sys.path.insert(0, sys.argv[1])
@@ -368,37 +365,42 @@ async def main(out, i, n):
 asyncio.run(main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
 """
 
-LAB_RUN = """
-set -e
-mkdir -p /run/netns && mount -t tmpfs none /run/netns
-bash "$1" up "$2" >/dev/null 2>&1 || exit 77
-for i in $(seq 1 "$2"); do
-  ip netns exec "p2plab-$i" "$3" "$4/probe.py" "$5" "$4" "$i" "$2" > "$4/$i.json" &
-done
-wait
-bash "$1" down >/dev/null 2>&1 || true
-"""
-
 
 @pytest.mark.lab
 class TestLab:
     def test_real_broadcast_and_arp_on_a_private_lab_lan(self, tmp_path: Path) -> None:
-        """Four hosts in network namespaces of our own (unshare): nothing outside is touched."""
-        if os.geteuid() != 0 or not LAB.exists() or not shutil.which("unshare"):
-            pytest.skip("needs root, unshare and shared/tools/netns-lab.sh")
+        """Four hosts in network namespaces of our own (overlay/lab/net.py): nothing outside is
+        touched. Each runs the probe above; its JSON answer comes back on its stdout."""
+        missing = missing_tools()
+        if missing:
+            pytest.skip(f"the lab needs {', '.join(missing)}")
         n = 4
         (tmp_path / "probe.py").write_text(LAB_PROBE)
         root = str(Path(__file__).resolve().parents[1])
-        args = [str(LAB), str(n), sys.executable, str(tmp_path), root]
-        run = subprocess.run(
-            ["unshare", "-nm", "--propagation", "private", "bash", "-c", LAB_RUN, "lab", *args],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        if run.returncode == 77:
-            pytest.skip("cannot build the netns lab here")
-        assert run.returncode == 0, run.stderr
-        for i in range(1, n + 1):
-            result = json.loads((tmp_path / f"{i}.json").read_text())
+        lab = Lab(n)
+        probes: list[subprocess.Popen[str]] = []
+        try:
+            try:
+                hosts = lab.up()
+            except LabError as exc:
+                pytest.skip(f"cannot build the netns lab here: {exc}")
+            for host in hosts:
+                argv = [sys.executable, str(tmp_path / "probe.py"), root, str(tmp_path)]
+                probes.append(subprocess.Popen(
+                    host.command([*argv, str(host.index), str(n)]),
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                ))  # fmt: skip
+            deadline = time.monotonic() + 60
+            answers = [probe.communicate(timeout=deadline - time.monotonic()) for probe in probes]
+        finally:
+            for probe in probes:
+                if probe.poll() is None:
+                    probe.kill()
+                    probe.communicate()
+            lab.down()
+        for i, (probe, (out, err)) in enumerate(zip(probes, answers, strict=True), start=1):
+            assert probe.returncode == 0, err
+            result = json.loads(out)
             assert result["iface"] == ["eth0", f"10.77.0.{i}", "10.77.0.0/24", "10.77.0.255"]
             others = [[f"10.77.0.{j}", 8091] for j in range(1, n + 1) if j != i]
             assert sorted(result["found"]) == others

@@ -1,6 +1,6 @@
 """A lab LAN with real `python3 Main.py` nodes on it, and the checks a user would make.
 
-Every node runs in a namespace of its own (overlay/labnet.py) with no --peer and no --port:
+Every node runs in a namespace of its own (overlay/lab/net.py) with no --peer and no --port:
 it has to find the others on the lab LAN by itself. What is checked is what a person sees:
 `peers` at each prompt, and the bytes of every file in every host's Shared/ folder.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from overlay.labnet import TOOLS, Host, Lab, LabError, missing_tools
-from overlay.labnode import LabNode
+from overlay.lab.net import TOOLS, Host, Lab, LabError, missing_tools
+from overlay.lab.node import LabNode
 from tests.sync_harness import tree
 
 NODE_ARGS = ("--interval", "0.5")

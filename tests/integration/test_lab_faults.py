@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from overlay.labnode import LabNode
+from overlay.lab.node import LabNode
 from tests.integration.lab_world import World, tree, wait_until, world
 
 __all__ = ["world"]

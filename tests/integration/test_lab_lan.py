@@ -1,6 +1,6 @@
 """A real LAN on one machine: six `python3 Main.py` with no --peer and no --port find each other.
 
-Each host is a network namespace of our own on one bridge (overlay/labnet.py): real broadcast,
+Each host is a network namespace of our own on one bridge (overlay/lab/net.py): real broadcast,
 real ARP, nothing outside the lab touched. Run with `pytest -m lab` (as root).
 """
 

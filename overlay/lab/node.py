@@ -1,4 +1,4 @@
-"""One `python3 Main.py` inside a lab host, driven through its prompt (overlay/driver.py)."""
+"""One `python3 Main.py` inside a lab host, driven through its prompt (overlay/lab/driver.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import re
 import sys
 from pathlib import Path
 
-from overlay.driver import PromptDriver
-from overlay.labnet import Host
+from overlay.lab.driver import PromptDriver
+from overlay.lab.net import Host
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MEMBER_LINE = re.compile(r"^ [ *]\s*(\d+)  (.+)  (\S+):(\d+)", re.MULTILINE)
 
 

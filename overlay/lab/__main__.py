@@ -1,6 +1,6 @@
 """See it on one machine: `python3 -m overlay.lab [N]` (as root).
 
-Builds a private LAN of N hosts in network namespaces (overlay/labnet.py), starts
+Builds a private LAN of N hosts in network namespaces (overlay/lab/net.py), starts
 `python3 Main.py --dht` in each with a few sample files and no --peer, then shows what a user
 would see: the ring as `peers` prints it, the files each host ends up with, and `who-has`
 answers. Then every node leaves the ring and the lab is taken down. Nothing outside the lab's
@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from overlay.labnet import Lab, LabError, missing_tools
-from overlay.labnode import LabNode
+from overlay.lab.net import Lab, LabError, missing_tools
+from overlay.lab.node import LabNode
 
 
 def sample_files(address: str) -> dict[str, bytes]:
