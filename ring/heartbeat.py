@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 
 from ring.errors import PeerUnreachable, RemoteProtocolError, RingError
 from ring.failure import FailureDetector
-from ring.membership import Member, Status, View, acting_leader
+from ring.membership import Member, View, acting_leader
 from ring.messages import Fail, Redirect, ViewReply
+from ring.status import Status
 from ring.wire import Message, request
 
 if TYPE_CHECKING:

@@ -15,9 +15,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ring.errors import BadRequest, PeerUnreachable, Refused, RingError
-from ring.membership import Member, Status, View, acting_leader, admit, remove
+from ring.membership import Member, View, acting_leader, admit, remove
 from ring.messages import Fail, Join, JoinOk, Leave, Redirect, Update, ViewReply
 from ring.server import Connection, FrameServer
+from ring.status import Status
 from ring.wire import Message, request
 
 if TYPE_CHECKING:

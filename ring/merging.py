@@ -13,9 +13,10 @@ import logging
 from typing import TYPE_CHECKING
 
 from ring.errors import Refused, RingError
-from ring.membership import Label, Status, label, wins_merge
+from ring.membership import Label, label, wins_merge
 from ring.messages import Hello, HelloOk, Merge
 from ring.server import Connection, FrameServer
+from ring.status import Status
 from ring.wire import Message, Ok, expect, request
 
 if TYPE_CHECKING:

@@ -28,18 +28,17 @@ from ring.leader import Leader
 from ring.membership import (
     Member,
     Source,
-    Status,
     Verdict,
     View,
     found,
     judge,
     label,
-    next_status,
     renumbering,
 )
 from ring.merging import Merger
 from ring.messages import Join, JoinOk, Ping, Pong, Redirect, Update
 from ring.server import Connection, FrameServer
+from ring.status import Status, check_alive, next_status, require_member
 from ring.wire import Message, Ok, cancel_and_wait, expect, request
 
 log = logging.getLogger(__name__)
@@ -289,14 +288,11 @@ class RingService:
 
     def check_alive(self) -> None:
         """Handlers call this first: a crashed node drops the connection without a word."""
-        if self.status is Status.CRASHED:
-            raise ConnectionResetError("node crashed")
+        check_alive(self.status)
 
     def require_member(self) -> None:
         """Handlers acting on the ring call this first: silent if crashed, refused if no member."""
-        self.check_alive()
-        if self.status is not Status.MEMBER:
-            raise Refused("not_member", "this node is in no ring")
+        require_member(self.status)
 
     async def _on_ping(self, msg: Message, conn: Connection) -> Message:
         self.check_alive()

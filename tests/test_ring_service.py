@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ring.errors import LocalProtocolError, PeerUnreachable, Refused, RemoteError
-from ring.membership import Member, Status, View
+from ring.membership import Member, View
 from ring.messages import (
     Fail,
     Hello,
@@ -23,6 +23,7 @@ from ring.messages import (
 )
 from ring.server import Connection, FrameServer
 from ring.service import RingService
+from ring.status import Status
 from ring.wire import Message, request
 from tests.helpers_ring import Cluster, whole
 from tests.waiting import wait_for
