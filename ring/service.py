@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from ring import wire
 from ring.errors import (
     PeerUnreachable,
     Refused,
@@ -24,6 +25,7 @@ from ring.errors import (
     RingError,
 )
 from ring.heartbeat import Heartbeat
+from ring.joining import Done, JoinWalk, Pause
 from ring.leader import Leader
 from ring.membership import (
     Member,
@@ -36,18 +38,12 @@ from ring.membership import (
     renumbering,
 )
 from ring.merging import Merger
-from ring.messages import Join, JoinOk, Ping, Pong, Redirect, Update
+from ring.messages import Join, Ping, Pong, Update
 from ring.server import Connection, FrameServer
 from ring.status import Status, check_alive, next_status, require_member
-from ring.wire import Message, Ok, cancel_and_wait, expect, request
+from ring.wire import Message, Ok, cancel_and_wait, expect
 
 log = logging.getLogger(__name__)
-
-MAX_REDIRECTS = 8
-
-
-class _TryAgain(RingError):
-    """A join met a ring in transition (leader leaving or dead); worth another round."""
 
 
 class RingService:
@@ -208,51 +204,31 @@ class RingService:
     async def _join_any(
         self, peers: Sequence[tuple[str, int]], patient: bool = False
     ) -> View | None:
-        """JOIN through each peer in turn; retry while a ring is in transition; None if none.
+        """JOIN through each peer in turn, as `JoinWalk` directs; None if nobody admits us.
 
         A peer that is in no ring ends the attempt at start (it is starting too: found a ring,
         and the merge probes unite them); a `patient` re-join retries it, because the ring
         it re-joins exists and that peer is only on its way into it.
         """
-        deadline = self.clock() + self.join_patience
+        walk = JoinWalk(
+            self.me.key, peers, deadline=self.clock() + self.join_patience, patient=patient
+        )
+        join = Join(self.me.to_wire())
         while True:
-            again = False
-            for host, port in peers:
-                try:
-                    return await self._join_at(host, port)
-                except RemoteError as exc:
-                    log.debug("join via %s:%d refused: %s", host, port, exc)
-                    again = again or (patient and exc.code == "not_member")
-                except _TryAgain as exc:
-                    log.debug("join via %s:%d: %s; will retry", host, port, exc)
-                    again = True
-                except (PeerUnreachable, RemoteProtocolError) as exc:
-                    log.debug("join via %s:%d failed: %s", host, port, exc)
-            if not again or self.clock() >= deadline or self.status is not Status.JOINING:
-                return None
-            await asyncio.sleep(self.heartbeat)
-
-    async def _join_at(self, host: str, port: int) -> View:
-        """JOIN at host:port, following REDIRECTs to the leader."""
-        for hop in range(MAX_REDIRECTS):
-            try:
-                reply = await request(host, port, Join(self.me.to_wire()), self.timeout)
-            except PeerUnreachable:
-                if hop:
-                    raise _TryAgain(f"leader {host}:{port} unreachable") from None
-                raise
-            except RemoteError as exc:
-                if exc.code == "leaving":
-                    raise _TryAgain(exc.reason) from None
-                raise
-            if isinstance(reply, Redirect):
-                host, port = reply.host, reply.port
+            step = walk.next_step(self.clock())
+            if isinstance(step, Done):
+                return step.view
+            if isinstance(step, Pause):
+                if self.status is not Status.JOINING:
+                    return None
+                await asyncio.sleep(self.heartbeat)
                 continue
-            view = View.from_wire(expect(reply, JoinOk).view)
-            if view.position(self.me.key) is None:
-                raise RemoteProtocolError("JOIN_OK view does not hold the joiner")
-            return view
-        raise _TryAgain("too many redirects")
+            try:
+                reply = await self.request(step.host, step.port, join, self.timeout)
+            except (PeerUnreachable, RemoteError, RemoteProtocolError) as exc:
+                walk.failed(exc)
+            else:
+                walk.replied(reply)
 
     def rejoin(self, first: list[tuple[str, int]]) -> None:
         """Re-join a ring through `first`, then our old members, then the configured peers."""
@@ -278,11 +254,21 @@ class RingService:
         """One PING; None if `member` does not answer PONG in time."""
         msg = Ping(self.me.key, self.view.ring_id, self.view.version)
         try:
-            reply = await request(member.host, member.port, msg, timeout)
+            reply = await self.request(member.host, member.port, msg, timeout)
             return expect(reply, Pong)
         except RingError as exc:
             log.debug("%s: no pong from %s: %s", self.me.name, member.name, exc)
             return None
+
+    async def request(self, host: str, port: int, msg: Message, timeout: float) -> Message:
+        """Send one request and return its reply: every request of the ring goes out here.
+
+        Raises:
+            PeerUnreachable: no connection, or no reply in `timeout` seconds.
+            RemoteError: the peer answered ERROR.
+            RemoteProtocolError: the peer answered with a malformed frame.
+        """
+        return await wire.request(host, port, msg, timeout)
 
     # -- handlers -----------------------------------------------------------------------------
 
