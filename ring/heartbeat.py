@@ -15,12 +15,12 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from ring.errors import PeerUnreachable, RemoteProtocolError, RingError
+from ring.errors import RemoteProtocolError, RingError
 from ring.failure import FailureDetector
-from ring.membership import Member, View, acting_leader
-from ring.messages import Fail, Redirect, ViewReply
+from ring.membership import Member, View
+from ring.messages import Fail
+from ring.reporting import Done, FailReport, Verify
 from ring.status import Status
-from ring.wire import Message, request
 
 if TYPE_CHECKING:
     from ring.service import RingService
@@ -92,34 +92,20 @@ class Heartbeat:
         return True
 
     async def report_dead(self) -> None:
-        """Tell the acting leader about the suspects; if it is unreachable, it is dead too."""
+        """Report the suspects as `FailReport` routes them; adopt the VIEW that ends it."""
         svc = self.svc
-        dead = set(self.detector.suspects & svc.view.keys)
-        for _ in range(len(svc.view.members) + 1):
-            leader = acting_leader(svc.view, dead)
-            if leader is None or not dead:
-                return
-            if leader.key == svc.me.key:
-                reply: Message = await svc.leadership.remove_failed(dead)
-            else:
-                try:
-                    msg = Fail(svc.me.key, sorted(dead))
-                    reply = await request(leader.host, leader.port, msg, 4 * svc.probe_timeout)
-                except PeerUnreachable:
-                    dead.add(leader.key)
-                    continue
-                except RingError as exc:
-                    log.warning("%s: FAIL report refused: %s", svc.me.name, exc)
-                    return
-            if isinstance(reply, Redirect) and reply.key in dead:
-                dead.discard(reply.key)
+        report = FailReport(svc.me, svc.view, self.detector.suspects)
+        while not isinstance(step := report.next_step(svc.view), Done):
+            if isinstance(step, Verify):
+                report.replied(await svc.leadership.remove_failed(set(step.dead)))
                 continue
-            if isinstance(reply, ViewReply):
-                try:
-                    view = View.from_wire(reply.view)
-                except RemoteProtocolError as exc:
-                    log.warning("%s: bad view in reply to FAIL: %s", svc.me.name, exc)
-                    return
-                svc.receive(view, "update")
-                self.detector.cleared(view)
-            return
+            msg = Fail(svc.me.key, list(step.dead))
+            try:
+                reply = await svc.request(*step.leader.address, msg, 4 * svc.probe_timeout)
+            except RingError as exc:
+                report.failed(exc)
+            else:
+                report.replied(reply)
+        if step.view is not None:
+            svc.receive(step.view, "update")
+            self.detector.cleared(step.view)
