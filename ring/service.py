@@ -69,8 +69,15 @@ class RingService:
         self.join_patience = 10 * heartbeat
         self.peers: list[tuple[str, int]] = []
         self.leadership = Leader(self)
-        self.merger = Merger(self)
-        self._heartbeat = Heartbeat(self, misses)
+        self.merger = Merger(self, push=self.leadership.push)
+        self._heartbeat = Heartbeat(
+            self,
+            misses,
+            interval=heartbeat,
+            clock=clock,
+            verify=self.leadership.remove_failed,
+            contact=self.contact,
+        )
         self.rtt: dict[str, float] = self._heartbeat.detector.rtt
         self._listeners: list[Callable[[View], None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -129,7 +136,7 @@ class RingService:
         else:
             self.receive(view, "join_ok")
             self._set_status("joined")
-        self.spawn(self._heartbeat.run())
+        self.spawn(self._heartbeat.run(self.peers))
 
     def contact(self, host: str, port: int) -> None:
         """Probe a node seen on the LAN; if its ring wins the merge, ours re-joins it."""
