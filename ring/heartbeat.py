@@ -4,9 +4,11 @@ Every `heartbeat` seconds (start to start) a node pings the first member after i
 not suspect (`ring/failure.py` decides whom, and when a silence makes a suspect). A PONG may
 carry a view: a newer one of our ring is adopted (this repairs lost UPDATEs), one of a ring
 that wins a merge starts the merge. Suspects go to the acting leader in a FAIL; if that
-leader does not answer, it joins the suspects and the report goes to the next lowest member.
-Each beat also times one other member in turn (a miss there counts for nothing), so `rtt`
-covers the whole ring; every few beats the node probes the configured peers not in its view.
+leader does not answer, it joins the suspects and the report goes to the next lowest member
+(`ring/reporting.py` routes the report; this module only carries it). Each beat also times one
+other member in turn (a miss there counts for nothing), so `rtt` covers the whole ring; every
+few beats the node probes the configured peers not in its view. The other side is here too:
+PING is answered with PONG, carrying our view when the pinger's is stale or leaves it out.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from ring.context import RingContext
-from ring.errors import RemoteProtocolError, RingError
+from ring.errors import Refused, RemoteProtocolError, RingError
 from ring.failure import FailureDetector
 from ring.membership import Member, View
-from ring.messages import Fail
+from ring.messages import Fail, Ping, Pong
 from ring.reporting import Done, FailReport, Verify
-from ring.status import Status
+from ring.server import Connection, FrameServer
+from ring.status import Status, check_alive
 from ring.wire import Message
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,10 @@ class Heartbeat:
         self.detector = FailureDetector(ring.me.key, misses)
         self._report: asyncio.Task[None] | None = None
         self._turn = 0
+
+    def route(self, server: FrameServer) -> None:
+        """Answer PING on `server`."""
+        server.route(Ping, self._on_ping)
 
     async def run(self, peers: Sequence[tuple[str, int]]) -> None:
         """Beat until the node leaves or crashes; probe the `peers` not in the view now and then."""
@@ -131,3 +138,15 @@ class Heartbeat:
         if step.view is not None:
             ring.receive(step.view, "update")
             self.detector.cleared(step.view)
+
+    async def _on_ping(self, msg: Message, conn: Connection) -> Message:
+        """PONG, with our view if the pinger's is stale or leaves it out (a lost UPDATE)."""
+        ring = self.ring
+        check_alive(ring.status)
+        assert isinstance(msg, Ping)
+        if ring.status in (Status.IDLE, Status.LEFT):
+            raise Refused("not_member", "this node is in no ring")
+        view = ring.view
+        stale = msg.ring_id != view.ring_id or msg.version < view.version
+        send = stale or view.position(msg.key) is None
+        return Pong(ring.me.key, view.ring_id, view.version, view.to_wire() if send else None)

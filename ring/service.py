@@ -1,11 +1,12 @@
 """The ring's asyncio shell: a node's membership over a shared FrameServer.
 
 `RingService` holds this node's view and status and moves the decisions of
-`ring/membership.py` over the wire. It joins (following REDIRECTs), adopts newer views (UPDATE,
-or a PONG that carries one), answers PING, and re-joins when a view leaves it out. Its parts:
-`ring/leader.py` (changes made as members[0]), `ring/heartbeat.py` (pinging the next member,
-reporting the dead), `ring/merging.py` (HELLO, MERGE). The server belongs to the caller: this
-service routes its messages onto it and never closes it.
+`ring/membership.py` over the wire. It joins as `ring/joining.py` directs, adopts newer views
+(UPDATE, or a PONG that carries one), and re-joins when a view leaves it out. It builds its
+parts, which see it only as a `RingContext` (`ring/context.py`): `ring/leader.py` (changes made
+as members[0]), `ring/heartbeat.py` (PING both ways, reporting the dead), `ring/merging.py`
+(HELLO, MERGE). Every request of the ring goes out through `RingService.request`. The server
+belongs to the caller: this service routes its messages onto it and never closes it.
 """
 
 from __future__ import annotations
@@ -17,31 +18,17 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from ring import wire
-from ring.errors import (
-    PeerUnreachable,
-    Refused,
-    RemoteError,
-    RemoteProtocolError,
-    RingError,
-)
+from ring.errors import PeerUnreachable, RemoteError, RemoteProtocolError, RingError
 from ring.heartbeat import Heartbeat
 from ring.joining import Done, JoinWalk, Pause
 from ring.leader import Leader
-from ring.membership import (
-    Member,
-    Source,
-    Verdict,
-    View,
-    found,
-    judge,
-    label,
-    renumbering,
-)
+from ring.membership import Member, Source, Verdict, View, found, judge, label, renumbering
 from ring.merging import Merger
 from ring.messages import Join, Ping, Pong, Update
 from ring.server import Connection, FrameServer
 from ring.status import Status, check_alive, next_status, require_member
-from ring.wire import Message, Ok, cancel_and_wait, expect
+from ring.tasks import Tasks
+from ring.wire import Message, Ok, expect
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +67,10 @@ class RingService:
         )
         self.rtt: dict[str, float] = self._heartbeat.detector.rtt
         self._listeners: list[Callable[[View], None]] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = Tasks(me.name)
         self._rejoin: asyncio.Task[None] | None = None
-        server.route(Ping, self._on_ping)
         server.route(Update, self._on_update)
+        self._heartbeat.route(server)
         self.leadership.route(server)
         self.merger.route(server)
 
@@ -158,7 +145,7 @@ class RingService:
             self._set_status("leave")
         else:
             return
-        await self._stop()
+        await self._tasks.stop()
         self.view = View("", 0, (self.me,))
 
     async def crash(self) -> None:
@@ -169,7 +156,7 @@ class RingService:
         if self.status is Status.CRASHED:
             return
         self.status = next_status(self.status, "crash")
-        await self._stop()
+        await self._tasks.stop()
 
     # -- view changes -------------------------------------------------------------------------
 
@@ -287,16 +274,6 @@ class RingService:
         """Handlers acting on the ring call this first: silent if crashed, refused if no member."""
         require_member(self.status)
 
-    async def _on_ping(self, msg: Message, conn: Connection) -> Message:
-        self.check_alive()
-        assert isinstance(msg, Ping)
-        if self.status in (Status.IDLE, Status.LEFT):
-            raise Refused("not_member", "this node is in no ring")
-        view = self.view
-        stale = msg.ring_id != view.ring_id or msg.version < view.version
-        send = stale or view.position(msg.key) is None
-        return Pong(self.me.key, view.ring_id, view.version, view.to_wire() if send else None)
-
     async def _on_update(self, msg: Message, conn: Connection) -> Message:
         self.check_alive()
         assert isinstance(msg, Update)
@@ -310,17 +287,4 @@ class RingService:
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run `coro` as a task this service owns (cancelled by leave and crash)."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._reap)
-        return task
-
-    def _reap(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s: ring task failed", self.me.name, exc_info=task.exception())
-
-    async def _stop(self) -> None:
-        """Cancel every task of this service and wait until each has ended."""
-        current = asyncio.current_task()
-        await cancel_and_wait(t for t in self._tasks if t is not current)
+        return self._tasks.spawn(coro)
