@@ -4,25 +4,27 @@ Every `heartbeat` seconds (start to start) a node pings the first member after i
 not suspect (`ring/failure.py` decides whom, and when a silence makes a suspect). A PONG may
 carry a view: a newer one of our ring is adopted (this repairs lost UPDATEs), one of a ring
 that wins a merge starts the merge. Suspects go to the acting leader in a FAIL; if that
-leader does not answer, it joins the suspects and the report goes to the next lowest member.
-Each beat also times one other member in turn (a miss there counts for nothing), so `rtt`
-covers the whole ring; every few beats the node probes the configured peers not in its view.
+leader does not answer, it joins the suspects and the report goes to the next lowest member
+(`ring/reporting.py` routes the report; this module only carries it). Each beat also times one
+other member in turn (a miss there counts for nothing), so `rtt` covers the whole ring; every
+few beats the node probes the configured peers not in its view. The other side is here too:
+PING is answered with PONG, carrying our view when the pinger's is stale or leaves it out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
 
-from ring.errors import PeerUnreachable, RemoteProtocolError, RingError
+from ring.context import RingContext
+from ring.errors import Refused, RemoteProtocolError, RingError
 from ring.failure import FailureDetector
-from ring.membership import Member, Status, View, acting_leader
-from ring.messages import Fail, Redirect, ViewReply
-from ring.wire import Message
-
-if TYPE_CHECKING:
-    from ring.service import RingService
+from ring.membership import Member, View
+from ring.messages import Fail, Ping, Pong
+from ring.reporting import Done, FailReport, Verify
+from ring.status import Status, check_alive
+from ring.wire import Connection, FrameServer, Message
 
 log = logging.getLogger(__name__)
 
@@ -31,96 +33,119 @@ CONTACT_EVERY = 4
 
 
 class Heartbeat:
-    """Failure detection and reporting for one service."""
+    """Failure detection and reporting for one node.
 
-    def __init__(self, service: RingService, misses: int) -> None:
-        self.svc = service
-        self.detector = FailureDetector(service.me.key, misses)
+    Args:
+        ring: the node it watches for.
+        misses: failed pings in a row that make the next member a suspect.
+        interval: seconds from the start of one beat to the start of the next.
+        clock: monotonic seconds, for beats and round-trip times.
+        verify: checks reported dead and cuts them out when this node is the acting leader
+            (`Leader.remove_failed`).
+        contact: probes a peer for a merge (`RingService.contact`).
+    """
+
+    def __init__(
+        self,
+        ring: RingContext,
+        misses: int,
+        *,
+        interval: float,
+        clock: Callable[[], float],
+        verify: Callable[[set[str]], Awaitable[Message]],
+        contact: Callable[[str, int], None],
+    ) -> None:
+        self.ring = ring
+        self.interval = interval
+        self.clock = clock
+        self.verify = verify
+        self.contact = contact
+        self.detector = FailureDetector(ring.me.key, misses)
         self._report: asyncio.Task[None] | None = None
         self._turn = 0
 
-    async def run(self) -> None:
-        """Beat until the service leaves or crashes."""
-        svc = self.svc
+    def route(self, server: FrameServer) -> None:
+        """Answer PING on `server`."""
+        server.route(Ping, self._on_ping)
+
+    async def run(self, peers: Sequence[tuple[str, int]]) -> None:
+        """Beat until the node leaves or crashes; probe the `peers` not in the view now and then."""
+        ring = self.ring
         tick = 0
-        while svc.status not in (Status.LEFT, Status.CRASHED):
-            began = svc.clock()
-            if svc.status is Status.MEMBER:
+        while ring.status not in (Status.LEFT, Status.CRASHED):
+            began = self.clock()
+            if ring.status is Status.MEMBER:
                 if tick % CONTACT_EVERY == 0:
-                    addresses = {m.address for m in svc.view.members}
-                    for host, port in svc.peers:
+                    addresses = {m.address for m in ring.view.members}
+                    for host, port in peers:
                         if (host, port) not in addresses:
-                            svc.contact(host, port)
+                            self.contact(host, port)
                 await self.beat()
             tick += 1
-            await asyncio.sleep(max(0.0, svc.heartbeat - (svc.clock() - began)))
+            await asyncio.sleep(max(0.0, self.interval - (self.clock() - began)))
 
     async def beat(self) -> None:
         """Ping the next member not suspected; on its last allowed miss, check the successors."""
-        svc, detector = self.svc, self.detector
-        extra = detector.measure_target(svc.view, self._turn)
+        ring, detector = self.ring, self.detector
+        extra = detector.measure_target(ring.view, self._turn)
         self._turn += 1
         if extra is not None:
-            svc.spawn(self.watch(extra))
-        target = detector.target(svc.view)
+            ring.spawn(self.watch(extra))
+        target = detector.target(ring.view)
         if target is not None and not await self.watch(target) and detector.on_miss(target.key):
-            rest = detector.to_probe(svc.view, target.key)
+            rest = detector.to_probe(ring.view, target.key)
             alive = await asyncio.gather(*(self.watch(m) for m in rest))
             for member, ok in zip(rest, alive, strict=True):
                 if not ok:
                     detector.suspects.add(member.key)
-        if detector.suspects & svc.view.keys and (self._report is None or self._report.done()):
-            self._report = svc.spawn(self.report_dead())
+        if detector.suspects & ring.view.keys and (self._report is None or self._report.done()):
+            self._report = ring.spawn(self.report_dead())
 
     async def watch(self, member: Member) -> bool:
         """Ping `member`, record the outcome, and act on a view its PONG carries."""
-        svc = self.svc
-        started = svc.clock()
-        pong = await svc.ping(member, svc.probe_timeout)
+        ring = self.ring
+        started = self.clock()
+        pong = await ring.ping(member, ring.probe_timeout)
         if pong is None:
             return False
         if pong.view is not None:
             try:
-                svc.receive(View.from_wire(pong.view), "pong")
+                ring.receive(View.from_wire(pong.view), "pong")
             except RemoteProtocolError as exc:
-                log.warning("%s: bad view in PONG from %s: %s", svc.me.name, member.name, exc)
+                log.warning("%s: bad view in PONG from %s: %s", ring.me.name, member.name, exc)
                 return False
-        if (pong.key, pong.ring_id) != (member.key, svc.view.ring_id):
+        if (pong.key, pong.ring_id) != (member.key, ring.view.ring_id):
             return False
-        self.detector.on_reply(member.key, svc.clock() - started)
+        self.detector.on_reply(member.key, self.clock() - started)
         return True
 
     async def report_dead(self) -> None:
-        """Tell the acting leader about the suspects; if it is unreachable, it is dead too."""
-        svc = self.svc
-        dead = set(self.detector.suspects & svc.view.keys)
-        for _ in range(len(svc.view.members) + 1):
-            leader = acting_leader(svc.view, dead)
-            if leader is None or not dead:
-                return
-            if leader.key == svc.me.key:
-                reply: Message = await svc.leadership.remove_failed(dead)
-            else:
-                try:
-                    msg = Fail(svc.me.key, sorted(dead))
-                    reply = await svc.server.door.request(
-                        leader.host, leader.port, msg, 4 * svc.probe_timeout
-                    )
-                except PeerUnreachable:
-                    dead.add(leader.key)
-                    continue
-                except RingError as exc:
-                    log.warning("%s: FAIL report refused: %s", svc.me.name, exc)
-                    return
-            if isinstance(reply, Redirect) and reply.key in dead:
-                dead.discard(reply.key)
+        """Report the suspects as `FailReport` routes them; adopt the VIEW that ends it."""
+        ring = self.ring
+        report = FailReport(ring.me, ring.view, self.detector.suspects)
+        while not isinstance(step := report.next_step(ring.view), Done):
+            if isinstance(step, Verify):
+                report.replied(await self.verify(set(step.dead)))
                 continue
-            if isinstance(reply, ViewReply):
-                try:
-                    view = View.from_wire(reply.view)
-                except RemoteProtocolError as exc:
-                    log.warning("%s: bad view in reply to FAIL: %s", svc.me.name, exc)
-                    return
-                svc.receive(view, "update")
-                self.detector.cleared(view)
-            return
+            msg = Fail(ring.me.key, list(step.dead))
+            try:
+                reply = await ring.request(*step.leader.address, msg, 4 * ring.probe_timeout)
+            except RingError as exc:
+                report.failed(exc)
+            else:
+                report.replied(reply)
+        if step.view is not None:
+            ring.receive(step.view, "update")
+            self.detector.cleared(step.view)
+
+    async def _on_ping(self, msg: Message, conn: Connection) -> Message:
+        """PONG, with our view if the pinger's is stale or leaves it out (a lost UPDATE)."""
+        ring = self.ring
+        check_alive(ring.status)
+        assert isinstance(msg, Ping)
+        if ring.status in (Status.IDLE, Status.LEFT):
+            raise Refused("not_member", "this node is in no ring")
+        view = ring.view
+        stale = msg.ring_id != view.ring_id or msg.version < view.version
+        send = stale or view.position(msg.key) is None
+        return Pong(ring.me.key, view.ring_id, view.version, view.to_wire() if send else None)

@@ -12,19 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
+from ring.context import RingContext
 from ring.errors import BadRequest, PeerUnreachable, Refused, RingError
-from ring.membership import Member, Status, View, acting_leader, admit, remove
+from ring.joining import MAX_REDIRECTS
+from ring.membership import Member, View, acting_leader, admit, remove
 from ring.messages import Fail, Join, JoinOk, Leave, Redirect, Update, ViewReply
+from ring.status import Status, check_alive, require_member
 from ring.wire import Connection, FrameServer, Message
 
-if TYPE_CHECKING:
-    from ring.service import RingService
-
 log = logging.getLogger(__name__)
-
-MAX_REDIRECTS = 8
 
 
 def redirect_to(member: Member) -> Redirect:
@@ -35,8 +32,8 @@ def redirect_to(member: Member) -> Redirect:
 class Leader:
     """Membership changes made by (or on the way to) the leader of a service's ring."""
 
-    def __init__(self, service: RingService) -> None:
-        self.svc = service
+    def __init__(self, ring: RingContext) -> None:
+        self.ring = ring
         self._lock = asyncio.Lock()
 
     def route(self, server: FrameServer) -> None:
@@ -47,19 +44,19 @@ class Leader:
 
     def _check_leading(self) -> Redirect | None:
         """Refuse unless a member; a REDIRECT to the leader unless this node is it."""
-        svc = self.svc
-        svc.check_alive()
-        if svc.status is Status.LEAVING:
+        ring = self.ring
+        check_alive(ring.status)
+        if ring.status is Status.LEAVING:
             raise Refused("leaving", "this node is leaving the ring")
-        svc.require_member()
-        if svc.view.leader.key != svc.me.key:
-            return redirect_to(svc.view.leader)
+        require_member(ring.status)
+        if ring.view.leader.key != ring.me.key:
+            return redirect_to(ring.view.leader)
         return None
 
     async def _on_join(self, msg: Message, conn: Connection) -> Message:
         assert isinstance(msg, Join)
         newcomer = Member.from_wire(msg.member)
-        if newcomer.key == self.svc.me.key:
+        if newcomer.key == self.ring.me.key:
             raise BadRequest("the joiner has this node's key")
         redirect = self._check_leading()
         if redirect is not None:
@@ -68,20 +65,20 @@ class Leader:
             redirect = self._check_leading()
             if redirect is not None:
                 return redirect
-            view = admit(self.svc.view, newcomer)
-            if view is not self.svc.view:
+            view = admit(self.ring.view, newcomer)
+            if view is not self.ring.view:
                 log.info(
                     "%s admits %s as node %d",
-                    self.svc.me.name,
+                    self.ring.me.name,
                     newcomer.name,
                     len(view.members) - 1,
                 )
                 self.change(view, exclude={newcomer.key})
-            return JoinOk(self.svc.view.to_wire())
+            return JoinOk(self.ring.view.to_wire())
 
     async def _on_leave(self, msg: Message, conn: Connection) -> Message:
         assert isinstance(msg, Leave)
-        if msg.key == self.svc.me.key:
+        if msg.key == self.ring.me.key:
             raise BadRequest("a LEAVE names this node itself")
         redirect = self._check_leading()
         if redirect is not None:
@@ -90,17 +87,17 @@ class Leader:
             redirect = self._check_leading()
             if redirect is not None:
                 return redirect
-            leaver = self.svc.view.member(msg.key)
-            view = remove(self.svc.view, [msg.key])
+            leaver = self.ring.view.member(msg.key)
+            view = remove(self.ring.view, [msg.key])
             if leaver is not None:
-                log.info("%s: %s left the ring", self.svc.me.name, leaver.name)
+                log.info("%s: %s left the ring", self.ring.me.name, leaver.name)
                 self.change(view, exclude={msg.key})
-            return ViewReply(self.svc.view.to_wire())
+            return ViewReply(self.ring.view.to_wire())
 
     async def _on_fail(self, msg: Message, conn: Connection) -> Message:
         assert isinstance(msg, Fail)
-        self.svc.require_member()
-        too_many = len(msg.dead) > len(self.svc.view.members)
+        require_member(self.ring.status)
+        too_many = len(msg.dead) > len(self.ring.view.members)
         if too_many or not all(isinstance(k, str) for k in msg.dead):
             raise BadRequest("FAIL.dead must be a short list of keys")
         return await self.remove_failed(set(msg.dead))
@@ -111,21 +108,21 @@ class Leader:
         Returns:
             VIEW with the resulting view, or REDIRECT to a lower member found alive.
         """
-        svc = self.svc
+        ring = self.ring
         async with self._lock:
-            suspects = [m for m in svc.view.members if m.key in dead and m.key != svc.me.key]
+            suspects = [m for m in ring.view.members if m.key in dead and m.key != ring.me.key]
             alive = await asyncio.gather(*(self._answers(m) for m in suspects))
-            view = svc.view
+            view = ring.view
             confirmed = {m.key for m, ok in zip(suspects, alive, strict=True) if not ok}
             leader = acting_leader(view, confirmed)
-            if leader is None or leader.key != svc.me.key:
-                return redirect_to(leader or svc.me)
+            if leader is None or leader.key != ring.me.key:
+                return redirect_to(leader or ring.me)
             new = remove(view, confirmed)
             if new is not view:
                 names = ", ".join(m.name for m in view.members if m.key in confirmed)
-                log.warning("%s cuts out dead %s (view v%d)", svc.me.name, names, new.version)
+                log.warning("%s cuts out dead %s (view v%d)", ring.me.name, names, new.version)
                 self.change(new, exclude=set())
-            return ViewReply(svc.view.to_wire())
+            return ViewReply(ring.view.to_wire())
 
     async def _answers(self, member: Member, tries: int = 2) -> bool:
         """Whether `member` answers one of `tries` PINGs as itself, in this ring.
@@ -133,28 +130,28 @@ class Leader:
         A second try keeps one lost packet on a lossy cable from cutting out a live node; a
         dead node's refused connection fails both at once, so healing after kill -9 is no slower.
         """
-        svc = self.svc
+        ring = self.ring
         for _ in range(tries):
-            pong = await svc.ping(member, svc.probe_timeout)
-            if pong is not None and (pong.key, pong.ring_id) == (member.key, svc.view.ring_id):
+            pong = await ring.ping(member, ring.probe_timeout)
+            if pong is not None and (pong.key, pong.ring_id) == (member.key, ring.view.ring_id):
                 return True
         return False
 
     async def depart(self) -> None:
         """This node leaves: as leader, push the view without it (members[1] takes over);
         otherwise ask the leader, following REDIRECTs, to drop it."""
-        svc = self.svc
-        if svc.view.leader.key == svc.me.key:
+        ring = self.ring
+        if ring.view.leader.key == ring.me.key:
             async with self._lock:
-                if len(svc.view.members) > 1:
-                    new = remove(svc.view, [svc.me.key])
-                    log.info("%s hands the ring over to %s", svc.me.name, new.leader.name)
+                if len(ring.view.members) > 1:
+                    new = remove(ring.view, [ring.me.key])
+                    log.info("%s hands the ring over to %s", ring.me.name, new.leader.name)
                     await self.push(new.members, Update(new.to_wire()))
             return
-        target = svc.view.leader
+        target = ring.view.leader
         host, port = target.host, target.port
         for _ in range(MAX_REDIRECTS):
-            reply = await svc.server.door.request(host, port, Leave(svc.me.key), svc.timeout)
+            reply = await ring.request(host, port, Leave(ring.me.key), ring.timeout)
             if not isinstance(reply, Redirect):
                 return
             host, port = reply.host, reply.port
@@ -162,22 +159,22 @@ class Leader:
 
     def change(self, view: View, exclude: set[str]) -> None:
         """Make `view` current here and push it to every other member not in `exclude`."""
-        svc = self.svc
-        svc.install(view)
-        targets = [m for m in view.members if m.key != svc.me.key and m.key not in exclude]
-        svc.spawn(self.push(targets, Update(view.to_wire())))
+        ring = self.ring
+        ring.install(view)
+        targets = [m for m in view.members if m.key != ring.me.key and m.key not in exclude]
+        ring.spawn(self.push(targets, Update(view.to_wire())))
 
     async def push(self, members: Iterable[Member], msg: Message) -> None:
         """Send `msg` to each member concurrently; the unreachable are left to the heartbeat."""
         members = list(members)
         results = await asyncio.gather(
-            *(self.svc.server.door.request(m.host, m.port, msg, self.svc.timeout) for m in members),
+            *(self.ring.request(m.host, m.port, msg, self.ring.timeout) for m in members),
             return_exceptions=True,
         )
         for member, result in zip(members, results, strict=True):
             if isinstance(result, RingError):
                 log.debug(
-                    "%s: %s to %s failed: %s", self.svc.me.name, msg.TYPE, member.name, result
+                    "%s: %s to %s failed: %s", self.ring.me.name, msg.TYPE, member.name, result
                 )
             elif isinstance(result, BaseException):
                 raise result

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ring.errors import BadRequest, LocalProtocolError
+from ring.status import Status
 
 log = logging.getLogger(__name__)
 
@@ -231,49 +232,6 @@ def renumbering(old: View, new: View, key: str) -> tuple[int | None, int | None]
     if old.ring_id != new.ring_id:
         return (None, new.position(key))
     return (old.position(key), new.position(key))
-
-
-class Status(enum.Enum):
-    """Where a node stands with respect to a ring."""
-
-    IDLE = "idle"
-    JOINING = "joining"
-    MEMBER = "member"
-    LEAVING = "leaving"
-    LEFT = "left"
-    CRASHED = "crashed"
-
-
-TRANSITIONS: dict[Status, dict[str, Status]] = {
-    Status.IDLE: {"start": Status.JOINING, "crash": Status.CRASHED},
-    Status.JOINING: {
-        "joined": Status.MEMBER,
-        "founded": Status.MEMBER,
-        "crash": Status.CRASHED,
-        "leave": Status.LEFT,
-    },
-    Status.MEMBER: {
-        "rejoin": Status.JOINING,
-        "leave": Status.LEAVING,
-        "crash": Status.CRASHED,
-    },
-    Status.LEAVING: {"left": Status.LEFT, "crash": Status.CRASHED},
-    Status.LEFT: {"crash": Status.CRASHED},
-    Status.CRASHED: {},
-}
-"""Every status change a node may make; anything else is a bug in this node."""
-
-
-def next_status(status: Status, event: str) -> Status:
-    """The status after `event`.
-
-    Raises:
-        LocalProtocolError: `event` is not allowed in `status`.
-    """
-    try:
-        return TRANSITIONS[status][event]
-    except KeyError:
-        raise LocalProtocolError(f"{event!r} is not allowed while {status.value}") from None
 
 
 Source = Literal["update", "pong", "join_ok"]

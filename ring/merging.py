@@ -10,24 +10,32 @@ re-join is an ordinary JOIN that the winning leader admits, one at a time.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import Any
 
+from ring.context import RingContext
 from ring.errors import Refused, RingError
-from ring.membership import Label, Status, label, wins_merge
+from ring.membership import Label, Member, label, wins_merge
 from ring.messages import Hello, HelloOk, Merge
+from ring.status import Status, require_member
 from ring.wire import Connection, FrameServer, Message, Ok, expect
-
-if TYPE_CHECKING:
-    from ring.service import RingService
 
 log = logging.getLogger(__name__)
 
 
 class Merger:
-    """HELLO and MERGE for one service."""
+    """HELLO and MERGE for one node.
 
-    def __init__(self, service: RingService) -> None:
-        self.svc = service
+    Args:
+        ring: the node whose ring may merge.
+        push: sends a message to each of some members at once (`Leader.push`).
+    """
+
+    def __init__(
+        self, ring: RingContext, push: Callable[[list[Member], Message], Coroutine[Any, Any, None]]
+    ) -> None:
+        self.ring = ring
+        self.push = push
 
     def route(self, server: FrameServer) -> None:
         """Serve HELLO and MERGE on `server`."""
@@ -36,66 +44,67 @@ class Merger:
 
     async def hello(self, host: str, port: int) -> None:
         """Probe host:port; merge into its ring if that ring wins."""
-        svc = self.svc
-        if svc.status is not Status.MEMBER or (host, port) in {m.address for m in svc.view.members}:
+        ring = self.ring
+        in_view = (host, port) in {m.address for m in ring.view.members}
+        if ring.status is not Status.MEMBER or in_view:
             return
-        leader = svc.view.leader
-        size = len(svc.view.members)
-        msg = Hello(svc.me.key, svc.view.ring_id, leader.key, leader.host, leader.port, size)
+        leader = ring.view.leader
+        size = len(ring.view.members)
+        msg = Hello(ring.me.key, ring.view.ring_id, leader.key, leader.host, leader.port, size)
         try:
-            reply = expect(await svc.server.door.request(host, port, msg, svc.timeout), HelloOk)
+            reply = expect(await ring.request(host, port, msg, ring.timeout), HelloOk)
         except RingError as exc:
-            log.debug("%s: no hello from %s:%d: %s", svc.me.name, host, port, exc)
+            log.debug("%s: no hello from %s:%d: %s", ring.me.name, host, port, exc)
             return
         theirs = (reply.ring_id, reply.leader)
-        if svc.status is Status.MEMBER and wins_merge(theirs, label(svc.view)):
+        if ring.status is Status.MEMBER and wins_merge(theirs, label(ring.view)):
             self.merge_into(theirs, (reply.host, reply.port))
 
     def merge_into(self, winner: Label, address: tuple[str, int], told: bool = False) -> None:
         """Our ring lost to `winner`: the leader sends everyone MERGE and re-joins; a member
         that was `told` (by MERGE) re-joins, one that found out itself asks the leader."""
-        svc = self.svc
-        if svc.status is not Status.MEMBER:
+        ring = self.ring
+        if ring.status is not Status.MEMBER:
             return
-        log.info("%s: ring %s merges into %s", svc.me.name, label(svc.view), winner)
+        log.info("%s: ring %s merges into %s", ring.me.name, label(ring.view), winner)
         msg = Merge(winner[0], winner[1], address[0], address[1])
-        if svc.is_leader:
-            others = [m for m in svc.view.members if m.key != svc.me.key]
-            svc.spawn(svc.leadership.push(others, msg))
-            svc.rejoin([address])
+        if ring.view.leader.key == ring.me.key:
+            others = [m for m in ring.view.members if m.key != ring.me.key]
+            ring.spawn(self.push(others, msg))
+            ring.rejoin([address])
         elif told:
-            svc.rejoin([address])
+            ring.rejoin([address])
         else:
-            svc.spawn(self._ask_leader(msg))
+            ring.spawn(self._ask_leader(msg))
 
     async def _ask_leader(self, msg: Merge) -> None:
-        svc = self.svc
-        leader = svc.view.leader
+        ring = self.ring
+        leader = ring.view.leader
         try:
-            await svc.server.door.request(leader.host, leader.port, msg, svc.timeout)
+            await ring.request(leader.host, leader.port, msg, ring.timeout)
         except RingError as exc:
-            log.info("%s: leader did not take MERGE (%s); re-joining alone", svc.me.name, exc)
-            if svc.status is Status.MEMBER:
-                svc.rejoin([(msg.host, msg.port)])
+            log.info("%s: leader did not take MERGE (%s); re-joining alone", ring.me.name, exc)
+            if ring.status is Status.MEMBER:
+                ring.rejoin([(msg.host, msg.port)])
 
     async def _on_hello(self, msg: Message, conn: Connection) -> Message:
-        svc = self.svc
-        svc.require_member()
+        ring = self.ring
+        require_member(ring.status)
         assert isinstance(msg, Hello)
         theirs = (msg.ring_id, msg.leader)
-        if msg.key not in svc.view.keys and wins_merge(theirs, label(svc.view)):
+        if msg.key not in ring.view.keys and wins_merge(theirs, label(ring.view)):
             self.merge_into(theirs, (msg.host, msg.port))
-        leader = svc.view.leader
+        leader = ring.view.leader
         return HelloOk(
-            svc.view.ring_id, leader.key, leader.host, leader.port, len(svc.view.members)
+            ring.view.ring_id, leader.key, leader.host, leader.port, len(ring.view.members)
         )
 
     async def _on_merge(self, msg: Message, conn: Connection) -> Message:
-        svc = self.svc
-        svc.require_member()
+        ring = self.ring
+        require_member(ring.status)
         assert isinstance(msg, Merge)
         theirs = (msg.ring_id, msg.leader)
-        if not wins_merge(theirs, label(svc.view)):
-            raise Refused("no_merge", f"ring {theirs} does not win over {label(svc.view)}")
+        if not wins_merge(theirs, label(ring.view)):
+            raise Refused("no_merge", f"ring {theirs} does not win over {label(ring.view)}")
         self.merge_into(theirs, (msg.host, msg.port), told=True)
         return Ok()

@@ -1,11 +1,12 @@
 """The ring's asyncio shell: a node's membership over a shared FrameServer.
 
 `RingService` holds this node's view and status and moves the decisions of
-`ring/membership.py` over the wire. It joins (following REDIRECTs), adopts newer views (UPDATE,
-or a PONG that carries one), answers PING, and re-joins when a view leaves it out. Its parts:
-`ring/leader.py` (changes made as members[0]), `ring/heartbeat.py` (pinging the next member,
-reporting the dead), `ring/merging.py` (HELLO, MERGE). The server belongs to the caller: this
-service routes its messages onto it and never closes it.
+`ring/membership.py` over the wire. It joins as `ring/joining.py` directs, adopts newer views
+(UPDATE, or a PONG that carries one), and re-joins when a view leaves it out. It builds its
+parts, which see it only as a `RingContext` (`ring/context.py`): `ring/leader.py` (changes made
+as members[0]), `ring/heartbeat.py` (PING both ways, reporting the dead), `ring/merging.py`
+(HELLO, MERGE). Every request of the ring goes out through `RingService.request`. The server
+belongs to the caller: this service routes its messages onto it and never closes it.
 """
 
 from __future__ import annotations
@@ -16,38 +17,17 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from ring.errors import (
-    PeerUnreachable,
-    Refused,
-    RemoteError,
-    RemoteProtocolError,
-    RingError,
-)
+from ring.errors import PeerUnreachable, RemoteError, RemoteProtocolError, RingError
 from ring.heartbeat import Heartbeat
+from ring.joining import Done, JoinWalk, Pause
 from ring.leader import Leader
-from ring.membership import (
-    Member,
-    Source,
-    Status,
-    Verdict,
-    View,
-    found,
-    judge,
-    label,
-    next_status,
-    renumbering,
-)
+from ring.membership import Member, Source, Verdict, View, found, judge, label, renumbering
 from ring.merging import Merger
-from ring.messages import Join, JoinOk, Ping, Pong, Redirect, Update
-from ring.wire import Connection, FrameServer, Message, Ok, cancel_and_wait, expect
+from ring.messages import Join, Ping, Pong, Update
+from ring.status import Status, check_alive, next_status, require_member
+from ring.wire import Connection, FrameServer, Message, Ok, Tasks, expect
 
 log = logging.getLogger(__name__)
-
-MAX_REDIRECTS = 8
-
-
-class _TryAgain(RingError):
-    """A join met a ring in transition (leader leaving or dead); worth another round."""
 
 
 class RingService:
@@ -73,14 +53,21 @@ class RingService:
         self.join_patience = 10 * heartbeat
         self.peers: list[tuple[str, int]] = []
         self.leadership = Leader(self)
-        self.merger = Merger(self)
-        self._heartbeat = Heartbeat(self, misses)
+        self.merger = Merger(self, push=self.leadership.push)
+        self._heartbeat = Heartbeat(
+            self,
+            misses,
+            interval=heartbeat,
+            clock=clock,
+            verify=self.leadership.remove_failed,
+            contact=self.contact,
+        )
         self.rtt: dict[str, float] = self._heartbeat.detector.rtt
         self._listeners: list[Callable[[View], None]] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = Tasks(me.name)
         self._rejoin: asyncio.Task[None] | None = None
-        server.route(Ping, self._on_ping)
         server.route(Update, self._on_update)
+        self._heartbeat.route(server)
         self.leadership.route(server)
         self.merger.route(server)
 
@@ -133,7 +120,7 @@ class RingService:
         else:
             self.receive(view, "join_ok")
             self._set_status("joined")
-        self.spawn(self._heartbeat.run())
+        self.spawn(self._heartbeat.run(self.peers))
 
     def contact(self, host: str, port: int) -> None:
         """Probe a node seen on the LAN; if its ring wins the merge, ours re-joins it."""
@@ -155,7 +142,7 @@ class RingService:
             self._set_status("leave")
         else:
             return
-        await self._stop()
+        await self._tasks.stop()
         self.view = View("", 0, (self.me,))
 
     async def crash(self) -> None:
@@ -166,7 +153,7 @@ class RingService:
         if self.status is Status.CRASHED:
             return
         self.status = next_status(self.status, "crash")
-        await self._stop()
+        await self._tasks.stop()
 
     # -- view changes -------------------------------------------------------------------------
 
@@ -208,53 +195,31 @@ class RingService:
     async def _join_any(
         self, peers: Sequence[tuple[str, int]], patient: bool = False
     ) -> View | None:
-        """JOIN through each peer in turn; retry while a ring is in transition; None if none.
+        """JOIN through each peer in turn, as `JoinWalk` directs; None if nobody admits us.
 
         A peer that is in no ring ends the attempt at start (it is starting too: found a ring,
         and the merge probes unite them); a `patient` re-join retries it, because the ring
         it re-joins exists and that peer is only on its way into it.
         """
-        deadline = self.clock() + self.join_patience
+        walk = JoinWalk(
+            self.me.key, peers, deadline=self.clock() + self.join_patience, patient=patient
+        )
+        join = Join(self.me.to_wire())
         while True:
-            again = False
-            for host, port in peers:
-                try:
-                    return await self._join_at(host, port)
-                except RemoteError as exc:
-                    log.debug("join via %s:%d refused: %s", host, port, exc)
-                    again = again or (patient and exc.code == "not_member")
-                except _TryAgain as exc:
-                    log.debug("join via %s:%d: %s; will retry", host, port, exc)
-                    again = True
-                except (PeerUnreachable, RemoteProtocolError) as exc:
-                    log.debug("join via %s:%d failed: %s", host, port, exc)
-            if not again or self.clock() >= deadline or self.status is not Status.JOINING:
-                return None
-            await asyncio.sleep(self.heartbeat)
-
-    async def _join_at(self, host: str, port: int) -> View:
-        """JOIN at host:port, following REDIRECTs to the leader."""
-        for hop in range(MAX_REDIRECTS):
-            try:
-                reply = await self.server.door.request(
-                    host, port, Join(self.me.to_wire()), self.timeout
-                )
-            except PeerUnreachable:
-                if hop:
-                    raise _TryAgain(f"leader {host}:{port} unreachable") from None
-                raise
-            except RemoteError as exc:
-                if exc.code == "leaving":
-                    raise _TryAgain(exc.reason) from None
-                raise
-            if isinstance(reply, Redirect):
-                host, port = reply.host, reply.port
+            step = walk.next_step(self.clock())
+            if isinstance(step, Done):
+                return step.view
+            if isinstance(step, Pause):
+                if self.status is not Status.JOINING:
+                    return None
+                await asyncio.sleep(self.heartbeat)
                 continue
-            view = View.from_wire(expect(reply, JoinOk).view)
-            if view.position(self.me.key) is None:
-                raise RemoteProtocolError("JOIN_OK view does not hold the joiner")
-            return view
-        raise _TryAgain("too many redirects")
+            try:
+                reply = await self.request(step.host, step.port, join, self.timeout)
+            except (PeerUnreachable, RemoteError, RemoteProtocolError) as exc:
+                walk.failed(exc)
+            else:
+                walk.replied(reply)
 
     def rejoin(self, first: list[tuple[str, int]]) -> None:
         """Re-join a ring through `first`, then our old members, then the configured peers."""
@@ -280,34 +245,31 @@ class RingService:
         """One PING; None if `member` does not answer PONG in time."""
         msg = Ping(self.me.key, self.view.ring_id, self.view.version)
         try:
-            reply = await self.server.door.request(member.host, member.port, msg, timeout)
+            reply = await self.request(member.host, member.port, msg, timeout)
             return expect(reply, Pong)
         except RingError as exc:
             log.debug("%s: no pong from %s: %s", self.me.name, member.name, exc)
             return None
 
+    async def request(self, host: str, port: int, msg: Message, timeout: float) -> Message:
+        """Send one request and return its reply: every request of the ring goes out here.
+
+        Raises:
+            PeerUnreachable: no connection, or no reply in `timeout` seconds.
+            RemoteError: the peer answered ERROR.
+            RemoteProtocolError: the peer answered with a malformed frame.
+        """
+        return await self.server.door.request(host, port, msg, timeout)
+
     # -- handlers -----------------------------------------------------------------------------
 
     def check_alive(self) -> None:
         """Handlers call this first: a crashed node drops the connection without a word."""
-        if self.status is Status.CRASHED:
-            raise ConnectionResetError("node crashed")
+        check_alive(self.status)
 
     def require_member(self) -> None:
         """Handlers acting on the ring call this first: silent if crashed, refused if no member."""
-        self.check_alive()
-        if self.status is not Status.MEMBER:
-            raise Refused("not_member", "this node is in no ring")
-
-    async def _on_ping(self, msg: Message, conn: Connection) -> Message:
-        self.check_alive()
-        assert isinstance(msg, Ping)
-        if self.status in (Status.IDLE, Status.LEFT):
-            raise Refused("not_member", "this node is in no ring")
-        view = self.view
-        stale = msg.ring_id != view.ring_id or msg.version < view.version
-        send = stale or view.position(msg.key) is None
-        return Pong(self.me.key, view.ring_id, view.version, view.to_wire() if send else None)
+        require_member(self.status)
 
     async def _on_update(self, msg: Message, conn: Connection) -> Message:
         self.check_alive()
@@ -322,17 +284,4 @@ class RingService:
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run `coro` as a task this service owns (cancelled by leave and crash)."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._reap)
-        return task
-
-    def _reap(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s: ring task failed", self.me.name, exc_info=task.exception())
-
-    async def _stop(self) -> None:
-        """Cancel every task of this service and wait until each has ended."""
-        current = asyncio.current_task()
-        await cancel_and_wait(t for t in self._tasks if t is not current)
+        return self._tasks.spawn(coro)

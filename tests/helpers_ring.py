@@ -1,13 +1,19 @@
-"""Helpers for ring tests: nodes on 127.0.0.1 port 0, waiting on conditions, ring checks."""
+"""Helpers for ring tests: nodes on 127.0.0.1 port 0, ring checks, and a fake RingContext."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
-from ring.membership import Member, View
+from ring.errors import RingError
+from ring.membership import Member, Source, View
+from ring.messages import Pong
 from ring.service import RingService
-from ring.wire import FrameServer
+from ring.status import Status
+from ring.wire import FrameServer, Message
 
 
 @dataclass
@@ -62,3 +68,48 @@ def whole(services: list[RingService]) -> bool:
         elif svc.next is not None or svc.prev is not None:
             return False
     return sorted(s.my_id for s in services) == list(range(size))
+
+
+Address = tuple[str, int]
+
+
+@dataclass
+class FakeRing:
+    """A RingContext with no sockets: `replies` scripts each address's answers (a RingError is
+    raised), only the keys in `alive` answer PING, and every call a part makes is recorded in
+    `calls`, in order."""
+
+    me: Member
+    view: View
+    status: Status = Status.MEMBER
+    timeout: float = 1.0
+    probe_timeout: float = 0.25
+    replies: dict[Address, list[Message | RingError]] = field(default_factory=dict)
+    alive: set[str] = field(default_factory=set)
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def install(self, view: View) -> None:
+        self.calls.append(("install", view))
+        self.view = view
+
+    def receive(self, view: View, source: Source) -> None:
+        self.calls.append(("receive", view, source))
+
+    def rejoin(self, first: list[Address]) -> None:
+        self.calls.append(("rejoin", first))
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        return asyncio.get_running_loop().create_task(coro)
+
+    async def ping(self, member: Member, timeout: float) -> Pong | None:
+        self.calls.append(("ping", member.key))
+        if member.key not in self.alive:
+            return None
+        return Pong(member.key, self.view.ring_id, self.view.version)
+
+    async def request(self, host: str, port: int, msg: Message, timeout: float) -> Message:
+        self.calls.append(("request", (host, port), msg, timeout))
+        outcome = self.replies[(host, port)].pop(0)
+        if isinstance(outcome, RingError):
+            raise outcome
+        return outcome

@@ -8,7 +8,6 @@ from ring.errors import BadRequest, LocalProtocolError
 from ring.membership import (
     MAX_MEMBERS,
     Member,
-    Status,
     Verdict,
     View,
     acting_leader,
@@ -16,12 +15,12 @@ from ring.membership import (
     found,
     judge,
     label,
-    next_status,
     remove,
     renumbering,
     supersedes,
     wins_merge,
 )
+from ring.status import Status
 
 
 def member(i: int) -> Member:
@@ -167,27 +166,6 @@ class TestWhoDecides:
         right = View("r", 7, view.members[2:])
         assert label(left) == ("r", "k0") and label(right) == ("r", "k2")
         assert wins_merge(label(left), label(right)) and not wins_merge(label(right), label(left))
-
-
-class TestStatus:
-    def test_a_life_of_a_node(self) -> None:
-        status = Status.IDLE
-        for event in ["start", "founded", "rejoin", "joined", "leave", "left"]:
-            status = next_status(status, event)
-        assert status is Status.LEFT
-
-    @pytest.mark.parametrize(
-        "status, event",
-        [
-            (Status.IDLE, "leave"),
-            (Status.LEFT, "start"),
-            (Status.CRASHED, "crash"),
-            (Status.MEMBER, "joined"),
-        ],
-    )
-    def test_transitions_not_in_the_table_are_our_bug(self, status: Status, event: str) -> None:
-        with pytest.raises(LocalProtocolError):
-            next_status(status, event)
 
 
 class TestJudge:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ring.errors import LocalProtocolError, PeerUnreachable, Refused, RemoteError
-from ring.membership import Member, Status, View
+from ring.membership import Member, View
 from ring.messages import (
     Fail,
     Hello,
@@ -22,6 +22,7 @@ from ring.messages import (
     Redirect,
 )
 from ring.service import RingService
+from ring.status import Status
 from ring.wire import Connection, FrameServer, Message
 from tests.helpers_ring import Cluster, whole
 from tests.waiting import wait_for

@@ -26,7 +26,7 @@ from ring.wire.door import Door
 from ring.wire.framing import HEADER, MAX_FRAME, FrameParser
 from ring.wire.server import FrameServer, Handler
 from ring.wire.streams import DEFAULT_TIMEOUT, Channel, Connection, read_message
-from ring.wire.tasks import cancel_and_wait
+from ring.wire.tasks import Tasks, cancel_and_wait
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -41,6 +41,7 @@ __all__ = [
     "Handler",
     "Message",
     "Ok",
+    "Tasks",
     "cancel_and_wait",
     "decode_payload",
     "encode",

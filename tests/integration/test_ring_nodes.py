@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from ring.membership import Status, View, remove
+from ring.membership import View, remove
 from ring.messages import Fail, Redirect, ViewReply
 from ring.service import RingService
+from ring.status import Status
 from tests.helpers_ring import Cluster, whole
 from tests.waiting import wait_for
 from tests.wire_client import request

@@ -1,0 +1,75 @@
+"""The leader's changes, run against a fake RingContext: what it pings, installs and sends."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ring.errors import PeerUnreachable, RingError
+from ring.joining import MAX_REDIRECTS
+from ring.leader import Leader, redirect_to
+from ring.membership import Member, View, remove
+from ring.messages import Leave, Update, ViewReply
+from ring.wire import Message, Ok
+from tests.helpers_ring import FakeRing
+
+A, B, C, D = (Member(k, k, "127.0.0.1", 9000 + i) for i, k in enumerate("abcd"))
+RING = View("r", 5, (A, B, C, D))
+
+
+async def settle() -> None:
+    """Let the tasks the leader spawned (its UPDATE pushes) run to their end."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+class TestRemoveFailed:
+    async def test_the_leader_cuts_out_the_confirmed_dead_and_pushes_the_view(self) -> None:
+        ring = FakeRing(A, RING, replies={B.address: [Ok()], D.address: [Ok()]})
+        reply = await Leader(ring).remove_failed({"c"})
+        await settle()
+        new = remove(RING, ["c"])
+        assert reply == ViewReply(new.to_wire())
+        assert ring.calls == [
+            ("ping", "c"),
+            ("ping", "c"),
+            ("install", new),
+            ("request", B.address, Update(new.to_wire()), 1.0),
+            ("request", D.address, Update(new.to_wire()), 1.0),
+        ]
+
+    async def test_a_lower_member_found_alive_gets_the_report_instead(self) -> None:
+        ring = FakeRing(B, RING, alive={"a"})
+        reply = await Leader(ring).remove_failed({"a", "c"})
+        assert reply == redirect_to(A)
+        assert ("install", remove(RING, ["c"])) not in ring.calls
+
+
+class TestDepart:
+    async def test_a_member_asks_the_leader_following_redirects(self) -> None:
+        ring = FakeRing(
+            C, RING, replies={A.address: [redirect_to(B)], B.address: [ViewReply(RING.to_wire())]}
+        )
+        await Leader(ring).depart()
+        assert ring.calls == [
+            ("request", A.address, Leave("c"), 1.0),
+            ("request", B.address, Leave("c"), 1.0),
+        ]
+
+    async def test_an_endless_redirect_chain_is_cut(self) -> None:
+        ring = FakeRing(C, RING, replies={A.address: [redirect_to(A)] * MAX_REDIRECTS})
+        with pytest.raises(PeerUnreachable):
+            await Leader(ring).depart()
+        assert len(ring.calls) == MAX_REDIRECTS
+
+    async def test_the_leader_hands_over_by_pushing_the_view_without_it(self) -> None:
+        new = remove(RING, ["a"])
+        replies: dict[tuple[str, int], list[Message | RingError]] = {
+            m.address: [Ok()] for m in new.members
+        }
+        ring = FakeRing(A, RING, replies=replies)
+        await Leader(ring).depart()
+        assert ring.calls == [
+            ("request", m.address, Update(new.to_wire()), 1.0) for m in new.members
+        ]
