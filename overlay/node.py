@@ -3,7 +3,8 @@ wires them (the one place where the packages meet, like wormhole's Boss).
 
 Ring changes flow to sync (who is my previous node, how to reach each owner) and to the DHT
 (whom to bootstrap from); sync's holdings flow to the DHT (announce, withdraw); the DHT answers
-sync's "who holds H?", nearest first by measured round-trip time.
+sync's "who holds H?", and the ring's heartbeats and this node's probes feed sync's round-trip
+table, by which sync ranks those holders nearest first (`sync/sources.py`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ring.membership import Member, View
 from ring.service import RingService
 from ring.wire import Door, FrameServer, cancel_and_wait
 from sync.engine import Peer, SyncEngine
+from sync.sources import RoundTrips, nearest, to_probe
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +44,6 @@ LOOKUP_TIME = 5.0
 
 PROBE_TIMEOUT = 0.5
 """A holder that does not answer a PING this fast on a LAN is ranked after every one that does."""
-
-PROBE_MAX_AGE = 30.0
-"""A holder's round-trip sample older than this is measured again before ranking holders."""
 
 
 class Node:
@@ -61,7 +60,6 @@ class Node:
         self.identity: Identity | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._bootstrapped: set[tuple[str, int]] = set()
-        self._rtt: dict[str, tuple[float, float]] = {}
 
     @property
     def port(self) -> int:
@@ -110,8 +108,8 @@ class Node:
             watch=settings.watch,
             settle=settings.settle,
             allow_mass_delete=settings.allow_mass_delete,
+            clock=self.clock,
         )
-        self.sync.record_rtt = self._record_transfer_rtt
         for msg_type, handler in self.sync.routes():
             self.server.route(msg_type, handler)
         await self.sync.start()
@@ -208,66 +206,45 @@ class Node:
         assert self.index is not None
         self._spawn(self.index.announce(sha256) if held else self.index.withdraw(sha256))
 
-    def _record_rtt(self, key: str, seconds: float) -> None:
-        """Smooth round-trip samples per member key, from probes and transfers alike."""
-        old = self._rtt.get(key)
-        smooth = seconds if old is None else 0.7 * old[0] + 0.3 * seconds
-        self._rtt[key] = (smooth, self.clock())
-
-    def _record_transfer_rtt(self, name: str, seconds: float) -> None:
-        assert self.ring is not None
-        for member in self.ring.view.members:
-            if member.name == name:
-                self._record_rtt(member.key, seconds)
-
-    def rtt(self, member: Member) -> float | None:
-        """Best round-trip estimate to a member: heartbeats, else probes and transfers."""
-        assert self.ring is not None
-        sample = self._rtt.get(member.key)
-        return self.ring.rtt.get(member.key, sample[0] if sample else None)
+    def _round_trips(self) -> RoundTrips:
+        """Sync's round-trip table, given the ring's heartbeat estimates as they stand now."""
+        assert self.ring is not None and self.sync is not None
+        heard = self.ring.rtt
+        self.sync.round_trips.heard(
+            {m.name: heard[m.key] for m in self.ring.view.members if m.key in heard}
+        )
+        return self.sync.round_trips
 
     async def _probe(self, member: Member) -> None:
         """Measure one round trip with a ring PING; no answer leaves the holder unranked."""
-        assert self.ring is not None
+        assert self.ring is not None and self.sync is not None
         started = self.clock()
         if await self.ring.ping(member, PROBE_TIMEOUT) is not None:
-            self._record_rtt(member.key, self.clock() - started)
+            now = self.clock()
+            self.sync.round_trips.sample(member.name, now - started, now)
 
     async def _holders(self, sha256: str) -> list[Member]:
-        """Members of the ring that the index says hold `sha256`, nearest first.
+        """Members of the ring that the index says hold `sha256`, in the index's order.
 
-        Holders with no recent round-trip sample are probed first (concurrently), so the
-        choice rests on a measurement, not on who happens to be our ring neighbour.
+        Holders with no recent round-trip sample are probed first (concurrently), so ranking
+        them rests on a measurement, not on who happens to be our ring neighbour.
         """
         assert self.index is not None and self.ring is not None
-        view, me = self.ring.view, self.ring.me
-        by_key = {m.key: m for m in view.members}
+        by_key = {m.key: m for m in self.ring.view.members}
         try:
             listed = await asyncio.wait_for(self.index.holders(sha256), LOOKUP_TIME)
         except (DhtError, TimeoutError) as exc:
             log.warning("holder lookup for %s failed: %s", sha256[:12], exc or "timed out")
             listed = []
         found = [by_key[h.holder_id] for h in listed if h.holder_id in by_key]
-        now = self.clock()
-        stale = [
-            m
-            for m in found
-            if m.key != me.key
-            and m.key not in self.ring.rtt
-            and now - self._rtt.get(m.key, (0.0, -PROBE_MAX_AGE))[1] >= PROBE_MAX_AGE
-        ]
+        stale = to_probe(found, self.ring.me.name, self._round_trips(), self.clock())
         if stale:
             await asyncio.gather(*(self._probe(m) for m in stale))
-
-        def nearness(m: Member) -> tuple[bool, float, str]:
-            if m.key == me.key:
-                return (False, 0.0, m.name)
-            rtt = self.rtt(m)
-            return (rtt is None, rtt or 0.0, m.name)
-
-        return sorted(found, key=nearness)
+            self._round_trips()  # heartbeats that came in meanwhile count for the ranking too
+        return found
 
     async def _locate(self, sha256_hex: str) -> list[Peer]:
+        """Sync's "who holds H?": the holders as Peers, this node left out; sync ranks them."""
         assert self.ring is not None
         return [
             Peer(m.name, m.host, m.port)
@@ -310,8 +287,8 @@ class Node:
 
     def peers_report(self) -> str:
         assert self.ring is not None
-        view = self.ring.view
-        rtts = {m.key: r for m in view.members if (r := self.rtt(m)) is not None}
+        view, table = self.ring.view, self._round_trips()
+        rtts = {m.key: r for m in view.members if (r := table.rtt(m.name)) is not None}
         return peers_text(view, self.ring.me, rtts)
 
     def status_report(self) -> str:
@@ -366,11 +343,13 @@ class Node:
         view = self.ring.view
         answers = []
         for record in records[:20]:
-            holders = await self._holders(record.sha256)
+            found = await self._holders(record.sha256)
+            table = self._round_trips()
+            holders = nearest(found, self.ring.me.name, table)
             title = (
                 f"{record.owner}/{record.path}  sha256 {record.sha256}  {human_size(record.size)}"
             )
-            rows = [(m, view.position(m.key), self.rtt(m)) for m in holders]
+            rows = [(m, view.position(m.key), table.rtt(m.name)) for m in holders]
             answers.append(holders_text(title, rows, self.ring.me.key))
         if len(records) > 20:
             answers.append(f"... and {len(records) - 20} more matches; narrow the query")

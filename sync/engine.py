@@ -6,7 +6,8 @@ FrameServer); one background loop that, every `interval` seconds, rescans the ow
 with `watch`, a rescan soon after each file-system event; pushing its own changes to the next
 node at once and applying the pushes of others (`push.py`). Decisions live in `manifest.py`;
 this module only sequences them. The ring tells it who is where with `set_topology`; a DHT may
-tell it who holds what through `locate`.
+tell it who holds what through `locate`. Its `round_trips` table ranks where each fetch goes
+(`sources.py`): its own downloads time peers, and the node feeds in probes and heartbeats.
 
 Safety of the own folder: a missing or unreadable folder pushes no deletes; a file modified
 less than `settle` seconds ago (and not closed since) waits; a scan that would delete more than
@@ -38,6 +39,7 @@ from sync.push import (
 from sync.replica import Locate
 from sync.scanner import TMP_DIR, Hasher, OwnFolder
 from sync.serve import Server
+from sync.sources import RoundTrips
 from sync.state import State
 from sync.tracker import TransferInfo
 from sync.transfer import Receiver
@@ -55,6 +57,7 @@ class SyncEngine:
     """Keeps `<shared>/<name>/` published and every other owner's folder replicated here."""
 
     record_rtt: Callable[[str, float], None] | None
+    """Told (peer, seconds) of every whole-file download besides `round_trips` (tests watch)."""
 
     def __init__(
         self,
@@ -72,6 +75,7 @@ class SyncEngine:
         allow_mass_delete: bool = False,
         mass_delete_share: float = 0.5,
         mass_delete_min: int = 10,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Open (or create) the node's sync state; nothing runs until `start`.
 
@@ -83,13 +87,14 @@ class SyncEngine:
                 one when not given).
             interval: seconds between rounds of the background loop (rescan, then pull).
             concurrency: most downloads (FILE or BATCH) in flight at once.
-            locate: "who holds hash H?", nearest first; None until a DHT is wired.
+            locate: "who holds hash H?" (any order); None until a DHT is wired.
             timeout: seconds to wait on a peer (connect, each read) before trying the next.
             watch: rescan on file-system events, not only every `interval`.
             settle: seconds a changed file must be left alone (or closed) before it is sent.
             allow_mass_delete: push large deletes without asking (`--allow-mass-delete`).
             mass_delete_share: a scan deleting more than this share of the own files...
             mass_delete_min: ...of a folder of at least this many files waits for confirmation.
+            clock: monotonic seconds, for the round-trip table (the node's clock).
 
         Raises:
             UnsafePath: `name` is not a valid owner folder name.
@@ -100,6 +105,8 @@ class SyncEngine:
         self.interval = interval
         self.timeout = timeout
         self.record_rtt = None
+        self.clock = clock
+        self.round_trips = RoundTrips()
         self.state = State(self.state_dir)
         self.hasher = Hasher()
         self.holdings = Holdings()
@@ -128,6 +135,7 @@ class SyncEngine:
             concurrency,
             locate,
             self._rtt,
+            self.round_trips,
         )
         self.replicator.tell = self._tell
         self.replicator.pulled = {}
@@ -308,6 +316,7 @@ class SyncEngine:
 
     def _rtt(self, peer: str, seconds: float) -> None:
         self._fetched[peer] = time.time()
+        self.round_trips.sample(peer, seconds, self.clock())
         if self.record_rtt is not None:
             self.record_rtt(peer, seconds)
 

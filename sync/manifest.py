@@ -6,7 +6,7 @@ makes records (`own_changes`); everyone else keeps, per (owner, path), the recor
 highest seq it has seen (`supersedes`), so a stale peer never rolls a file back or brings a
 deleted one back. A replica needs a fetch when the record is live and the bytes it placed
 (`have`) differ from the record's hash, and a delete when the record is a tombstone and it still
-holds bytes there (`plan`). Sources for a fetch are ordered by `sources`.
+holds bytes there (`plan`). Where a fetch goes is `sync/sources.py`'s decision.
 """
 
 from __future__ import annotations
@@ -186,34 +186,3 @@ def plan(rows: Iterable[tuple[FileRecord, str | None]]) -> list[Need]:
             fetches.append(Need("fetch", rec))
     fetches.sort(key=lambda n: (n.record.size, n.record.owner, n.record.path))
     return deletes + fetches
-
-
-def sources(
-    located: Iterable[Peer],
-    prev: Peer | None,
-    prev_holds: bool,
-    owner: Peer | None,
-    me: str,
-) -> list[Peer]:
-    """Where to fetch from, in order: located holders (nearest first), prev, owner.
-
-    The previous node goes before the owner when its manifest said it holds that version, and
-    after the owner otherwise (it may have it by now; asking costs one short ERROR). This node
-    and duplicates are left out.
-    """
-    order: list[Peer] = list(located)
-    if prev is not None and prev_holds:
-        order.append(prev)
-    if owner is not None:
-        order.append(owner)
-    if prev is not None and not prev_holds:
-        order.append(prev)
-    out: list[Peer] = []
-    seen: set[tuple[str, int]] = set()
-    for peer in order:
-        key = (peer.host, peer.port)
-        if peer.name == me or key in seen:
-            continue
-        seen.add(key)
-        out.append(peer)
-    return out

@@ -4,8 +4,8 @@ One round: page through the previous node's MANIFEST delta since what this node 
 each owner and keep every record that supersedes the known one (hostile entries are skipped,
 the rest applied); then `plan` the needs and carry them out. A need is met, in order, by bytes
 already at the target, by a local file with the same content (copied, no network), or by a
-download from `sources` (small files in BATCH requests, others one FILE each), at most
-`concurrency` transfers at once. A failed need stays in the plan and is retried next round.
+download from the sources `rank` orders (small files in BATCH requests, others one FILE each),
+at most `concurrency` transfers at once. A failed need stays in the plan and is retried next round.
 A replica file edited here is moved to `<state>/trash/<owner>/<path>.<time_ns>`, never lost.
 """
 
@@ -26,7 +26,7 @@ from ring.wire import expect
 from sync.blocks import BLOCK_SIZE
 from sync.errors import SyncError
 from sync.holdings import Holdings
-from sync.manifest import FileRecord, Peer, entry_to_record, plan, sources, supersedes
+from sync.manifest import FileRecord, Peer, entry_to_record, plan, supersedes
 from sync.messages import (
     BATCH_MAX_BYTES,
     BATCH_MAX_FILES,
@@ -39,6 +39,7 @@ from sync.paths import Confiner, confine
 from sync.resume import PARTIAL_DIR, LocalDiskError, disk_error, prune_partials
 from sync.scanner import Hasher
 from sync.serve import Server
+from sync.sources import RoundTrips, rank
 from sync.state import State
 from sync.swarm import MAX_SOURCES, Swarm
 from sync.tracker import Transfers
@@ -53,7 +54,7 @@ LOCATE_CONCURRENCY = 16
 
 
 class Locate(Protocol):
-    """ "Who holds hash H?", nearest first; the DHT implements it."""
+    """ "Who holds hash H?", in any order (`rank` orders them); the DHT implements it."""
 
     async def __call__(self, sha256_hex: str) -> list[Peer]: ...
 
@@ -74,11 +75,12 @@ class Replicator:
         concurrency: int,
         locate: Locate | None,
         on_rtt: Callable[[str, float], None],
+        round_trips: RoundTrips,
     ) -> None:
         self.root, self.trash, self.name = root, trash, name
         self.state, self.hasher, self.server = state, hasher, server
         self.receiver, self.holdings, self.locate = receiver, holdings, locate
-        self.on_rtt = on_rtt
+        self.on_rtt, self.round_trips = on_rtt, round_trips
         self._slots = asyncio.Semaphore(concurrency)
         self._prev_holds: dict[tuple[str, str], tuple[int, bool]] = {}
         self._haves: dict[tuple[str, str], str | None] = {}
@@ -277,7 +279,8 @@ class Replicator:
                 log.info("locating %s failed: %s", rec.sha256[:12], exc)
         seq_held = self._prev_holds.get((rec.owner, rec.path))
         prev_holds = seq_held is not None and seq_held == (rec.seq, True)
-        return sources(located, prev, prev_holds, peers.get(rec.owner), self.name)
+        owner = peers.get(rec.owner)
+        return rank(located, prev, prev_holds, owner, self.name, self.round_trips)
 
     async def download(
         self, recs: list[FileRecord], prev: Peer | None, peers: dict[str, Peer]

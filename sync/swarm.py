@@ -29,6 +29,7 @@ from sync.holder import Download, HolderWorker, Listed
 from sync.manifest import FileRecord, Peer
 from sync.messages import BlocksData, BlocksRequest
 from sync.resume import Partial, have_set
+from sync.sources import spread
 from sync.tracker import Transfers
 from sync.transfer import Receiver
 
@@ -87,7 +88,7 @@ class Swarm:
         if not trusted:  # every holder failed us once: give them all another chance
             self.avoid.pop(rec.sha256, None)
             trusted = list(holders)
-        holders = self._choose(rec, trusted)
+        holders = spread(trusted, self.name, rec.sha256, MAX_SOURCES)
         hashes, lister, listed = await self._in_pool(self._block_list, rec, holders)
         partial = Partial(self.folder, rec.sha256, rec.size, BLOCK_SIZE, hashes)
         try:
@@ -115,15 +116,6 @@ class Swarm:
         finally:
             self.partials.pop(rec.sha256, None)
             self.transfers.end(transfer, ok)
-
-    def _choose(self, rec: FileRecord, holders: list[Peer]) -> list[Peer]:
-        """At most `MAX_SOURCES` holders: the first (the nearest) and a share of the others that
-        depends on this node's name, so many receivers of one file spread over its holders."""
-        if len(holders) <= MAX_SOURCES:
-            return holders
-        rest = holders[1:]
-        turn = zlib.crc32(f"{self.name}/{rec.sha256}".encode()) % len(rest)
-        return [holders[0], *(rest[turn:] + rest[:turn])[: MAX_SOURCES - 1]]
 
     async def _in_pool(self, fn: Callable[..., T], *args: object) -> T:
         """Run blocking work in the pool, unless the engine is stopping."""

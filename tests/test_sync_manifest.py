@@ -1,4 +1,4 @@
-"""Manifest decisions without sockets: sequence numbers, superseding, needs, sources, entries."""
+"""Manifest decisions without sockets: sequence numbers, superseding, needs, entries."""
 
 from __future__ import annotations
 
@@ -8,12 +8,10 @@ from ring.errors import BadRequest
 from sync.manifest import (
     FileRecord,
     Need,
-    Peer,
     entry_to_record,
     own_changes,
     plan,
     record_to_entry,
-    sources,
     supersedes,
 )
 
@@ -76,19 +74,6 @@ class TestPlan:
             Need("fetch", rows[2][0]),
             Need("fetch", rows[1][0]),
         ]
-
-
-class TestSources:
-    A, B, C, ME = (Peer(n, "127.0.0.1", p) for n, p in (("a", 1), ("b", 2), ("c", 3), ("me", 4)))
-
-    def test_located_then_prev_then_owner(self) -> None:
-        assert sources([self.C, self.ME], self.A, True, self.B, "me") == [self.C, self.A, self.B]
-
-    def test_prev_without_the_version_goes_after_the_owner(self) -> None:
-        assert sources([], self.A, False, self.B, "me") == [self.B, self.A]
-
-    def test_duplicates_are_dropped(self) -> None:
-        assert sources([self.A, self.B], self.A, True, self.B, "me") == [self.A, self.B]
 
 
 class TestEntries:
