@@ -13,8 +13,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
 from dht.errors import DhtError
 from dht.index import Holder, HolderIndex
@@ -27,7 +26,7 @@ from overlay.prompt import status_text
 from overlay.reports import files_text, holders_text, human_size, peers_text
 from ring.membership import Member, View
 from ring.service import RingService
-from ring.wire import Door, FrameServer, cancel_and_wait
+from ring.wire import Door, FrameServer, Tasks
 from sync.engine import Peer, SyncEngine
 from sync.sources import RoundTrips, nearest, to_probe
 
@@ -58,7 +57,7 @@ class Node:
         self.index: HolderIndex | None = None
         self.discovery: Discovery | None = None
         self.identity: Identity | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Tasks("node")
         self._bootstrapped: set[tuple[str, int]] = set()
 
     @property
@@ -121,9 +120,9 @@ class Node:
         self.ring.add_listener(self._on_view)  # install() calls it for the first view too
         await self.ring.start(settings.peers)
         if self.index is not None and len(self.ring.view.members) == 1:
-            self._spawn(self.index.reannounce_all())
+            self._tasks.spawn(self.index.reannounce_all())
         if settings.peers:
-            self._spawn(self._contact_peers())
+            self._tasks.spawn(self._contact_peers())
         if settings.discovery and iface is not None:
             await self._start_discovery(iface)
         log.info("node %r up on %s:%d, ring id %d", me.name, host, port, self.ring.my_id)
@@ -152,7 +151,7 @@ class Node:
 
         The server closes before the sync engine, whose database a late request would hit.
         """
-        await cancel_and_wait(list(self._tasks))
+        await self._tasks.stop()
         if self.discovery is not None:
             await self.discovery.stop()
         if self.ring is not None:
@@ -166,16 +165,6 @@ class Node:
         await asyncio.sleep(0)  # kademlia frees its UDP port one loop step after stop()
 
     # ----------------------------------------------------------------- wiring
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("background task failed: %r", task.exception())
 
     def _on_view(self, view: View) -> None:
         """A ring change: tell sync its new neighbour and owners, and the DHT whom to ask."""
@@ -194,7 +183,7 @@ class Node:
             fresh = [addr for addr in fresh if addr not in self._bootstrapped]
             if fresh:
                 self._bootstrapped.update(fresh)
-                self._spawn(self._bootstrap(fresh))
+                self._tasks.spawn(self._bootstrap(fresh))
 
     async def _bootstrap(self, addrs: list[tuple[str, int]]) -> None:
         """Meet new members in the DHT, then publish what this node holds (one bounded round)."""
@@ -204,7 +193,7 @@ class Node:
 
     def _on_holding(self, sha256: str, held: bool) -> None:
         assert self.index is not None
-        self._spawn(self.index.announce(sha256) if held else self.index.withdraw(sha256))
+        self._tasks.spawn(self.index.announce(sha256) if held else self.index.withdraw(sha256))
 
     def _round_trips(self) -> RoundTrips:
         """Sync's round-trip table, given the ring's heartbeat estimates as they stand now."""
