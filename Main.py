@@ -13,6 +13,7 @@ import sys
 
 from overlay.config import Settings, parse_args
 from overlay.identity import IdentityError
+from overlay.logs import PerCauseLimit
 from overlay.node import Node
 from overlay.progress import Bars
 from overlay.prompt import Console, run_console, stdin_lines
@@ -28,6 +29,8 @@ def setup_logging(verbose: int) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        PerCauseLimit(handler)  # a flood of bad packets must not flood the log
     # rpcudp reports every unanswered datagram at ERROR; the index handles those timeouts.
     logging.getLogger("rpcudp").setLevel(logging.DEBUG if verbose > 1 else logging.CRITICAL)
     logging.getLogger("kademlia").setLevel(logging.DEBUG if verbose > 1 else logging.ERROR)
