@@ -119,11 +119,6 @@ class State:
         rows = self._db.execute(f"SELECT {_COLS} FROM records WHERE owner = ?", (owner,))
         return {r[1]: _rec(r) for r in rows}
 
-    def replica_rows(self, me: str) -> list[tuple[FileRecord, str | None]]:
-        """Every record of other owners with the hash this node placed for it."""
-        rows = self._db.execute(f"SELECT {_COLS}, have FROM records WHERE owner != ?", (me,))
-        return [(_rec(r), r[7]) for r in rows]
-
     def rows(self, keys: Iterable[tuple[str, str]]) -> list[tuple[FileRecord, str | None]]:
         """`record` for many (owner, path) keys, one query per 500; unknown keys are left out."""
         pending = sorted(set(keys))
