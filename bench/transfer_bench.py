@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.sync_bench import SMALL, baseline_big, baseline_small, write_big  # noqa: E402
 from ring.wire import Connection, Handler, Message  # noqa: E402
+from sync.fetcher import Locate  # noqa: E402
 from sync.manifest import Peer  # noqa: E402
 from sync.messages import FileRequest  # noqa: E402
-from sync.replica import Locate  # noqa: E402
 from tests.sync_harness import SyncNode, make_node, stop_all  # noqa: E402
 
 
@@ -98,7 +98,7 @@ async def receivers(
     peers = [owner.peer, *(n.peer for n in nodes)]
     everyone = {p.name: p for p in peers}
     for node in nodes:
-        node.engine.replicator.locate = locator([p for p in peers if p != node.peer])
+        node.engine.fetcher.locate = locator([p for p in peers if p != node.peer])
         node.engine.set_topology(owner.peer, everyone)
         await node.engine.start()
     return nodes

@@ -1,13 +1,15 @@
-"""The sync engine: the asyncio shell that scans, serves and pulls for one node.
+"""The sync engine: the asyncio shell that scans, serves, pulls and pushes for one node.
 
-It owns the node's sync state and these kinds of work: serving (its `routes()` go on the node's
-FrameServer); one background loop that, every `interval` seconds, rescans the own folder
-(new seq numbers for changes) and pulls from the previous node in the ring (`Replicator`);
-with `watch`, a rescan soon after each file-system event; pushing its own changes to the next
-node at once and applying the pushes of others (`push.py`). Decisions live in `manifest.py`;
-this module only sequences them. The ring tells it who is where with `set_topology`; a DHT may
-tell it who holds what through `locate`. Its `round_trips` table ranks where each fetch goes
-(`sources.py`): its own downloads time peers, and the node feeds in probes and heartbeats.
+It owns the node's sync state, wires the parts and runs their loops: serving (its `routes()` go
+on the node's FrameServer); one background loop that, every `interval` seconds, rescans the own
+folder (new seq numbers for changes) and runs a pull round from the previous node in the ring
+(`pull.py`); with `watch`, a rescan soon after each file-system event; pushing its own changes
+to the next node at once, and applying the pushes of others (`push.py`), each in a pass of its
+own beside any round (`apply.py`). Decisions live in `manifest.py`; replicas are kept by
+`replica.py`, downloads run in `fetcher.py`, and what the user hears is worded in `reports.py`.
+The ring tells it who is where with `set_topology`; a DHT may tell it who holds what through
+`locate`. Its `round_trips` table ranks where each fetch goes (`sources.py`): its own downloads
+time peers, and the node feeds in probes and heartbeats.
 
 Safety of the own folder: a missing or unreadable folder pushes no deletes; a file modified
 less than `settle` seconds ago (and not closed since) waits; a scan that would delete more than
@@ -18,25 +20,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ring.errors import RemoteProtocolError
 from ring.wire import Door, Handler, Message, cancel_and_wait
+from sync.apply import Applier
+from sync.fetcher import Fetcher, Locate
 from sync.holdings import Holdings
 from sync.manifest import FileRecord, Peer, is_sha256, plan
-from sync.paths import check_owner, confine
-from sync.push import (
-    Change,
-    NoticingReplicator,
-    Pusher,
-    SyncStatus,
-    replica_changes,
-)
-from sync.replica import Locate
+from sync.paths import check_owner
+from sync.pull import Puller
+from sync.push import Pusher
+from sync.replica import Replicas
+from sync.reports import Change, SyncStatus, folder_warning, held_warning
 from sync.scanner import TMP_DIR, Hasher, OwnFolder
 from sync.serve import Server
 from sync.sources import RoundTrips
@@ -56,7 +54,7 @@ DEBOUNCE = 0.1
 class SyncEngine:
     """Keeps `<shared>/<name>/` published and every other owner's folder replicated here."""
 
-    record_rtt: Callable[[str, float], None] | None
+    record_rtt: Callable[[str, float], None] | None = None
     """Told (peer, seconds) of every whole-file download besides `round_trips` (tests watch)."""
 
     def __init__(
@@ -99,31 +97,30 @@ class SyncEngine:
         Raises:
             UnsafePath: `name` is not a valid owner folder name.
         """
-        self.root = Path(shared_root)
-        self.state_dir = Path(state_dir)
-        self.name = check_owner(name)
-        self.interval = interval
-        self.timeout = timeout
-        self.record_rtt = None
-        self.clock = clock
-        self.round_trips = RoundTrips()
+        self.root, self.state_dir, self.name = Path(shared_root), Path(state_dir), check_owner(name)
+        self.interval, self.timeout, self.watch, self.clock = interval, timeout, watch, clock
+        self.allow_mass_delete = allow_mass_delete
+        self.round_trips, self.hasher, self.holdings = RoundTrips(), Hasher(), Holdings()
         self.state = State(self.state_dir)
-        self.hasher = Hasher()
-        self.holdings = Holdings()
         self.server = Server(self.root, self.state)
         self.door = door if door is not None else Door()
         self.receiver = Receiver(self.door, self.root / TMP_DIR, timeout)
-        self.allow_mass_delete = allow_mass_delete
-        self.own = OwnFolder(
-            self.root,
-            self.name,
-            self.state,
-            self.hasher,
-            settle,
-            mass_delete_share,
-            mass_delete_min,
-        )
-        self.replicator = NoticingReplicator(
+        mass = (mass_delete_share, mass_delete_min)
+        self.own = OwnFolder(self.root, self.name, self.state, self.hasher, settle, *mass)
+        self._build_replication(concurrency, locate)
+        self.pusher = Pusher(self.door, self.name, self.state, timeout, self._on_pushed)
+        self._watcher: FolderWatcher | None = None
+        self._listeners: list[Callable[[Change], None]] = []
+        self._prev: Peer | None = None
+        self._scan_lock = asyncio.Lock()  # apart from rounds: a download never holds up a scan
+        self._scan_wanted = asyncio.Event()
+        self._confirmed = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._fetched: dict[str, float] = {}
+
+    def _build_replication(self, concurrency: int, locate: Locate | None) -> None:
+        """The parts that keep replicas: bookkeeping, downloads, passes, pull rounds."""
+        self.replicas = Replicas(
             self.root,
             self.state_dir / "trash",
             self.name,
@@ -132,30 +129,29 @@ class SyncEngine:
             self.server,
             self.receiver,
             self.holdings,
+            self._tell,
+        )
+        self.fetcher = Fetcher(
+            self.root,
+            self.name,
+            self.receiver,
+            self.server,
+            self.replicas,
             concurrency,
             locate,
             self._rtt,
             self.round_trips,
         )
-        self.replicator.tell = self._tell
-        self.replicator.pulled = {}
-        self.pusher = Pusher(self.door, self.name, self.state, timeout, self._on_pushed)
-        self.watch = watch
-        self._watcher: FolderWatcher | None = None
-        self._listeners: list[Callable[[Change], None]] = []
-        self._confirmed = False
-        self._running = False
-        self._prev: Peer | None = None
-        self._peers: dict[str, Peer] = {}
-        self._lock = asyncio.Lock()
-        # pull rounds (downloads included) and scans lock apart: a long download never
-        # holds up a rescan
-        self._scan_lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self._scan_wanted = asyncio.Event()
-        self._apply_wanted = asyncio.Event()
-        self._workers: list[asyncio.Task[None]] = []
-        self._fetched: dict[str, float] = {}
+        self.applier = Applier(self.name, self.state, self.replicas, self.fetcher, self._tell)
+        self.puller = Puller(
+            self.door,
+            self.name,
+            self.state,
+            self.replicas,
+            self.fetcher,
+            self.applier,
+            self.timeout,
+        )
 
     @property
     def hash_count(self) -> int:
@@ -179,15 +175,15 @@ class SyncEngine:
         if tmp.exists():
             await asyncio.to_thread(shutil.rmtree, tmp, True)
         tmp.mkdir(parents=True, exist_ok=True)
-        self._check_replicas()
+        self.replicas.forget_missing()
         for _owner, _path, sha, _size in list(self.state.held()):
             self.holdings.add(sha)
         await self.rescan()
-        self._task = asyncio.create_task(self._loop(), name=f"sync-{self.name}")
         self.pusher.start()
-        self._workers = [
+        self._tasks = [
+            asyncio.create_task(self._loop(), name=f"sync-{self.name}"),
             asyncio.create_task(self._scan_worker(), name=f"scan-{self.name}"),
-            asyncio.create_task(self._apply_worker(), name=f"apply-{self.name}"),
+            asyncio.create_task(self.applier.run(), name=f"apply-{self.name}"),
         ]
         if self.watch:
             self._watcher = FolderWatcher(own, self._scan_wanted.set, asyncio.get_running_loop())
@@ -200,10 +196,10 @@ class SyncEngine:
             await asyncio.to_thread(self._watcher.stop)
             self._watcher = None
         await self.pusher.stop()
-        tasks = self._workers + ([self._task] if self._task is not None else [])
-        await cancel_and_wait(tasks)
-        self._task, self._workers = None, []
-        async with self._lock, self._scan_lock:
+        await cancel_and_wait(self._tasks)
+        await self.applier.stop()
+        self._tasks = []
+        async with self.puller.lock, self._scan_lock:
             self.state.close()
 
     def set_topology(
@@ -212,8 +208,8 @@ class SyncEngine:
         """Who my previous node is, every member by name (to reach owners), and my next node
         (where pushes go; None: push nothing)."""
         self._prev = prev
-        self._peers = dict(peers)
-        self.pusher.set_next(next, len(self._peers) + 1)
+        self.applier.peers = dict(peers)
+        self.pusher.set_next(next, len(peers) + 1)
 
     def add_change_listener(self, cb: Callable[[Change], None]) -> None:
         """Call cb(change) for each replica added, updated, deleted or kept, and each warning."""
@@ -233,7 +229,7 @@ class SyncEngine:
         """Pending changes, work outstanding and the last sync with each peer, for `status`."""
         needs = plan(self.state.pending_rows(self.name))
         last: dict[str, float] = {}
-        for source in (self.replicator.pulled, self.pusher.received, self._fetched):
+        for source in (self.puller.pulled, self.pusher.received, self._fetched):
             for peer, when in source.items():
                 last[peer] = max(last.get(peer, 0.0), when)
         own = self.state.records_of(self.name).values()
@@ -246,7 +242,7 @@ class SyncEngine:
             held_reason=self.own.why_held if self.own.held else "",
             to_fetch=sum(1 for n in needs if n.kind == "fetch"),
             to_delete=sum(1 for n in needs if n.kind == "delete"),
-            round_running=self._running,
+            round_running=self.puller.running,
             transfers=len(self.transfers()),
             last_sync=last,
         )
@@ -258,26 +254,11 @@ class SyncEngine:
 
     async def pull_once(self) -> int:
         """One pull round from the previous node plus the fetches; returns files changed."""
-        return await self._pull(self._prev)
-
-    async def _pull(self, prev: Peer | None) -> int:
-        """A round (with prev's manifest delta, or only applying what is known: prev None)."""
-        async with self._lock:
-            self._running = True
-            self.state.start_journal()
-            try:
-                changed = await self.replicator.pull(prev, self._peers, self.timeout)
-            finally:
-                self._running = False
-                before = self.state.take_journal()
-            after = [row for key in before if (row := self.state.record(*key)) is not None]
-            for change in replica_changes(before, after):
-                self._tell(change)
-            return changed
+        return await self.puller.round(self._prev)
 
     def transfers(self) -> list[TransferInfo]:
         """Downloads running now (file, size, done, rate, time left, holders), oldest first."""
-        return self.replicator.transfers.snapshot()
+        return self.fetcher.transfers.snapshot()
 
     def summary(self) -> dict[str, tuple[int, int]]:
         """owner -> (files held, bytes held) on this node."""
@@ -328,7 +309,8 @@ class SyncEngine:
                 log.exception("change listener failed")
 
     def _on_pushed(self, origin: str, records: list[FileRecord]) -> None:
-        self._apply_wanted.set()
+        """Apply what a push brought: the paths of its records, in a pass of their own."""
+        self.applier.want((rec.owner, rec.path) for rec in records)
 
     async def _loop(self) -> None:
         while True:
@@ -354,16 +336,6 @@ class SyncEngine:
             except Exception:
                 log.exception("rescan failed on %s", self.name)
 
-    async def _apply_worker(self) -> None:
-        """Apply pushed records (fetch, copy, delete) without waiting for the next pull."""
-        while True:
-            await self._apply_wanted.wait()
-            self._apply_wanted.clear()
-            try:
-                await self._pull(None)
-            except Exception:
-                log.exception("applying a push failed on %s", self.name)
-
     async def _rescan(self) -> int:
         if self._watcher is not None:
             self._watcher.check()
@@ -374,20 +346,12 @@ class SyncEngine:
             closed = dict(self._watcher.closed)
         changes, known = await self.own.scan(closed, self.allow_mass_delete or self._confirmed)
         if self.own.problem != problem:
-            text = (
-                f"{self.own.problem}; pushing no deletes"
-                if self.own.problem
-                else "own folder is back"
-            )
-            self._tell(Change("warning", self.name, "", text))
+            self._tell(folder_warning(self.name, self.own.problem))
         if self.own.held and len(self.own.held) != held:
             live = sum(1 for rec in known.values() if not rec.deleted)
-            text = (
-                f"{self.own.why_held}: {len(self.own.held)} of {live} files' deletes held; "
-                "type 'confirm-deletes' to push them"
-            )
-            log.warning("%s: %s", self.name, text)
-            self._tell(Change("warning", self.name, "", text))
+            warning = held_warning(self.name, self.own.why_held, len(self.own.held), live)
+            log.warning("%s: %s", self.name, warning.detail)
+            self._tell(warning)
         if self.own.due is not None:
             asyncio.get_running_loop().call_later(self.own.due, self._scan_wanted.set)
         for rec in changes:
@@ -405,16 +369,3 @@ class SyncEngine:
             )
             self.pusher.publish(changes)
         return len(changes)
-
-    def _check_replicas(self) -> None:
-        """Forget replicas removed from disk while the node was down, so they are fetched again."""
-        with self.state.transaction():
-            for owner, path, _sha, _size in list(self.state.held()):
-                if owner == self.name:
-                    continue
-                try:
-                    present = os.path.isfile(confine(self.root, owner, path))
-                except (OSError, RemoteProtocolError):
-                    present = False
-                if not present:
-                    self.state.set_have(owner, path, None)

@@ -1,37 +1,30 @@
-"""Pushed changes: NOTIFY round the ring, and what the user hears and sees of sync.
+"""Pushed changes: NOTIFY round the ring, from the owner to every node, one hop at a time.
 
 Theory of operation. When the owner's scan gives new records, `Pusher.publish` sends them at
 once, as NOTIFY, to the owner's next node in the ring. Each node keeps every record that
 supersedes what it knows (the same rule as a manifest pull), answers OK, asks its engine to
-apply the change (fetch, copy or delete), and passes the NOTIFY on to its own next node, in
+apply those records (fetch, copy or delete), and passes the NOTIFY on to its own next node, in
 the order received, one at a time. It stops before the owner (it has gone round) or after as
 many hops as the ring has members. A push that cannot be delivered is dropped after a few
 tries: the periodic manifest pull is the catch-up path, so a push only ever makes things
 faster, never different. A node advances its "since" counter for the owner only when the
 pushed seqs follow on from it without a gap, so a missed push is still pulled later.
 
-What the user hears: `Change` lines (a replica added, updated, deleted, a local edit kept in
-the trash, a warning), worked out by `replica_changes` and `NoticingReplicator`; `SyncStatus`
-is what the prompt's `status` shows.
+Applying a push plans only the paths its records name, beside any pull round (`apply.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import glob
 import logging
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 
 from ring.errors import BadRequest, PeerUnreachable, RemoteError, RemoteProtocolError
 from ring.wire import Connection, Door, Handler, Message, Ok, cancel_and_wait, expect
-from sync.errors import SyncError
 from sync.manifest import FileRecord, Peer, entry_to_record, record_to_entry, supersedes
 from sync.messages import NOTIFY_MAX_ENTRIES, Notify
 from sync.paths import check_owner
-from sync.replica import Replicator
 from sync.state import State
 
 log = logging.getLogger(__name__)
@@ -42,93 +35,6 @@ QUEUE_MAX = 1000
 """Pushes waiting to be forwarded; past this, changes wait for the pull instead."""
 BACKLOG_MAX = 64
 """Own pushes kept while this node has no next node; past this, changes wait for the pull."""
-
-
-@dataclass(frozen=True)
-class Change:
-    """Something the user should hear about, as one quiet line at the prompt."""
-
-    kind: str  # added, updated, deleted, kept (a local edit moved to the trash), warning
-    owner: str
-    path: str
-    detail: str = ""
-
-    def text(self) -> str:
-        """The line shown, e.g. "~ alice/report.pdf updated"."""
-        mark = {"added": "+", "updated": "~", "deleted": "-"}.get(self.kind, "!")
-        where = f"{self.owner}/{self.path}" if self.path else self.owner
-        if self.kind in ("added", "updated", "deleted"):
-            return f"{mark} {where} {self.kind}"
-        return f"{mark} {where}: {self.detail}"
-
-
-@dataclass(frozen=True)
-class SyncStatus:
-    """What `status` at the prompt shows."""
-
-    own_files: int
-    own_seq: int
-    problem: str | None
-    unsettled: int
-    held_deletes: int
-    held_reason: str
-    to_fetch: int
-    to_delete: int
-    round_running: bool
-    transfers: int
-    last_sync: dict[str, float]
-
-
-class NoticingReplicator(Replicator):
-    """The replicator, telling the user about kept local edits and noting each manifest pull;
-    and copying a file's bytes to where a rename moved them before deleting the old name.
-
-    A rename reaches a replica as a tombstone plus a new record with the same content, and a
-    round applies deletes first; without the copy, the content would be gone by the time the
-    new name is fetched, and every byte would travel again.
-    """
-
-    tell: Callable[[Change], None]
-    pulled: dict[str, float]
-
-    async def delete(self, rec: FileRecord) -> int:
-        known = self.state.record(rec.owner, rec.path)
-        have = None if known is None else known[1]
-        if have is not None:
-            for target in self.state.wanting(have, self.name):
-                try:
-                    await self.satisfy_locally(target, True)
-                except (OSError, SyncError, RemoteProtocolError) as exc:
-                    log.info("cannot copy %s/%s here: %s", target.owner, target.path, exc)
-        return await super().delete(rec)
-
-    async def pull_manifest(self, prev: Peer, timeout: float) -> None:
-        await super().pull_manifest(prev, timeout)
-        self.pulled[prev.name] = time.time()
-
-    async def to_trash(self, rec: FileRecord, target: Path) -> None:
-        await super().to_trash(rec, target)
-        folder = self.trash / rec.owner / rec.path
-        kept = sorted(folder.parent.glob(f"{glob.escape(folder.name)}.*"))
-        where = kept[-1] if kept else folder.parent
-        self.tell(Change("kept", rec.owner, rec.path, f"your local edit was kept in {where}"))
-
-
-def replica_changes(
-    before: dict[tuple[str, str], str | None],
-    after: Iterable[tuple[FileRecord, str | None]],
-) -> list[Change]:
-    """What a sync round did to replicas, from the bytes held per path before and after."""
-    out = []
-    for rec, have in after:
-        old = before.get((rec.owner, rec.path))
-        if have == old:
-            continue
-        if have is None:
-            out.append(Change("deleted", rec.owner, rec.path))
-        else:
-            out.append(Change("added" if old is None else "updated", rec.owner, rec.path))
-    return sorted(out, key=lambda c: (c.owner, c.path))
 
 
 def merge_pushed(state: State, origin: str, me: str, entries: list) -> list[FileRecord]:  # type: ignore[type-arg]

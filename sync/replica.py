@@ -1,12 +1,12 @@
-"""Keeping replicas: pull the previous node's manifest delta, then fetch, copy or delete.
+"""Replica bookkeeping: records merged from manifest pages, and the bytes placed for them.
 
-One round: page through the previous node's MANIFEST delta since what this node has seen of
-each owner and keep every record that supersedes the known one (hostile entries are skipped,
-the rest applied); then `plan` the needs and carry them out. A need is met, in order, by bytes
-already at the target, by a local file with the same content (copied, no network), or by a
-download from the sources `rank` orders (small files in BATCH requests, others one FILE each),
-at most `concurrency` transfers at once. A failed need stays in the plan and is retried next round.
-A replica file edited here is moved to `<state>/trash/<owner>/<path>.<time_ns>`, never lost.
+Everything here works on one replica path at a time, for a pass that holds that path's claim
+(`claims.py`): merge a page of the previous node's manifest delta (every record that supersedes
+the known one is kept; hostile entries are skipped), apply a tombstone (remove the file), meet
+a fetch without the network (bytes already at the target, or a local file with the same
+content, copied), and install verified temp files (rename into place, note what is held, tell
+the holdings). A replica file edited here is moved to `<state>/trash/<owner>/<path>.<time_ns>`,
+never lost, and the user is told. Downloads are `fetcher.py`'s; which needs to meet, `apply.py`'s.
 """
 
 from __future__ import annotations
@@ -19,48 +19,36 @@ import stat
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Protocol
 
-from ring.errors import PeerUnreachable, RemoteError, RemoteProtocolError
-from ring.wire import expect
-from sync.blocks import BLOCK_SIZE
+from ring.errors import RemoteProtocolError
 from sync.errors import SyncError
 from sync.holdings import Holdings
-from sync.manifest import FileRecord, Peer, entry_to_record, plan, supersedes
-from sync.messages import (
-    BATCH_MAX_BYTES,
-    BATCH_MAX_FILES,
-    PAGE_LIMIT,
-    SMALL_FILE,
-    ManifestData,
-    ManifestRequest,
-)
+from sync.manifest import FileRecord, entry_to_record, supersedes
 from sync.paths import Confiner, confine
-from sync.resume import PARTIAL_DIR, LocalDiskError, disk_error, prune_partials
+from sync.reports import Change, kept
+from sync.resume import disk_error
 from sync.scanner import Hasher
 from sync.serve import Server
-from sync.sources import RoundTrips, rank
 from sync.state import State
-from sync.swarm import MAX_SOURCES, Swarm
-from sync.tracker import Transfers
 from sync.transfer import Receiver, copy_verified, place_many
 
 log = logging.getLogger(__name__)
 
-FETCH_ERRORS = (PeerUnreachable, RemoteError, RemoteProtocolError, SyncError)
-MAX_PAGES = 100_000
-LOCATE_CONCURRENCY = 16
-"""Holder lookups in flight at once (a DHT lookup is a few UDP round trips)."""
+
+async def guarded(work: Awaitable[int]) -> int:
+    """Run one need; local trouble is logged and the need retried next round (0 changed)."""
+    try:
+        return await work
+    except OSError as exc:
+        log.error("sync step failed: %s", disk_error(exc, "a file"))
+        return 0
+    except (SyncError, RemoteProtocolError) as exc:
+        log.error("sync step failed (will retry next round): %s", exc)
+        return 0
 
 
-class Locate(Protocol):
-    """ "Who holds hash H?", in any order (`rank` orders them); the DHT implements it."""
-
-    async def __call__(self, sha256_hex: str) -> list[Peer]: ...
-
-
-class Replicator:
-    """Pull rounds for one node; the engine owns it and calls `pull` under its round lock."""
+class Replicas:
+    """The replicas under the shared root, kept in step with the records in `state`."""
 
     def __init__(
         self,
@@ -72,83 +60,35 @@ class Replicator:
         server: Server,
         receiver: Receiver,
         holdings: Holdings,
-        concurrency: int,
-        locate: Locate | None,
-        on_rtt: Callable[[str, float], None],
-        round_trips: RoundTrips,
+        tell: Callable[[Change], None],
     ) -> None:
         self.root, self.trash, self.name = root, trash, name
         self.state, self.hasher, self.server = state, hasher, server
-        self.receiver, self.holdings, self.locate = receiver, holdings, locate
-        self.on_rtt, self.round_trips = on_rtt, round_trips
-        self._slots = asyncio.Semaphore(concurrency)
-        self._prev_holds: dict[tuple[str, str], tuple[int, bool]] = {}
-        self._haves: dict[tuple[str, str], str | None] = {}
-        self._confine = Confiner(root)
-        self.transfers = Transfers()
-        self.swarm = Swarm(
-            name,
-            receiver,
-            root / PARTIAL_DIR,
-            server.blocks,
-            server.partials,
-            self.transfers,
-            concurrency * MAX_SOURCES,
-            receiver.timeout,
-        )
+        self.receiver, self.holdings, self.tell = receiver, holdings, tell
+        self.confine = Confiner(root)
+        """Confines names for the passes running now; `renew` it as each pass starts (it
+        remembers the folders it found real, see `Confiner`)."""
 
-    async def pull(self, prev: Peer | None, peers: dict[str, Peer], timeout: float) -> int:
-        """One round: merge prev's manifest delta, then meet every need; returns files changed."""
-        if prev is not None and prev.name != self.name:
-            try:
-                await self.pull_manifest(prev, timeout)
-            except (PeerUnreachable, RemoteError, RemoteProtocolError) as exc:
-                log.info("no manifest from %s this round: %s", prev.name, exc)
-        rows = self.state.replica_rows(self.name)
-        self._haves = {(rec.owner, rec.path): have for rec, have in rows}
-        needs = plan(rows)
-        changed = 0
-        for need in needs:
-            if need.kind == "delete":
-                changed += await self._guarded(self.delete(need.record))
-        fetches = [n.record for n in needs if n.kind == "fetch"]
-        here = self.state.cache_by_hashes({rec.sha256 for rec in fetches})
-        remote: list[FileRecord] = []
-        self._confine = Confiner(self.root)
-        for rec in fetches:
-            done = await self._guarded(self.satisfy_locally(rec, rec.sha256 in here))
-            if done < 0:
-                remote.append(rec)
-            changed += max(done, 0)
-        changed += await self.download(remote, prev, peers)
-        return changed
+    def renew(self) -> None:
+        """Forget the folders found real so far (a new pass starts)."""
+        self.confine = Confiner(self.root)
 
-    async def pull_manifest(self, prev: Peer, timeout: float) -> None:
-        """Page through prev's delta since our counters and keep every superseding record."""
-        since = self.state.counters()
-        conn = await self.receiver.door.open(prev.host, prev.port, timeout)
-        try:
-            cursor: list | None = None  # type: ignore[type-arg]
-            for _ in range(MAX_PAGES):
-                reply = expect(
-                    await conn.exchange(ManifestRequest(since, PAGE_LIMIT, cursor), timeout),
-                    ManifestData,
-                )
-                self._merge(prev, reply.entries)
-                if not reply.more or not reply.entries:
-                    return
-                cursor = reply.cursor
-        finally:
-            await conn.close()
+    def merge(self, sender: str, entries: list) -> dict[tuple[str, str], tuple[int, bool]]:  # type: ignore[type-arg]
+        """Keep every record of a manifest page from `sender` that supersedes the known one,
+        and advance each owner's counter to the highest seq seen.
 
-    def _merge(self, prev: Peer, entries: list) -> None:  # type: ignore[type-arg]
+        Returns:
+            (owner, path) -> (seq, whether `sender` holds those bytes), for every good entry
+            of another owner: where to look first when fetching.
+        """
         seen: dict[str, int] = {}
+        holds: dict[tuple[str, str], tuple[int, bool]] = {}
         with self.state.transaction():
             for entry in entries:
                 try:
                     rec, held = entry_to_record(entry)
                 except RemoteProtocolError as exc:
-                    log.warning("skipping a bad manifest entry from %s: %s", prev.name, exc)
+                    log.warning("skipping a bad manifest entry from %s: %s", sender, exc)
                     continue
                 seen[rec.owner] = max(seen.get(rec.owner, 0), rec.seq)
                 if rec.owner == self.name:
@@ -156,21 +96,29 @@ class Replicator:
                 old = self.state.record(rec.owner, rec.path)
                 if supersedes(rec, None if old is None else old[0]):
                     self.state.put_record(rec, None if old is None else old[1])
-                self._prev_holds[(rec.owner, rec.path)] = (rec.seq, held)
+                holds[(rec.owner, rec.path)] = (rec.seq, held)
             for owner, seq in seen.items():
                 if seq > self.state.counter(owner):
                     self.state.set_counter(owner, seq)
+        return holds
 
-    async def _guarded(self, work: Awaitable[int]) -> int:
-        """Run one need; local trouble is logged and the need retried next round."""
-        try:
-            return await work
-        except OSError as exc:
-            log.error("sync step failed: %s", disk_error(exc, "a file"))
-            return 0
-        except (SyncError, RemoteProtocolError) as exc:
-            log.error("sync step failed (will retry next round): %s", exc)
-            return 0
+    def forget_missing(self) -> None:
+        """Forget replicas removed from disk while the node was down, so they are fetched again."""
+        with self.state.transaction():
+            for owner, path, _sha, _size in list(self.state.held()):
+                if owner == self.name:
+                    continue
+                try:
+                    present = os.path.isfile(confine(self.root, owner, path))
+                except (OSError, RemoteProtocolError):
+                    present = False
+                if not present:
+                    self.state.set_have(owner, path, None)
+
+    def have(self, owner: str, path: str) -> str | None:
+        """The hash of the bytes this node placed at a replica path (None: nothing)."""
+        known = self.state.record(owner, path)
+        return None if known is None else known[1]
 
     async def current_hash(self, owner: str, path: str, target: Path) -> str | None:
         """The hash of the regular file at target now (cached when size and mtime match)."""
@@ -195,11 +143,12 @@ class Replicator:
         await asyncio.to_thread(shutil.move, target, dest)
         self.state.cache_drop(f"{rec.owner}/{rec.path}")
         log.warning("%s/%s was changed on this node; kept it as %s", rec.owner, rec.path, dest)
+        self.tell(kept(rec, dest))
 
     async def delete(self, rec: FileRecord) -> int:
         """Apply a tombstone: remove the replica, or trash it if it was edited here."""
         target = confine(self.root, rec.owner, rec.path)
-        have = self._haves.get((rec.owner, rec.path))
+        have = self.have(rec.owner, rec.path)
         current = await self.current_hash(rec.owner, rec.path, target)
         if current is not None and current == have:
             await asyncio.to_thread(os.unlink, target)
@@ -207,7 +156,6 @@ class Replicator:
         elif current is not None:
             await self.to_trash(rec, target)
         self.state.set_have(rec.owner, rec.path, None)
-        self._haves[(rec.owner, rec.path)] = None
         if have is not None:
             self.holdings.drop(have)
         await asyncio.to_thread(_prune, self.root / rec.owner, target.parent)
@@ -221,8 +169,8 @@ class Replicator:
         local file with the same content elsewhere is copied (`copyable`: the hash cache knows
         a file with that content, checked again here).
         """
-        target = self._confine(rec.owner, rec.path)
-        have = self._haves.get((rec.owner, rec.path))
+        target = self.confine(rec.owner, rec.path)
+        have = self.have(rec.owner, rec.path)
         current = await self.current_hash(rec.owner, rec.path, target)
         if current == rec.sha256:
             await asyncio.to_thread(os.utime, target, ns=(rec.mtime_ns, rec.mtime_ns))
@@ -244,7 +192,9 @@ class Replicator:
 
         Names were checked when the record was merged and the target confined before the
         download; `place_many` checks again with lstat that no folder on the way is a symlink
-        (the tree may have changed since), and os.replace never follows a final symlink.
+        (the tree may have changed since), and os.replace never follows a final symlink. A
+        record superseded while its bytes came is installed all the same (they are the bytes
+        of a version the owner had): the newer one is applied after this pass lets go of it.
         """
         recs = [rec for rec, _tmp in done]
         moves = [(self.root / rec.owner / rec.path, tmp) for rec, tmp in done]
@@ -260,134 +210,12 @@ class Replicator:
         return landed
 
     def _installed(self, rec: FileRecord) -> None:
-        old_have = self._haves.get((rec.owner, rec.path))
-        self._haves[(rec.owner, rec.path)] = rec.sha256
+        old_have = self.have(rec.owner, rec.path)
         self.state.cache_put(f"{rec.owner}/{rec.path}", rec.size, rec.mtime_ns, rec.sha256)
         self.state.set_have(rec.owner, rec.path, rec.sha256)
         self.holdings.add(rec.sha256)
         if old_have is not None:
             self.holdings.drop(old_have)
-
-    async def _sources(
-        self, rec: FileRecord, prev: Peer | None, peers: dict[str, Peer]
-    ) -> list[Peer]:
-        located: list[Peer] = []
-        if self.locate is not None:
-            try:
-                located = await self.locate(rec.sha256)
-            except Exception as exc:  # the locator is pluggable; its failure must not stop sync
-                log.info("locating %s failed: %s", rec.sha256[:12], exc)
-        seq_held = self._prev_holds.get((rec.owner, rec.path))
-        prev_holds = seq_held is not None and seq_held == (rec.seq, True)
-        owner = peers.get(rec.owner)
-        return rank(located, prev, prev_holds, owner, self.name, self.round_trips)
-
-    async def download(
-        self, recs: list[FileRecord], prev: Peer | None, peers: dict[str, Peer]
-    ) -> int:
-        """Fetch every record over the network: small ones batched per first source."""
-        lookups = asyncio.Semaphore(LOCATE_CONCURRENCY)
-
-        async def plan_one(rec: FileRecord) -> tuple[FileRecord, list[Peer]]:
-            async with lookups:
-                return rec, await self._sources(rec, prev, peers)
-
-        plans = await asyncio.gather(*(plan_one(rec) for rec in recs))
-        await asyncio.to_thread(
-            prune_partials, self.root / PARTIAL_DIR, {r.sha256 for r in recs if r.size > BLOCK_SIZE}
-        )
-        batches: dict[Peer, list[tuple[FileRecord, list[Peer]]]] = {}
-        same: dict[str, list[tuple[FileRecord, list[Peer]]]] = {}
-        jobs: list[Awaitable[int]] = []
-        for rec, order in plans:
-            if not order:
-                log.info("no source for %s/%s this round", rec.owner, rec.path)
-            elif rec.size <= SMALL_FILE:
-                batches.setdefault(order[0], []).append((rec, order))
-            else:
-                same.setdefault(rec.sha256, []).append((rec, order))
-        jobs.extend(self.fetch_same(group) for group in same.values())
-        for peer, items in batches.items():
-            chunk: list[tuple[FileRecord, list[Peer]]] = []
-            size = 0
-            for item in items:
-                if len(chunk) == BATCH_MAX_FILES or size + item[0].size > BATCH_MAX_BYTES // 2:
-                    jobs.append(self.fetch_batch(peer, chunk))
-                    chunk, size = [], 0
-                chunk.append(item)
-                size += item[0].size
-            if chunk:
-                jobs.append(self.fetch_batch(peer, chunk))
-        return sum(await asyncio.gather(*(self._guarded(j) for j in jobs)))
-
-    async def fetch_one(self, rec: FileRecord, order: list[Peer]) -> int:
-        """Download one file from the first source that serves it right (large ones in blocks,
-        from several sources at once)."""
-        if rec.size > BLOCK_SIZE:
-            return await self.fetch_blocks(rec, order)
-        for peer in order:
-            try:
-                async with self._slots:
-                    tmp, rtt = await asyncio.to_thread(self.receiver.fetch, peer, rec)
-            except FETCH_ERRORS as exc:
-                log.info("fetching %s/%s from %s failed: %s", rec.owner, rec.path, peer.name, exc)
-                continue
-            self.on_rtt(peer.name, rtt)
-            landed = await self.install([(rec, tmp)])
-            if landed:
-                log.info(
-                    "fetched %s/%s: %d bytes from %s", rec.owner, rec.path, rec.size, peer.name
-                )
-            return landed
-        return 0
-
-    async def fetch_same(self, group: list[tuple[FileRecord, list[Peer]]]) -> int:
-        """Fetch one content once for every path that wants it: the rest are local copies."""
-        first, order = group[0]
-        landed = await self._guarded(self.fetch_one(first, order))
-        for rec, rest_order in group[1:]:
-            done = await self._guarded(self.satisfy_locally(rec, True)) if landed else -1
-            if done < 0:
-                done = await self._guarded(self.fetch_one(rec, rest_order))
-            landed += done
-        return landed
-
-    async def fetch_blocks(self, rec: FileRecord, order: list[Peer]) -> int:
-        """Download a large file in blocks from its sources at once; a failure keeps the blocks
-        verified so far for the next round (unless this node cannot store them)."""
-        try:
-            async with self._slots:
-                path, served = await self.swarm.fetch(rec, order)
-        except LocalDiskError as exc:
-            log.error("%s/%s: %s", rec.owner, rec.path, exc)
-            return 0
-        except FETCH_ERRORS as exc:
-            log.info("fetching %s/%s in blocks failed: %s", rec.owner, rec.path, exc)
-            return 0
-        log.debug("%s/%s served by %s", rec.owner, rec.path, served)
-        return await self.install([(rec, path)])
-
-    async def fetch_batch(self, peer: Peer, items: list[tuple[FileRecord, list[Peer]]]) -> int:
-        """Download small files in one BATCH from `peer`; the rest go singly to other sources."""
-        recs = [rec for rec, _ in items]
-        got: dict[int, Path] = {}
-        again: list[Peer] = []
-        try:
-            async with self._slots:
-                got = await asyncio.to_thread(self.receiver.fetch_batch, peer, recs)
-        except FETCH_ERRORS as exc:
-            log.info("batch of %d from %s failed: %s", len(recs), peer.name, exc)
-            again = [peer]  # it may still serve them singly (a peer without BATCH, say)
-        landed = await self.install([(recs[i], tmp) for i, tmp in got.items()])
-        for i in got:
-            rec = recs[i]
-            log.info("fetched %s/%s: %d bytes from %s", rec.owner, rec.path, rec.size, peer.name)
-        rest = [
-            self.fetch_one(rec, order[1:] + again)
-            for i, (rec, order) in enumerate(items)
-            if i not in got
-        ]
-        return landed + sum(await asyncio.gather(*(self._guarded(j) for j in rest)))
 
 
 def _prune(top: Path, folder: Path) -> None:

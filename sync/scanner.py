@@ -211,19 +211,55 @@ class OwnFolder:
         own = self.root / self.name
         unreadable: list[str] = []
         on_disk = await asyncio.to_thread(walk, own, unreadable)
+        self._settling(on_disk, closed)
+        cache = self.state.cached(self.name + "/")
+        hashed, scanned = await self._hash(on_disk, cache, known, unreadable)
+        changes = own_changes(known, scanned, self.name, self.state.counter(self.name))
+        device = str(os.stat(own).st_dev)
+        changes = self._hold(known, changes, scanned, device, allow_mass_delete)
+        with self.state.transaction():
+            for rel, (sha, size, mtime_ns) in hashed.items():
+                self.state.cache_put(f"{self.name}/{rel}", size, mtime_ns, sha)
+            for rel in cache.keys() - {f"{self.name}/{r}" for r in on_disk}:
+                self.state.cache_drop(rel)
+            for rec in changes:
+                self.state.put_record(rec, None if rec.deleted else rec.sha256)
+            if changes:
+                self.state.set_counter(self.name, changes[-1].seq)
+            if not self.held:
+                self.state.set_meta(DEVICE_KEY, device)
+        return changes, known
+
+    def _settling(self, on_disk: dict[str, tuple[int, int]], closed: dict[str, int]) -> None:
+        """Note the files that may still be being written, and when to look at them again."""
         now = time.time_ns()
         self.unsettled = waiting = unsettled(on_disk, now, self.settle_ns, closed)
         if waiting:
             first = min(on_disk[rel][1] for rel in waiting)
             self.due = max(first + self.settle_ns - now, 0) / 1e9 + 0.05
+
+    async def _hash(
+        self,
+        on_disk: dict[str, tuple[int, int]],
+        cache: dict[str, tuple[int, int, str]],
+        known: dict[str, FileRecord],
+        unreadable: list[str],
+    ) -> tuple[dict[str, tuple[str, int, int]], dict[str, tuple[int, int, str]]]:
+        """Hash what the cache cannot vouch for; what stands on disk now, as far as is known.
+
+        Returns:
+            rel -> (sha256, size, mtime_ns) of every file hashed now, and rel -> (size,
+            mtime_ns, sha256) of every file to publish: unsettled files, and files in folders
+            that could not be listed, keep their last record.
+        """
         prefix = self.name + "/"
-        cache = self.state.cached(prefix)
+        waiting = self.unsettled
         stale = [
             rel
             for rel, st in on_disk.items()
             if rel not in waiting and (cache.get(prefix + rel) or (0, 0, ""))[:2] != st
         ]
-        hashed = await self.hasher.hash_many(own, stale)
+        hashed = await self.hasher.hash_many(self.root / self.name, stale)
         scanned: dict[str, tuple[int, int, str]] = {}
         for rel, (size, mtime_ns) in on_disk.items():
             old = known.get(rel)
@@ -238,9 +274,19 @@ class OwnFolder:
             hidden = any(rel.startswith(folder) for folder in unreadable)
             if hidden and rel not in scanned and not old.deleted:
                 scanned[rel] = (old.size, old.mtime_ns, old.sha256)  # in a folder not listed
-        changes = own_changes(known, scanned, self.name, self.state.counter(self.name))
-        device = str(os.stat(own).st_dev)
+        return hashed, scanned
+
+    def _hold(
+        self,
+        known: dict[str, FileRecord],
+        changes: list[FileRecord],
+        scanned: dict[str, tuple[int, int, str]],
+        device: str,
+        allow_mass_delete: bool,
+    ) -> list[FileRecord]:
+        """Hold back the deletes that must wait (`held`, `why_held`); the changes to publish."""
         was = self.state.meta(DEVICE_KEY)
+        own = self.root / self.name
         if allow_mass_delete:
             self.held = []
         elif was is not None and was != device:
@@ -249,20 +295,9 @@ class OwnFolder:
         else:
             self.held = held_deletes(known, changes, *self.mass)
             self.why_held = "too many files deleted at once"
-        if self.held:
-            for rec in self.held:
-                old = known[rec.path]
-                scanned[rec.path] = (old.size, old.mtime_ns, old.sha256)
-            changes = own_changes(known, scanned, self.name, self.state.counter(self.name))
-        with self.state.transaction():
-            for rel, (sha, size, mtime_ns) in hashed.items():
-                self.state.cache_put(prefix + rel, size, mtime_ns, sha)
-            for rel in cache.keys() - {prefix + r for r in on_disk}:
-                self.state.cache_drop(rel)
-            for rec in changes:
-                self.state.put_record(rec, None if rec.deleted else rec.sha256)
-            if changes:
-                self.state.set_counter(self.name, changes[-1].seq)
-            if not self.held:
-                self.state.set_meta(DEVICE_KEY, device)
-        return changes, known
+        if not self.held:
+            return changes
+        for rec in self.held:
+            old = known[rec.path]
+            scanned[rec.path] = (old.size, old.mtime_ns, old.sha256)
+        return own_changes(known, scanned, self.name, self.state.counter(self.name))

@@ -18,7 +18,7 @@ I/O happen elsewhere). Tables:
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from sync.manifest import FileRecord
@@ -54,6 +54,7 @@ class State:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._journal: dict[tuple[str, str], str | None] | None = None
+        self._journaling = 0
 
     def close(self) -> None:
         """Close the database."""
@@ -118,10 +119,19 @@ class State:
         rows = self._db.execute(f"SELECT {_COLS} FROM records WHERE owner = ?", (owner,))
         return {r[1]: _rec(r) for r in rows}
 
-    def replica_rows(self, me: str) -> list[tuple[FileRecord, str | None]]:
-        """Every record of other owners with the hash this node placed for it."""
-        rows = self._db.execute(f"SELECT {_COLS}, have FROM records WHERE owner != ?", (me,))
-        return [(_rec(r), r[7]) for r in rows]
+    def rows(self, keys: Iterable[tuple[str, str]]) -> list[tuple[FileRecord, str | None]]:
+        """`record` for many (owner, path) keys, one query per 500; unknown keys are left out."""
+        pending = sorted(set(keys))
+        out: list[tuple[FileRecord, str | None]] = []
+        for start in range(0, len(pending), 500):
+            chunk = pending[start : start + 500]
+            marks = ",".join("(?, ?)" for _ in chunk)
+            rows = self._db.execute(
+                f"SELECT {_COLS}, have FROM records WHERE (owner, path) IN (VALUES {marks})",
+                [part for key in chunk for part in key],
+            )
+            out.extend((_rec(r), r[7]) for r in rows)
+        return out
 
     def put_record(self, rec: FileRecord, have: str | None) -> None:
         """Store a record (replacing the path's previous one) and what this node holds of it."""
@@ -142,16 +152,26 @@ class State:
         )
 
     def start_journal(self) -> None:
-        """Start noting every path whose held bytes change, with what was held before."""
-        self._journal = {}
+        """Start noting every path whose held bytes change, with what was held before.
+
+        Several passes may journal at once (a pull round, and pushes applied meanwhile): the
+        journal runs until each has taken it (`take_journal`).
+        """
+        self._journaling += 1
+        if self._journal is None:
+            self._journal = {}
 
     def take_journal(self) -> dict[tuple[str, str], str | None]:
-        """(owner, path) -> the bytes held before, for each path changed since `start_journal`.
+        """(owner, path) -> the bytes held before, for each path changed since the journal was
+        last taken; ends one `start_journal`.
 
-        The sync engine tells the user what a round did from this, at the cost of the paths it
-        changed rather than of every record.
+        The sync engine tells the user what a pass did from this, at the cost of the paths it
+        changed rather than of every record. With passes overlapping, a change is handed to
+        whichever pass takes the journal first: every change is told once.
         """
-        journal, self._journal = self._journal or {}, None
+        journal = self._journal or {}
+        self._journaling = max(0, self._journaling - 1)
+        self._journal = {} if self._journaling else None
         return journal
 
     def wanting(self, sha256: str, me: str) -> list[FileRecord]:
@@ -164,7 +184,8 @@ class State:
         return [_rec(r) for r in rows]
 
     def pending_rows(self, me: str) -> list[tuple[FileRecord, str | None]]:
-        """`replica_rows` narrowed in SQL to the records that need work (a fetch or a delete)."""
+        """Every record of other owners that needs work (a fetch or a delete), with the hash
+        this node placed for it."""
         rows = self._db.execute(
             f"SELECT {_COLS}, have FROM records WHERE owner != ? AND ("
             "(deleted = 1 AND have IS NOT NULL) OR (deleted = 0 AND have IS NOT sha256))",

@@ -19,7 +19,8 @@ from ring.wire import Connection, Message, Ok
 from sync.engine import Change, FileRecord
 from sync.manifest import held_deletes, record_to_entry
 from sync.messages import BatchRequest, FileRequest, Notify
-from sync.push import merge_pushed, replica_changes
+from sync.push import merge_pushed
+from sync.reports import replica_changes
 from sync.state import State
 from tests.sync_harness import (
     SyncNode,

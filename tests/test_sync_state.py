@@ -1,4 +1,5 @@
-"""The sqlite state: manifest paging in (owner, seq) order, counters, and persistence."""
+"""The sqlite state: manifest paging in (owner, seq) order, rows by key, the journal of
+overlapping passes, counters, and persistence."""
 
 from __future__ import annotations
 
@@ -48,6 +49,32 @@ class TestPaging:
         state.put_record(FileRecord("a", "y", 1, 1, "2" * 64, 2, False), "1" * 64)
         page, _ = state.page({}, None, 10)
         assert [held for _, held in page] == [True, False]
+
+
+class TestRowsAndJournal:
+    def test_rows_by_key_give_record_and_have_and_skip_unknown_keys(self, tmp_path: Path) -> None:
+        state = State(tmp_path)
+        fill(state)
+        state.set_have("b", "f2", "0" * 64)
+        keys = [("a", "f1"), ("b", "f2"), ("b", "nope"), ("zz", "f1")]
+        got = sorted((r.owner, r.path, r.seq, have) for r, have in state.rows(keys))
+        assert got == [("a", "f1", 1, None), ("b", "f2", 2, "0" * 64)]
+        many = [("c", f"f{seq}") for seq in range(1, 5)] + [("c", f"x{i}") for i in range(1200)]
+        assert sorted(r.seq for r, _have in state.rows(many)) == [1, 2, 3, 4]
+        assert state.rows([]) == []
+
+    def test_overlapping_passes_see_every_change_once(self, tmp_path: Path) -> None:
+        state = State(tmp_path)
+        fill(state)
+        state.start_journal()  # a round
+        state.set_have("a", "f1", "1" * 64)
+        state.start_journal()  # a push applied meanwhile
+        state.set_have("a", "f2", "2" * 64)
+        assert state.take_journal() == {("a", "f1"): None, ("a", "f2"): None}
+        state.set_have("a", "f1", "3" * 64)  # the round goes on: still noted
+        assert state.take_journal() == {("a", "f1"): "1" * 64}
+        state.set_have("a", "f3", "3" * 64)  # nobody journals now
+        assert state.take_journal() == {}
 
 
 def test_state_survives_reopening(tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ import pytest
 from ring.wire import Connection, FrameServer, Handler, Message
 from sync.blocks import BLOCK_SIZE, BlockCache, block_count
 from sync.engine import Peer
+from sync.fetcher import Locate
 from sync.messages import BlocksData, BlocksRequest, FileData, FileRequest
-from sync.replica import Locate
 from sync.resume import PARTIAL_DIR
 from tests.sync_harness import SyncNode, make_node, stop_all
 from tests.waiting import wait_for
@@ -137,7 +137,7 @@ async def test_a_restarted_node_fetches_only_the_missing_blocks(tmp_path: Path) 
     record = recv.root / PARTIAL_DIR / f"{sha}.blocks"
     try:
         pull = asyncio.create_task(recv.engine.pull_once())
-        await wait_for(lambda: len(recv.engine.replicator.transfers.snapshot()) == 1, 20)
+        await wait_for(lambda: len(recv.engine.fetcher.transfers.snapshot()) == 1, 20)
         await wait_for(lambda: owner.engine.server.sent >= 6 * BLOCK_SIZE, 20)
         await recv.engine.stop()  # cuts the download; the partial file and record stay
         await asyncio.wait_for(pull, 30)
@@ -238,7 +238,7 @@ async def test_receivers_of_one_file_trade_blocks_while_downloading(tmp_path: Pa
     everyone = {n.peer.name: n.peer for n in [owner, *nodes]}
     for node in nodes:
         others = [owner.peer, *(n.peer for n in nodes if n is not node)]
-        node.engine.replicator.locate = locator(others)
+        node.engine.fetcher.locate = locator(others)
         node.engine.set_topology(owner.peer, everyone)
     await asyncio.gather(*(n.engine.start() for n in [owner, *nodes]))
     try:

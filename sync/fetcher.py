@@ -1,0 +1,259 @@
+"""Fetching: downloads of replica files over the network, in batches, singly or in blocks.
+
+`Fetcher.download` is handed the records a pass could not meet locally. It asks `locate` (the
+DHT) who holds each content and has `rank` order the sources; then small files go in BATCH
+requests per first source, larger ones one FILE each, and files over a block in blocks from
+several sources at once (`swarm.py`), at most `concurrency` transfers in flight. One content
+wanted at several paths travels once: the other paths are local copies. Block downloads of one
+content run one at a time, even from different passes, as they share its partial file. What a
+download brings is installed by `replica.py`; a failed need is retried by a later pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Protocol
+
+from ring.errors import PeerUnreachable, RemoteError, RemoteProtocolError
+from sync.blocks import BLOCK_SIZE
+from sync.errors import SyncError
+from sync.manifest import FileRecord, Peer
+from sync.messages import BATCH_MAX_BYTES, BATCH_MAX_FILES, SMALL_FILE
+from sync.replica import Replicas, guarded
+from sync.resume import PARTIAL_DIR, LocalDiskError, prune_partials
+from sync.serve import Server
+from sync.sources import RoundTrips, rank
+from sync.swarm import MAX_SOURCES, Swarm
+from sync.tracker import Transfers
+from sync.transfer import Receiver
+
+log = logging.getLogger(__name__)
+
+FETCH_ERRORS = (PeerUnreachable, RemoteError, RemoteProtocolError, SyncError)
+LOCATE_CONCURRENCY = 16
+"""Holder lookups in flight at once (a DHT lookup is a few UDP round trips)."""
+
+Planned = tuple[FileRecord, list[Peer]]
+"""A record and its sources, nearest first."""
+
+
+class Locate(Protocol):
+    """ "Who holds hash H?", in any order (`rank` orders them); the DHT implements it."""
+
+    async def __call__(self, sha256_hex: str) -> list[Peer]: ...
+
+
+class Fetcher:
+    """Downloads for one node; the passes of `apply.py` hand it what they cannot meet locally."""
+
+    def __init__(
+        self,
+        root: Path,
+        name: str,
+        receiver: Receiver,
+        server: Server,
+        replicas: Replicas,
+        concurrency: int,
+        locate: Locate | None,
+        on_rtt: Callable[[str, float], None],
+        round_trips: RoundTrips,
+    ) -> None:
+        self.root, self.name, self.receiver, self.replicas = root, name, receiver, replicas
+        self.locate, self.on_rtt, self.round_trips = locate, on_rtt, round_trips
+        self.prev_holds: dict[tuple[str, str], tuple[int, bool]] = {}
+        """(owner, path) -> (seq, held) as the previous node's manifest last said."""
+        self.transfers = Transfers()
+        self.swarm = Swarm(
+            name,
+            receiver,
+            root / PARTIAL_DIR,
+            server.blocks,
+            server.partials,
+            self.transfers,
+            concurrency * MAX_SOURCES,
+            receiver.timeout,
+        )
+        self._slots = asyncio.Semaphore(concurrency)
+        self._contents: dict[str, asyncio.Lock] = {}
+        self._users: Counter[str] = Counter()
+
+    async def prune(self, wanted: set[str]) -> None:
+        """Remove partial downloads of content neither in `wanted` nor being fetched now."""
+        keep = wanted | set(self.swarm.partials)
+        await asyncio.to_thread(prune_partials, self.root / PARTIAL_DIR, keep)
+
+    async def _sources(
+        self, rec: FileRecord, prev: Peer | None, peers: dict[str, Peer]
+    ) -> list[Peer]:
+        located: list[Peer] = []
+        if self.locate is not None:
+            try:
+                located = await self.locate(rec.sha256)
+            except Exception as exc:  # the locator is pluggable; its failure must not stop sync
+                log.info("locating %s failed: %s", rec.sha256[:12], exc)
+        seq_held = self.prev_holds.get((rec.owner, rec.path))
+        prev_holds = seq_held is not None and seq_held == (rec.seq, True)
+        owner = peers.get(rec.owner)
+        return rank(located, prev, prev_holds, owner, self.name, self.round_trips)
+
+    async def download(
+        self,
+        recs: list[FileRecord],
+        prev: Peer | None,
+        peers: dict[str, Peer],
+        settled: Callable[[list[FileRecord]], None],
+    ) -> int:
+        """Fetch every record over the network: small ones batched per first source.
+
+        Args:
+            recs: what to fetch.
+            prev: the previous node, if its manifest was read this pass (see `rank`).
+            peers: every member by name (to reach owners).
+            settled: told of the records of each job as soon as the job is over, landed or
+                not (their paths are free for other passes from then on).
+
+        Returns:
+            How many files landed.
+        """
+        lookups = asyncio.Semaphore(LOCATE_CONCURRENCY)
+
+        async def plan_one(rec: FileRecord) -> Planned:
+            async with lookups:
+                return rec, await self._sources(rec, prev, peers)
+
+        plans = await asyncio.gather(*(plan_one(rec) for rec in recs))
+        batches: dict[Peer, list[Planned]] = {}
+        same: dict[str, list[Planned]] = {}
+        for rec, order in plans:
+            if not order:
+                log.info("no source for %s/%s this round", rec.owner, rec.path)
+                settled([rec])
+            elif rec.size <= SMALL_FILE:
+                batches.setdefault(order[0], []).append((rec, order))
+            else:
+                same.setdefault(rec.sha256, []).append((rec, order))
+        jobs = [(self.fetch_same(group), group) for group in same.values()]
+        for peer, items in batches.items():
+            jobs.extend((self.fetch_batch(peer, chunk), chunk) for chunk in _chunks(items))
+
+        async def job(work: Awaitable[int], items: list[Planned]) -> int:
+            try:
+                return await guarded(work)
+            finally:
+                settled([rec for rec, _order in items])
+
+        return sum(await asyncio.gather(*(job(work, items) for work, items in jobs)))
+
+    async def fetch_one(self, rec: FileRecord, order: list[Peer]) -> int:
+        """Download one file from the first source that serves it right (large ones in blocks,
+        from several sources at once)."""
+        if rec.size > BLOCK_SIZE:
+            return await self.fetch_blocks(rec, order)
+        for peer in order:
+            try:
+                async with self._slots:
+                    tmp, rtt = await asyncio.to_thread(self.receiver.fetch, peer, rec)
+            except FETCH_ERRORS as exc:
+                log.info("fetching %s/%s from %s failed: %s", rec.owner, rec.path, peer.name, exc)
+                continue
+            self.on_rtt(peer.name, rtt)
+            landed = await self.replicas.install([(rec, tmp)])
+            if landed:
+                log.info(
+                    "fetched %s/%s: %d bytes from %s", rec.owner, rec.path, rec.size, peer.name
+                )
+            return landed
+        return 0
+
+    async def fetch_same(self, group: list[Planned]) -> int:
+        """Fetch one content once for every path that wants it: the rest are local copies."""
+        first, order = group[0]
+        landed = await guarded(self.fetch_one(first, order))
+        for rec, rest_order in group[1:]:
+            done = await guarded(self.replicas.satisfy_locally(rec, True)) if landed else -1
+            if done < 0:
+                done = await guarded(self.fetch_one(rec, rest_order))
+            landed += done
+        return landed
+
+    async def fetch_blocks(self, rec: FileRecord, order: list[Peer]) -> int:
+        """Download a large file in blocks from its sources at once; a failure keeps the blocks
+        verified so far for the next round (unless this node cannot store them).
+
+        One content is fetched in blocks by one pass at a time, up to its install: a pass that
+        had to wait copies what the other one placed, if it landed.
+        """
+        async with self._one_content(rec.sha256) as waited:
+            if waited:  # another pass fetched this content meanwhile: copy it, if it landed
+                done = await self.replicas.satisfy_locally(rec, True)
+                if done >= 0:
+                    return done
+            try:
+                async with self._slots:
+                    path, served = await self.swarm.fetch(rec, order)
+            except LocalDiskError as exc:
+                log.error("%s/%s: %s", rec.owner, rec.path, exc)
+                return 0
+            except FETCH_ERRORS as exc:
+                log.info("fetching %s/%s in blocks failed: %s", rec.owner, rec.path, exc)
+                return 0
+            log.debug("%s/%s served by %s", rec.owner, rec.path, served)
+            return await self.replicas.install([(rec, path)])
+
+    async def fetch_batch(self, peer: Peer, items: list[Planned]) -> int:
+        """Download small files in one BATCH from `peer`; the rest go singly to other sources."""
+        recs = [rec for rec, _ in items]
+        got: dict[int, Path] = {}
+        again: list[Peer] = []
+        try:
+            async with self._slots:
+                got = await asyncio.to_thread(self.receiver.fetch_batch, peer, recs)
+        except FETCH_ERRORS as exc:
+            log.info("batch of %d from %s failed: %s", len(recs), peer.name, exc)
+            again = [peer]  # it may still serve them singly (a peer without BATCH, say)
+        landed = await self.replicas.install([(recs[i], tmp) for i, tmp in got.items()])
+        for i in got:
+            rec = recs[i]
+            log.info("fetched %s/%s: %d bytes from %s", rec.owner, rec.path, rec.size, peer.name)
+        rest = [
+            self.fetch_one(rec, order[1:] + again)
+            for i, (rec, order) in enumerate(items)
+            if i not in got
+        ]
+        return landed + sum(await asyncio.gather(*(guarded(j) for j in rest)))
+
+    @asynccontextmanager
+    async def _one_content(self, sha256: str) -> AsyncIterator[bool]:
+        """Hold the block download of one content; yields whether another had to end first."""
+        lock = self._contents.setdefault(sha256, asyncio.Lock())
+        self._users[sha256] += 1
+        try:
+            waited = lock.locked()
+            async with lock:
+                yield waited
+        finally:
+            self._users[sha256] -= 1
+            if not self._users[sha256]:
+                del self._users[sha256], self._contents[sha256]
+
+
+def _chunks(items: list[Planned]) -> list[list[Planned]]:
+    """Small files for one source, cut into BATCH requests within the batch bounds."""
+    out: list[list[Planned]] = []
+    chunk: list[Planned] = []
+    size = 0
+    for item in items:
+        full = len(chunk) == BATCH_MAX_FILES or size + item[0].size > BATCH_MAX_BYTES // 2
+        if chunk and full:
+            out.append(chunk)
+            chunk, size = [], 0
+        chunk.append(item)
+        size += item[0].size
+    if chunk:
+        out.append(chunk)
+    return out

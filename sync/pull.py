@@ -1,0 +1,84 @@
+"""Pull rounds: the previous node's manifest delta, paged in, then a pass over every need.
+
+One round: page through the previous node's MANIFEST delta since what this node has seen of
+each owner (`Replicas.merge` keeps what supersedes), then run `Applier.round`, which meets
+every need known, the new ones and those a failed step left for later. Rounds run one at a
+time; pushes are applied beside them (`apply.py`). A previous node that cannot be reached
+costs only this round's delta: the pass still runs on what is known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from ring.errors import PeerUnreachable, RemoteError, RemoteProtocolError
+from ring.wire import Door, expect
+from sync.apply import Applier
+from sync.fetcher import Fetcher
+from sync.manifest import Peer
+from sync.messages import PAGE_LIMIT, ManifestData, ManifestRequest
+from sync.replica import Replicas
+from sync.state import State
+
+log = logging.getLogger(__name__)
+
+MAX_PAGES = 100_000
+"""Manifest pages read in one round (PAGE_LIMIT entries each)."""
+
+
+class Puller:
+    """Runs the pull rounds of one node, one at a time."""
+
+    def __init__(
+        self,
+        door: Door,
+        name: str,
+        state: State,
+        replicas: Replicas,
+        fetcher: Fetcher,
+        applier: Applier,
+        timeout: float,
+    ) -> None:
+        self.door, self.name, self.state, self.timeout = door, name, state, timeout
+        self.replicas, self.fetcher, self.applier = replicas, fetcher, applier
+        self.running = False
+        """Whether a round runs now (for `status`)."""
+        self.pulled: dict[str, float] = {}
+        """Peer name -> wall-clock time of the last manifest delta read from it."""
+        self.lock = asyncio.Lock()
+        """Held for a whole round, downloads included (pushes never wait on it)."""
+
+    async def round(self, prev: Peer | None) -> int:
+        """One round: prev's manifest delta (None: none), then every need; files changed."""
+        async with self.lock:
+            self.running = True
+            try:
+                if prev is not None and prev.name != self.name:
+                    try:
+                        await self.pull_manifest(prev)
+                    except (PeerUnreachable, RemoteError, RemoteProtocolError) as exc:
+                        log.info("no manifest from %s this round: %s", prev.name, exc)
+                return await self.applier.round(prev)
+            finally:
+                self.running = False
+
+    async def pull_manifest(self, prev: Peer) -> None:
+        """Page through prev's delta since our counters and keep every superseding record."""
+        since = self.state.counters()
+        conn = await self.door.open(prev.host, prev.port, self.timeout)
+        try:
+            cursor: list | None = None  # type: ignore[type-arg]
+            for _ in range(MAX_PAGES):
+                reply = expect(
+                    await conn.exchange(ManifestRequest(since, PAGE_LIMIT, cursor), self.timeout),
+                    ManifestData,
+                )
+                self.fetcher.prev_holds.update(self.replicas.merge(prev.name, reply.entries))
+                if not reply.more or not reply.entries:
+                    break
+                cursor = reply.cursor
+        finally:
+            await conn.close()
+        self.pulled[prev.name] = time.time()
