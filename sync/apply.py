@@ -132,22 +132,26 @@ class Applier:
         return changed + await self.fetcher.download(remote, prev, self.peers, done)
 
     async def _copy_renamed(self, rec: FileRecord, claim: Claim) -> None:
-        """Copy the bytes at a path about to be deleted to the paths that want them.
+        """Copy the bytes at a path about to be deleted to the paths that want them; the last
+        one gets the file itself, renamed (`Replicas.move`).
 
         A rename reaches a replica as a tombstone plus a new record with the same content, and
-        deletes go first; without the copy, the content would be gone by the time the new name
-        is fetched, and every byte would travel again. A path another pass holds is left to it.
+        deletes go first; without this, the content would be gone by the time the new name is
+        fetched, and every byte would travel again. A path another pass holds is left to it.
         """
         have = self.replicas.have(rec.owner, rec.path)
         if have is None:
             return
-        for target in self.state.wanting(have, self.name):
+        targets = self.state.wanting(have, self.name)
+        for index, target in enumerate(targets):
             key = _key(target)
             mine = key in claim.held
             if key not in claim.take([key]):
                 continue
             try:
-                await self.replicas.satisfy_locally(target, True)
+                last = index == len(targets) - 1
+                if not (last and await self.replicas.move(rec, target)):
+                    await self.replicas.satisfy_locally(target, True)
             except (OSError, SyncError, RemoteProtocolError) as exc:
                 log.info("cannot copy %s/%s here: %s", target.owner, target.path, exc)
             if not mine:

@@ -24,7 +24,7 @@ from ring.errors import RemoteProtocolError
 from sync.errors import SyncError
 from sync.holdings import Holdings
 from sync.manifest import FileRecord, entry_to_record, supersedes
-from sync.paths import Confiner, confine
+from sync.paths import Confiner, confine, make_parents
 from sync.reports import Change, kept
 from sync.resume import disk_error
 from sync.scanner import Hasher
@@ -187,6 +187,28 @@ class Replicas:
         log.debug("copied %s/%s from local %s", rec.owner, rec.path, found[0])
         return 1
 
+    async def move(self, gone: FileRecord, target: FileRecord) -> bool:
+        """Meet `target` by renaming the replica file of `gone` (a path about to be deleted,
+        holding the same content, untouched here) to it: a rename then arrives as one, with no
+        byte copied and no moment showing both names or neither. False when it cannot be.
+        """
+        src = confine(self.root, gone.owner, gone.path)
+        have = self.have(gone.owner, gone.path)
+        if have != target.sha256 or await self.current_hash(gone.owner, gone.path, src) != have:
+            return False
+        dest = self.confine(target.owner, target.path)
+        current = await self.current_hash(target.owner, target.path, dest)
+        if current is not None and current != self.have(target.owner, target.path):
+            await self.to_trash(target, dest)
+        await asyncio.to_thread(_move, self.root, src, dest, target.mtime_ns)
+        self.state.cache_drop(f"{gone.owner}/{gone.path}")
+        with self.state.transaction():
+            self.state.set_have(gone.owner, gone.path, None)
+            self.holdings.drop(have)
+            self._installed(target)
+        log.debug("moved %s/%s to %s", gone.owner, gone.path, target.path)
+        return True
+
     async def install(self, done: list[tuple[FileRecord, Path]]) -> int:
         """Rename verified temp files into place and record them; returns how many landed.
 
@@ -216,6 +238,20 @@ class Replicas:
         self.holdings.add(rec.sha256)
         if old_have is not None:
             self.holdings.drop(old_have)
+
+
+def _move(root: Path, src: Path, dest: Path, mtime_ns: int) -> None:
+    """Rename a replica file within the tree (parents made, no symlink on the way), give it the
+    record's mtime, and make the rename durable."""
+    make_parents(root, dest)
+    os.replace(src, dest)
+    os.utime(dest, ns=(mtime_ns, mtime_ns))
+    for folder in {src.parent, dest.parent}:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _prune(top: Path, folder: Path) -> None:

@@ -7,6 +7,7 @@ an hour, so whatever arrives arrived by push.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -228,6 +229,33 @@ class TestPushRing:
             await pull_until(nodes, 20)  # no next node wired: only the pull carries it
             assert (nodes[1].root / "node0" / "sub" / "after.bin").read_bytes() == body
             assert served.requests == 0 and served.bytes == 0
+        finally:
+            await stop_all(nodes)
+
+    async def test_a_rename_is_applied_as_a_rename(self, tmp_path: Path) -> None:
+        """The replica's file itself moves (same inode): no byte copied, and no moment in which
+        the replica shows both names."""
+        nodes = await make_ring(tmp_path, 2, interval=3600.0)
+        (nodes[0].own / "one.bin").write_bytes(os.urandom(100_000))
+        await start_all(nodes)
+        try:
+            await pull_until(nodes, 20)
+            replica = nodes[1].root / "node0"
+            inode = (replica / "one.bin").stat().st_ino
+            both: list[bool] = []
+
+            def look() -> bool:
+                names = {p.name for p in replica.iterdir()}
+                both.append(names == {"one.bin", "two.bin"})
+                return names == {"two.bin"}
+
+            os.rename(nodes[0].own / "one.bin", nodes[0].own / "two.bin")
+            await nodes[0].engine.rescan()
+            pull = asyncio.create_task(pull_until(nodes, 20))
+            await wait_for(look, 20, step=0.001)
+            await pull
+            assert (replica / "two.bin").stat().st_ino == inode
+            assert not any(both)
         finally:
             await stop_all(nodes)
 
