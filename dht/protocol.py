@@ -111,7 +111,7 @@ class HolderProtocol(PackedRPC):
         PackedRPC.__init__(self, source_node, storage, ksize, rpc_timeout, budgets, clock)
         self.router = HolderRoutingTable(self, ksize, source_node)
         self.backlog = backlog if backlog is not None else Backlog()
-        self._silent: dict[bytes, float] = {}
+        self._silent: dict[bytes, tuple[float, Node]] = {}
 
     def _welcome_sender(self, sender: Address, nodeid: object) -> Node:
         if not _is_node_id(nodeid):
@@ -206,7 +206,7 @@ class HolderProtocol(PackedRPC):
 
     def is_silent(self, node: Node) -> bool:
         """Whether ``node`` failed to answer lately (within `SILENT_FOR` s) and not spoken since."""
-        until = self._silent.get(node.id)
+        until, _ = self._silent.get(node.id, (None, None))
         if until is None:
             return False
         if until <= self.storage.clock():
@@ -224,10 +224,17 @@ class HolderProtocol(PackedRPC):
             return (False, None)
         return await KademliaProtocol.call_find_value(self, node_to_ask, node_to_find)
 
+    def answered_late(self, address: Address) -> None:
+        """A node whose reply came after the RPC timeout is busy, not dead: stop skipping it
+        and take it back into the routing table (the library dropped it on the timeout)."""
+        late = [node for _, node in self._silent.values() if (node.ip, node.port) == address]
+        for node in late:
+            self.welcome_if_new(node)
+
     def handle_call_response(self, result: Any, node: Node) -> Any:
         """The library's bookkeeping, plus: a node that did not answer is skipped for a while."""
         if not result[0]:
-            self._silent[node.id] = self.storage.clock() + SILENT_FOR
+            self._silent[node.id] = (self.storage.clock() + SILENT_FOR, node)
         return KademliaProtocol.handle_call_response(self, result, node)
 
     async def ping_address(self, address: Address) -> bytes:
@@ -288,10 +295,14 @@ class HolderProtocol(PackedRPC):
 
         Called for every request and reply, so it does no more than that: planning which
         records the newcomer is owed walks every stored key, which `dht/publisher.py` does
-        later, in steps, once per contact per ttl. A node heard from is no longer skipped.
+        later, in steps, once per contact per ttl. A node heard from is no longer skipped;
+        a known node heard from a new address (restarted on another port) is moved there.
         """
         self._silent.pop(node.id, None)
         if not self.router.is_new_node(node):
+            bucket = self.router.buckets[self.router.get_bucket_for(node)]
+            if not bucket.nodes[node.id].same_home_as(node):
+                self.router.add_contact(node)
             return
         log.debug("new contact %s", node)
         self.router.add_contact(node)

@@ -25,7 +25,7 @@ import inspect
 import logging
 import os
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +45,8 @@ MAX_REQUEST = 8192
 
 REQUEST, REPLY = b"\x00", b"\x01"
 ID_SIZE = 20
+EXPIRED_KEPT = 1024
+"""Timed-out requests remembered, so that a late reply is still recognised as one."""
 
 
 def pack(value: Any) -> bytes:
@@ -76,9 +78,11 @@ class PackedRPC(KademliaProtocol):  # type: ignore[misc]
         KademliaProtocol.__init__(self, source_node, storage, ksize)
         self._wait_timeout = rpc_timeout
         self.sent: Counter[str] = Counter()
+        self.timeouts = 0
         self.late_replies = 0
         self.pacers = {kind: Pacer(b, clock) for kind, b in (budgets or BUDGETS).items()}
         self._handlers: set[asyncio.Task[None]] = set()
+        self._expired: OrderedDict[bytes, Address] = OrderedDict()
 
     def __getattr__(self, name: str) -> Any:
         """No remote call by accident: only the methods below send requests."""
@@ -145,8 +149,12 @@ class PackedRPC(KademliaProtocol):  # type: ignore[misc]
     def _accept_response(self, msg_id: bytes, data: Any, address: Address) -> None:
         pending = self._outstanding.pop(msg_id, None)
         if pending is None:
-            self.late_replies += 1
-            log.debug("late or unknown reply from %s", address)
+            asked = self._expired.pop(msg_id, None)
+            if asked is not None and asked == address:
+                self.late_replies += 1
+                self.answered_late(address)
+            else:
+                log.debug("unknown reply from %s", address)
             return
         future, timeout = pending
         timeout.cancel()
@@ -156,7 +164,19 @@ class PackedRPC(KademliaProtocol):  # type: ignore[misc]
     def _timeout(self, msg_id: bytes) -> None:
         pending = self._outstanding.pop(msg_id, None)
         if pending is not None and not pending[0].done():
+            self.timeouts += 1
             pending[0].set_result((False, None))
+
+    def _expire(self, msg_id: bytes, address: Address) -> None:
+        if msg_id in self._outstanding:
+            self._expired[msg_id] = address
+            while len(self._expired) > EXPIRED_KEPT:
+                self._expired.popitem(last=False)
+        self._timeout(msg_id)
+
+    def answered_late(self, address: Address) -> None:
+        """A reply came after its request timed out: the peer is busy, not gone (a hook)."""
+        log.debug("late reply from %s", address)
 
     # -- requests out ------------------------------------------------------------------------
 
@@ -178,7 +198,7 @@ class PackedRPC(KademliaProtocol):  # type: ignore[misc]
             msg_id = os.urandom(ID_SIZE)
             loop = asyncio.get_running_loop()
             future: asyncio.Future[tuple[bool, Any]] = loop.create_future()
-            timeout = loop.call_later(self._wait_timeout, self._timeout, msg_id)
+            timeout = loop.call_later(self._wait_timeout, self._expire, msg_id, address)
             self._outstanding[msg_id] = (future, timeout)
             self.transport.sendto(REQUEST + msg_id + data, address)
             return await future

@@ -138,3 +138,42 @@ class TestCounting:
             assert a.rpc_count == sum(a.rpc_counts.values())
         finally:
             await stop_all([a, b])
+
+
+class TestLateReplies:
+    async def test_a_node_that_answers_late_is_taken_back_not_skipped(self) -> None:
+        asker = HolderIndex(RNG.randbytes(20), Holder("asker", "127.0.0.1", 1), rpc_timeout=0.05)
+        busy = HolderIndex(RNG.randbytes(20), Holder("busy", "127.0.0.1", 2))
+        await asker.listen(0, interface="127.0.0.1")
+        await busy.listen(0, interface="127.0.0.1")
+        try:
+            await asker.bootstrap([("127.0.0.1", busy.port)])
+            contact = Node(busy.node.id, "127.0.0.1", busy.port)
+            answer = busy.protocol.rpc_ping
+
+            async def slow_ping(sender: tuple[str, int], nodeid: object) -> bytes | None:
+                await asyncio.sleep(0.2)  # a loaded event loop: the reply comes, but late
+                return answer(sender, nodeid)
+
+            busy.protocol.rpc_ping = slow_ping  # type: ignore[method-assign]
+            assert await asker.protocol.call_ping(contact) == (False, None)
+            assert asker.protocol.is_silent(contact)
+            assert asker.protocol.router.find_neighbors(asker.node) == []
+            await asyncio.sleep(0.3)
+            assert asker.protocol.late_replies == 1
+            assert not asker.protocol.is_silent(contact)
+            assert [n.id for n in asker.protocol.router.find_neighbors(asker.node)] == [
+                busy.node.id
+            ]
+        finally:
+            await stop_all([asker, busy])
+
+    def test_a_known_node_heard_from_a_new_port_is_moved_there(self) -> None:
+        protocol = HolderProtocol(Node(bytes(20)), HolderStorage(), 8, rpc_timeout=0.5)
+        old = Node(b"\x01" * 20, "127.0.0.1", 4000)
+        protocol.welcome_if_new(old)
+        protocol.welcome_if_new(Node(b"\x01" * 20, "127.0.0.1", 4001))
+        assert [(n.ip, n.port) for n in protocol.router.find_neighbors(Node(bytes(20)))] == [
+            ("127.0.0.1", 4001)
+        ]
+        assert len(protocol.backlog.take_newcomers()) == 1, "moving is not meeting again"
