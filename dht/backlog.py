@@ -90,6 +90,10 @@ class Backlog:
         self._own[key] = entry
         self.notify()
 
+    def owes(self, key: bytes) -> bool:
+        """Whether this node's own entry for ``key`` waits to be swept."""
+        return key in self._own
+
     def parcel(self, kind: str, node: Node, key: bytes, record: Record) -> bool:
         """Queue ``record`` for ``key`` to ``node``; False if dropped at the cap."""
         node_id: bytes = node.id

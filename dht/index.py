@@ -24,7 +24,7 @@ from kademlia.node import Node
 from dht.backlog import Backlog, Depth
 from dht.crawling import HolderCrawl
 from dht.errors import LookupFailed
-from dht.pacing import LOOKUP, REPAIR, WORK, Budget
+from dht.pacing import LOOKUP, REPAIR, UPKEEP, WORK, Budget
 from dht.protocol import HolderProtocol
 from dht.publisher import STEP, Publisher
 from dht.records import KEY_SIZE, Entry, dht_key, merge
@@ -176,7 +176,11 @@ class HolderIndex(Server):  # type: ignore[misc]
         nearest: list[Node] = self.protocol.router.find_neighbors(target, count)
         if not nearest and self._seeds:
             log.info("no DHT contacts left; joining again through %d seeds", len(self._seeds))
-            await self.bootstrap(self._seeds)
+            token = WORK.set(UPKEEP)
+            try:
+                await self.bootstrap(self._seeds)
+            finally:
+                WORK.reset(token)
             nearest = self.protocol.router.find_neighbors(target, count)
         return nearest
 

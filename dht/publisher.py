@@ -160,10 +160,14 @@ class Publisher:
             self._welcomed[newcomer.id] = now + self.ttl
             while len(self._welcomed) > MAX_WELCOMED:
                 del self._welcomed[next(iter(self._welcomed))]
-            for key in owed:
-                record = self.storage.record(key)
-                if record:
-                    self.backlog.parcel(HAND_OVER, newcomer, key, record)
+            for start in range(0, len(owed), STEP):
+                for key in owed[start : start + STEP]:
+                    record = self.storage.record(key)
+                    if self.backlog.owes(key):  # the sweep of this round carries it
+                        record = {h: e for h, e in record.items() if h != self.holder_id}
+                    if record:
+                        self.backlog.parcel(HAND_OVER, newcomer, key, record)
+                await asyncio.sleep(0)
 
     # -- own entries -------------------------------------------------------------------------
 

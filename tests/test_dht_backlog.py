@@ -93,3 +93,12 @@ class TestWakeAndText:
             "holder index: 12 to announce, 3 to withdraw, 40 to hand over, 0 to repair"
         )
         assert Depth(newcomers=2).text().endswith("2 new contact(s) to welcome")
+
+
+class TestOwes:
+    def test_a_waiting_own_entry_is_owed_until_taken(self) -> None:
+        backlog = Backlog()
+        backlog.own(key(1), entry(1))
+        assert backlog.owes(key(1)) and not backlog.owes(key(2))
+        backlog.take_own(1)
+        assert not backlog.owes(key(1))
