@@ -104,9 +104,13 @@ class HolderProtocol(PackedRPC):
         budgets: dict[str, Budget] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Args:
-        backlog: where contacts met for the first time are queued for their hand-over.
-        budgets: in-flight and per-second bounds per kind of work (`dht.pacing.BUDGETS`).
+        """Build the protocol of one node (the library calls it when the port is bound).
+
+        Args:
+            backlog: where contacts met for the first time are queued for their hand-over
+                (a private one when not given, as in tests of the handlers alone).
+            budgets: in-flight and per-second bounds per kind of work (`dht.pacing.BUDGETS`).
+            clock: monotonic clock of the pacers.
         """
         PackedRPC.__init__(self, source_node, storage, ksize, rpc_timeout, budgets, clock)
         self.router = HolderRoutingTable(self, ksize, source_node)

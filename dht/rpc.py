@@ -80,7 +80,8 @@ class PackedRPC(KademliaProtocol):  # type: ignore[misc]
         self.sent: Counter[str] = Counter()
         self.timeouts = 0
         self.late_replies = 0
-        self.pacers = {kind: Pacer(b, clock) for kind, b in (budgets or BUDGETS).items()}
+        chosen = {**BUDGETS, **(budgets or {})}
+        self.pacers = {kind: Pacer(b, clock) for kind, b in chosen.items()}
         self._handlers: set[asyncio.Task[None]] = set()
         self._expired: OrderedDict[bytes, Address] = OrderedDict()
 

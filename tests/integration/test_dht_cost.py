@@ -232,6 +232,8 @@ class TestBulkWorkYields:
             swept = nodes[0].rpc_counts.get(SWEEP, 0)
             rounds = math.ceil(BULK / MAX_SWEEP_KEYS)
             assert swept <= (len(nodes) - 1) * (2 * rounds + math.ceil(BULK / KEYS_PER_REQUEST))
+            assert nodes[0].publisher is not None
+            assert nodes[0].publisher.regions == rounds, "a LAN this small is one region"
             await newcomer.listen(0, interface="127.0.0.1")
             await newcomer.bootstrap([("127.0.0.1", nodes[1].port)])
             await wait_for(lambda: len(newcomer.storage.keys()) == BULK, 30)
