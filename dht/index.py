@@ -1,9 +1,13 @@
 """HolderIndex: the node's view of the DHT, content hash -> the holders of that content.
 
 A `kademlia.network.Server` subclass: it swaps in `HolderProtocol` (LAN timeouts, fixed
-neighbour search, the ``holders``/``announce`` RPCs) and `HolderStorage` (merged records), and
-adds announce/withdraw/holders plus the re-announce loop that keeps this node's own entries
+neighbour search, the ``holders``/``announce_many`` RPCs) and `HolderStorage` (merged records),
+and adds announce/withdraw/holders plus the re-announce loop that keeps this node's own entries
 alive. Stored entries expire ``ttl`` seconds after their holder last announced them.
+
+Announcements, withdrawals, hand-overs and repairs are not sent where they arise: they join
+the `Backlog`, which the `Publisher` drains in rounds, many keys per request, paced. What that
+costs, and the bounds it keeps, is docs/DHT.md.
 """
 
 from __future__ import annotations
@@ -14,20 +18,21 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from kademlia.crawling import NodeSpiderCrawl
 from kademlia.network import Server
 from kademlia.node import Node
 
+from dht.backlog import Backlog, Depth
 from dht.crawling import HolderCrawl
 from dht.errors import LookupFailed
+from dht.pacing import LOOKUP, REPAIR, UPKEEP, WORK, Budget
 from dht.protocol import HolderProtocol
+from dht.publisher import STEP, Publisher
 from dht.records import KEY_SIZE, Entry, dht_key, merge
 from dht.storage import HolderStorage
 
 log = logging.getLogger(__name__)
 
 STAMP_STEP = 1e-3
-REANNOUNCE_CONCURRENCY = 16
 MAX_SEEDS = 64
 # A lookup request unanswered after this share of the RPC timeout stops holding a slot.
 STALL_SHARE = 0.2
@@ -59,6 +64,7 @@ class HolderIndex(Server):  # type: ignore[misc]
         rpc_timeout: float = 0.5,
         ttl: float = 600.0,
         reannounce: float = 240.0,
+        budgets: dict[str, Budget] | None = None,
         clock: Callable[[], float] = time.monotonic,
         stamp_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -70,6 +76,7 @@ class HolderIndex(Server):  # type: ignore[misc]
             rpc_timeout: seconds to wait for one UDP reply (the library's fixed 5 s is for WANs).
             ttl: seconds a stored entry lives after its holder last announced it.
             reannounce: seconds between this node's re-announcements; must be below ``ttl``.
+            budgets: requests in flight and per second, per kind of work (`dht.pacing`).
             clock: monotonic clock for expiry (injectable for tests).
             stamp_clock: wall clock for this holder's entry stamps; only ever compared with
                 stamps of the same holder, so clocks of different hosts need not agree.
@@ -85,19 +92,41 @@ class HolderIndex(Server):  # type: ignore[misc]
         self.rpc_timeout = rpc_timeout
         self.ttl = ttl
         self.reannounce = reannounce
+        self.budgets = budgets
+        self._clock = clock
         self._stamp_clock = stamp_clock
         self._last_stamp = 0.0
         self._held: set[str] = set()
         self._seeds: list[tuple[str, int]] = []
-        self._reannounce_task: asyncio.Task[None] | None = None
+        self._backlog = Backlog()
+        self.lookups = 0
+        self.publisher: Publisher | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def _create_protocol(self) -> HolderProtocol:
-        return self.protocol_class(self.node, self.storage, self.ksize, self.rpc_timeout)
+        return self.protocol_class(
+            self.node,
+            self.storage,
+            self.ksize,
+            self.rpc_timeout,
+            backlog=self._backlog,
+            budgets=self.budgets,
+            clock=self._clock,
+        )
 
     @property
     def rpc_count(self) -> int:
         """RPCs this node has sent so far (every kind: ping, find_node, holders, announce)."""
         return self.protocol.rpc_count if self.protocol is not None else 0
+
+    @property
+    def rpc_counts(self) -> dict[str, int]:
+        """RPCs sent so far by kind of work (`dht.pacing.KINDS`)."""
+        return dict(self.protocol.sent) if self.protocol is not None else {}
+
+    def backlog(self) -> Depth:
+        """What waits to be sent, by kind (what `status` shows)."""
+        return self._backlog.depth()
 
     @property
     def port(self) -> int:
@@ -112,9 +141,21 @@ class HolderIndex(Server):  # type: ignore[misc]
         return frozenset(self._held)
 
     async def listen(self, port: int, interface: str) -> None:
-        """Bind the UDP port on ``interface`` only, and start the re-announce loop."""
+        """Bind the UDP port on ``interface`` only; start the publisher and re-announce loop."""
         await super().listen(port, interface)
-        self._reannounce_task = asyncio.ensure_future(self._reannounce_loop())
+        self.publisher = Publisher(
+            self.protocol,
+            self._backlog,
+            self.holder.holder_id,
+            self._nearest,
+            ksize=self.ksize,
+            alpha=self.alpha,
+            ttl=self.ttl,
+        )
+        self._tasks = [
+            asyncio.ensure_future(self.publisher.run()),
+            asyncio.ensure_future(self._reannounce_loop()),
+        ]
 
     async def bootstrap(self, addrs: Sequence[tuple[str, int]]) -> list[Node]:
         """Join through the given (IP, UDP port) pairs, e.g. the ring's members.
@@ -129,13 +170,18 @@ class HolderIndex(Server):  # type: ignore[misc]
         self._seeds = list(dict.fromkeys([*self._seeds, *addrs]))[-MAX_SEEDS:]
         return list(await super().bootstrap(list(addrs)))
 
-    async def _nearest(self, target: Node) -> list[Node]:
-        """The known contacts nearest ``target``, re-joining through the seeds if none is left."""
-        nearest: list[Node] = self.protocol.router.find_neighbors(target)
+    async def _nearest(self, target: Node, count: int | None = None) -> list[Node]:
+        """The ``count`` (default k) known contacts nearest ``target``, re-joining through the
+        seeds if none is left."""
+        nearest: list[Node] = self.protocol.router.find_neighbors(target, count)
         if not nearest and self._seeds:
             log.info("no DHT contacts left; joining again through %d seeds", len(self._seeds))
-            await self.bootstrap(self._seeds)
-            nearest = self.protocol.router.find_neighbors(target)
+            token = WORK.set(UPKEEP)
+            try:
+                await self.bootstrap(self._seeds)
+            finally:
+                WORK.reset(token)
+            nearest = self.protocol.router.find_neighbors(target, count)
         return nearest
 
     async def bootstrap_node(self, addr: tuple[str, int]) -> Node | None:
@@ -151,23 +197,66 @@ class HolderIndex(Server):  # type: ignore[misc]
         self._last_stamp = max(self._stamp_clock(), self._last_stamp + STAMP_STEP)
         return self._last_stamp
 
+    # -- this node's own entries -------------------------------------------------------------
+
+    def queue(self, sha256_hex: str, held: bool) -> None:
+        """Record that this node holds (or dropped) ``sha256_hex``; the next round publishes it.
+
+        Returns at once: the entry is written locally and joins the backlog, to be swept with
+        every other change of the same round (one lookup per region, many keys per request).
+
+        Raises:
+            InvalidKey: not a SHA-256 hex digest.
+        """
+        key = dht_key(sha256_hex)
+        if held:
+            self._held.add(sha256_hex)
+        else:
+            self._held.discard(sha256_hex)
+        self._queue(key, held)
+
+    def _queue(self, key: bytes, present: bool) -> asyncio.Future[None] | None:
+        now = self.storage.clock()
+        h = self.holder
+        entry = Entry(h.host, h.port, self._next_stamp(), present, now + self.ttl)
+        self.storage.merge(key, {h.holder_id: entry})
+        self._backlog.own(key, entry)
+        return self.publisher.sent(key) if self.publisher is not None else None
+
     async def announce(self, sha256_hex: str) -> None:
-        """Record that this node holds ``sha256_hex``; it is re-announced until withdrawn.
+        """Record that this node holds ``sha256_hex`` and wait for the round that publishes it.
 
         Unreachable storing nodes are logged, not raised: the re-announce loop tries again.
 
         Raises:
             InvalidKey: not a SHA-256 hex digest.
         """
-        key = dht_key(sha256_hex)
-        self._held.add(sha256_hex)
-        await self._publish(key, present=True)
+        self.queue(sha256_hex, True)
+        await self._published([dht_key(sha256_hex)])
+
+    async def withdraw(self, sha256_hex: str) -> None:
+        """Record that this node no longer holds ``sha256_hex``, stop re-announcing it, and
+        wait for the round that publishes the withdrawal.
+
+        Raises:
+            InvalidKey: not a SHA-256 hex digest.
+        """
+        self.queue(sha256_hex, False)
+        await self._published([dht_key(sha256_hex)])
+
+    async def withdraw_all(self, hashes: Iterable[str]) -> None:
+        """Withdraw many hashes at once (a node leaving), and wait until they are published.
+
+        Raises:
+            InvalidKey: one of them is not a SHA-256 hex digest (those before it are queued).
+        """
+        await self._queue_many(list(hashes), present=False)
 
     def hold(self, hashes: Iterable[str]) -> None:
         """Count these hashes as held, to be published by the next `reannounce_all` round.
 
-        A node starting with thousands of files registers them at once and lets one bounded
-        round publish them, instead of starting thousands of lookups at the same moment.
+        A node starting with thousands of files registers them at once and lets one
+        re-announce sweep publish them when it has met the network.
 
         Raises:
             InvalidKey: one of them is not a SHA-256 hex digest (none is registered then).
@@ -177,68 +266,71 @@ class HolderIndex(Server):  # type: ignore[misc]
             dht_key(sha256_hex)
         self._held.update(wanted)
 
-    async def withdraw(self, sha256_hex: str) -> None:
-        """Record that this node no longer holds ``sha256_hex``, and stop re-announcing it.
+    async def reannounce_all(self) -> None:
+        """Announce again every hash this node holds, in sweeps, and wait until they are sent."""
+        await self._queue_many(list(self._held), present=True)
 
-        Raises:
-            InvalidKey: not a SHA-256 hex digest.
-        """
-        key = dht_key(sha256_hex)
-        self._held.discard(sha256_hex)
-        await self._publish(key, present=False)
+    async def _queue_many(self, hashes: list[str], present: bool) -> None:
+        """Queue many own entries, yielding to the event loop every `STEP`, then wait for them."""
+        keys = []
+        for start in range(0, len(hashes), STEP):
+            for sha256_hex in hashes[start : start + STEP]:
+                self.queue(sha256_hex, present)
+                keys.append(dht_key(sha256_hex))
+            await asyncio.sleep(0)
+        await self._published(keys)
 
-    async def _publish(self, key: bytes, present: bool) -> None:
-        """Write this node's entry for ``key`` locally and to the k nodes nearest the key."""
-        now = self.storage.clock()
-        h = self.holder
-        record = {h.holder_id: Entry(h.host, h.port, self._next_stamp(), present, now + self.ttl)}
-        self.storage.merge(key, record)
-        target = Node(key)
-        nearest = await self._nearest(target)
-        if not nearest:
-            log.warning("no DHT peers known; %s kept locally until one appears", key.hex())
+    async def _published(self, keys: list[bytes]) -> None:
+        if self.publisher is None:
             return
-        crawl = NodeSpiderCrawl(self.protocol, target, nearest, self.ksize, self.alpha)
-        nodes = await crawl.find()
-        if not nodes:
-            log.warning("no DHT peer answered for %s; the re-announce loop will retry", key.hex())
-            return
-        results = await asyncio.gather(
-            *(self.protocol.call_announce(n, key, record) for n in nodes), return_exceptions=True
-        )
-        failed = [r for r in results if isinstance(r, BaseException)]
-        for exc in failed:
-            if not isinstance(exc, LookupFailed):
-                raise exc
-        if len(failed) == len(results):
-            log.warning("no storing node took %s; the re-announce loop will retry", key.hex())
+        await asyncio.gather(*{self.publisher.sent(key) for key in keys})
+
+    async def _reannounce_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.reannounce)
+            try:
+                await self.reannounce_all()
+            except Exception:
+                log.exception("re-announce round failed; trying again in %.0f s", self.reannounce)
+
+    # -- lookups -----------------------------------------------------------------------------
 
     async def holders(self, sha256_hex: str) -> list[Holder]:
         """Who holds ``sha256_hex`` now: present, unexpired entries, sorted by holder id.
 
         Asks the k nodes nearest the key, merges every record met (and this node's own copy),
-        and writes the merged entries back to any of those nodes that lacked them. A node that
-        has no contact and was never given a bootstrap address is a one-node network: its own
-        copy is the whole index, and that is the answer.
+        and queues the merged entries as repairs to any of those nodes that lacked them. A node
+        that has no contact and was never given a bootstrap address is a one-node network: its
+        own copy is the whole index, and that is the answer.
 
         Raises:
             InvalidKey: not a SHA-256 hex digest.
             LookupFailed: no DHT peer answered, the bootstrap addresses included.
         """
         key = dht_key(sha256_hex)
-        nearest = await self._nearest(Node(key))
-        if nearest:
-            crawl = HolderCrawl(
-                self.protocol, key, nearest, self.ksize, self.alpha, self.rpc_timeout * STALL_SHARE
-            )
-            merged = merge(self.storage.record(key), await crawl.find())
-            await self._write_back(key, crawl, merged)
-        elif self._seeds:
-            raise LookupFailed(
-                f"no DHT peer answered, {len(self._seeds)} bootstrap addresses included"
-            )
-        else:
-            merged = self.storage.record(key)
+        self.lookups += 1
+        token = WORK.set(LOOKUP)
+        try:
+            nearest = await self._nearest(Node(key))
+            if nearest:
+                crawl = HolderCrawl(
+                    self.protocol,
+                    key,
+                    nearest,
+                    self.ksize,
+                    self.alpha,
+                    self.rpc_timeout * STALL_SHARE,
+                )
+                merged = merge(self.storage.record(key), await crawl.find())
+                self._repair(key, crawl, merged)
+            elif self._seeds:
+                raise LookupFailed(
+                    f"no DHT peer answered, {len(self._seeds)} bootstrap addresses included"
+                )
+            else:
+                merged = self.storage.record(key)
+        finally:
+            WORK.reset(token)
         now = self.storage.clock()
         return sorted(
             (
@@ -249,36 +341,10 @@ class HolderIndex(Server):  # type: ignore[misc]
             key=lambda holder: holder.holder_id,
         )
 
-    async def _write_back(self, key: bytes, crawl: HolderCrawl, merged: dict[str, Entry]) -> None:
-        stale = crawl.stale_nearest(merged)
-        results = await asyncio.gather(
-            *(self.protocol.call_announce(node, key, missing) for node, missing in stale),
-            return_exceptions=True,
-        )
-        for exc in results:
-            if isinstance(exc, LookupFailed):
-                log.info("write-back of %s failed: %s", key.hex(), exc)
-            elif isinstance(exc, BaseException):
-                raise exc
-
-    async def reannounce_all(self) -> None:
-        """Announce again every hash this node holds (what the loop does every ``reannounce`` s)."""
-        limit = asyncio.Semaphore(REANNOUNCE_CONCURRENCY)
-
-        async def one(sha256_hex: str) -> None:
-            async with limit:
-                if sha256_hex in self._held:
-                    await self._publish(dht_key(sha256_hex), present=True)
-
-        await asyncio.gather(*(one(h) for h in list(self._held)))
-
-    async def _reannounce_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.reannounce)
-            try:
-                await self.reannounce_all()
-            except Exception:
-                log.exception("re-announce round failed; trying again in %.0f s", self.reannounce)
+    def _repair(self, key: bytes, crawl: HolderCrawl, merged: dict[str, Entry]) -> None:
+        """Queue, for each of the k nearest that lacked part of ``merged``, what it lacked."""
+        for node, missing in crawl.stale_nearest(merged):
+            self._backlog.parcel(REPAIR, node, key, missing)
 
     async def get(self, key: object) -> None:
         """Not served: one value per key loses holders; use `holders`."""
@@ -295,10 +361,13 @@ class HolderIndex(Server):  # type: ignore[misc]
     def stop(self) -> None:
         """Close the UDP port and stop the loops (synchronous, like the library's).
 
-        Sends nothing: peers notice through timeouts. The port is free again after one more
-        event-loop step (``await asyncio.sleep(0)``).
+        Sends nothing: peers notice through timeouts; whatever was still queued is dropped and
+        its waiters released. The port is free again after one more event-loop step
+        (``await asyncio.sleep(0)``).
         """
-        if self._reannounce_task is not None:
-            self._reannounce_task.cancel()
-            self._reannounce_task = None
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+        if self.publisher is not None:
+            self.publisher.release()
         super().stop()

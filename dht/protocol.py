@@ -1,34 +1,39 @@
-"""HolderProtocol: kademlia's UDP protocol with LAN timeouts, RPC counting and holder RPCs.
+"""HolderProtocol: kademlia's UDP protocol with LAN timeouts and the holder RPCs.
 
 Fixes of kademlia 2.2.3 made here, each in a subclass hook rather than a copy of the library:
 - the RPC timeout is a parameter (the library always waits 5 s);
 - `HolderRoutingTable.find_neighbors` returns the k nearest contacts, not the first k walked;
-- `welcome_if_new` uses a stored key as the key (the library hashes it a second time) and hands
-  records over with `announce`, which merges, rather than `store`, which would replace.
+- `welcome_if_new` no longer hands every stored record to every contact it thinks is new, one
+  request per key, on the spot: it queues the contact, and `dht/publisher.py` plans its
+  hand-over (`dht/handover.py`, the stored key used as the key) once per contact per ttl and
+  sends it in `announce_many` batches, paced.
 
-New RPCs come in `rpc_*`/`call_*` pairs. rpcudp reports a timeout as ``(False, None)`` and turns
-any unknown attribute into a remote call, so callers use only the `call_*` methods here, which
-count every RPC sent and raise `LookupFailed` when a peer does not answer properly.
+The datagram layer (C msgpack, pacing, counting) is `dht/rpc.py`. New RPCs come in
+`rpc_*`/`call_*` pairs. rpcudp reports a timeout as ``(False, None)``, so callers use only the
+`call_*` methods here, which raise `LookupFailed` when a peer does not answer properly.
 """
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from kademlia.node import Node
 from kademlia.protocol import KademliaProtocol
 from kademlia.routing import RoutingTable
 
+from dht.backlog import Backlog
+from dht.batch import WireBatch, decode_batch
 from dht.errors import BadRecord, LookupFailed
-from dht.records import KEY_SIZE, Record, chunk_wire, decode_record, encode_record
+from dht.pacing import Budget
+from dht.records import KEY_SIZE, Record, decode_record, encode_record
+from dht.rpc import Address, PackedRPC
 from dht.storage import HolderStorage
 
 log = logging.getLogger(__name__)
-
-Address = tuple[str, int]
 
 # How long a node that failed to answer is skipped without asking. Peers keep naming a dead
 # node in their replies until they too time out on it; without this every lookup would pay
@@ -83,19 +88,34 @@ def parse_node_list(raw: object) -> list[Node]:
     return nodes
 
 
-class HolderProtocol(KademliaProtocol):  # type: ignore[misc]
-    """The node's UDP protocol: stock find_node/ping plus ``holders`` and ``announce``."""
+class HolderProtocol(PackedRPC):
+    """The node's UDP protocol: stock find_node/ping plus ``holders``, ``announce`` and
+    ``announce_many``."""
 
     storage: HolderStorage
 
     def __init__(
-        self, source_node: Node, storage: HolderStorage, ksize: int, rpc_timeout: float
+        self,
+        source_node: Node,
+        storage: HolderStorage,
+        ksize: int,
+        rpc_timeout: float,
+        backlog: Backlog | None = None,
+        budgets: dict[str, Budget] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        KademliaProtocol.__init__(self, source_node, storage, ksize)
-        self._wait_timeout = rpc_timeout
+        """Build the protocol of one node (the library calls it when the port is bound).
+
+        Args:
+            backlog: where contacts met for the first time are queued for their hand-over
+                (a private one when not given, as in tests of the handlers alone).
+            budgets: in-flight and per-second bounds per kind of work (`dht.pacing.BUDGETS`).
+            clock: monotonic clock of the pacers.
+        """
+        PackedRPC.__init__(self, source_node, storage, ksize, rpc_timeout, budgets, clock)
         self.router = HolderRoutingTable(self, ksize, source_node)
-        self.rpc_count = 0
-        self._silent: dict[bytes, float] = {}
+        self.backlog = backlog if backlog is not None else Backlog()
+        self._silent: dict[bytes, tuple[float, Node]] = {}
 
     def _welcome_sender(self, sender: Address, nodeid: object) -> Node:
         if not _is_node_id(nodeid):
@@ -149,6 +169,25 @@ class HolderProtocol(KademliaProtocol):  # type: ignore[misc]
             return False
         return True
 
+    def rpc_announce_many(
+        self, sender: Address, nodeid: object, holders: object, items: object
+    ) -> bool:
+        """Merge a peer's entries for many keys (`dht/batch.py`); answer whether they were taken.
+
+        A malformed request is refused whole; malformed single entries are dropped.
+        """
+        try:
+            self._welcome_sender(sender, nodeid)
+            batch = decode_batch(holders, items, self.storage.clock(), self.storage.ttl)
+        except BadRecord as exc:
+            log.warning("refusing an announce_many from %s: %s", sender, exc)
+            return False
+        if batch.dropped:
+            log.warning("dropped %d bad entries of an announce_many from %s", batch.dropped, sender)
+        for key, record in batch.records:
+            self.storage.merge(key, record)
+        return True
+
     def rpc_store(self, sender: Address, nodeid: object, key: object, value: object) -> bool:
         """Refuse the stock store: it replaces a value, and holder records must be merged."""
         log.warning("refusing a stock store RPC from %s", sender)
@@ -160,9 +199,18 @@ class HolderProtocol(KademliaProtocol):  # type: ignore[misc]
 
     # -- RPCs sent ---------------------------------------------------------------------------
 
+    async def holders(self, address: Address, *args: Any) -> tuple[bool, Any]:
+        return await self._call("holders", address, *args)
+
+    async def announce(self, address: Address, *args: Any) -> tuple[bool, Any]:
+        return await self._call("announce", address, *args)
+
+    async def announce_many(self, address: Address, *args: Any) -> tuple[bool, Any]:
+        return await self._call("announce_many", address, *args)
+
     def is_silent(self, node: Node) -> bool:
         """Whether ``node`` failed to answer lately (within `SILENT_FOR` s) and not spoken since."""
-        until = self._silent.get(node.id)
+        until, _ = self._silent.get(node.id, (None, None))
         if until is None:
             return False
         if until <= self.storage.clock():
@@ -173,27 +221,24 @@ class HolderProtocol(KademliaProtocol):  # type: ignore[misc]
     async def call_find_node(self, node_to_ask: Node, node_to_find: Node) -> Any:
         if self.is_silent(node_to_ask):
             return (False, None)
-        self.rpc_count += 1
         return await KademliaProtocol.call_find_node(self, node_to_ask, node_to_find)
 
     async def call_find_value(self, node_to_ask: Node, node_to_find: Node) -> Any:
         if self.is_silent(node_to_ask):
             return (False, None)
-        self.rpc_count += 1
         return await KademliaProtocol.call_find_value(self, node_to_ask, node_to_find)
 
-    async def call_ping(self, node_to_ask: Node) -> Any:
-        self.rpc_count += 1
-        return await KademliaProtocol.call_ping(self, node_to_ask)
-
-    async def call_store(self, node_to_ask: Node, key: bytes, value: Any) -> Any:
-        self.rpc_count += 1
-        return await KademliaProtocol.call_store(self, node_to_ask, key, value)
+    def answered_late(self, address: Address) -> None:
+        """A node whose reply came after the RPC timeout is busy, not dead: stop skipping it
+        and take it back into the routing table (the library dropped it on the timeout)."""
+        late = [node for _, node in self._silent.values() if (node.ip, node.port) == address]
+        for node in late:
+            self.welcome_if_new(node)
 
     def handle_call_response(self, result: Any, node: Node) -> Any:
         """The library's bookkeeping, plus: a node that did not answer is skipped for a while."""
         if not result[0]:
-            self._silent[node.id] = self.storage.clock() + SILENT_FOR
+            self._silent[node.id] = (self.storage.clock() + SILENT_FOR, node)
         return KademliaProtocol.handle_call_response(self, result, node)
 
     async def ping_address(self, address: Address) -> bytes:
@@ -205,7 +250,6 @@ class HolderProtocol(KademliaProtocol):  # type: ignore[misc]
         Raises:
             LookupFailed: no answer within the RPC timeout, or not a node id.
         """
-        self.rpc_count += 1
         ok, node_id = await self.ping(address, self.source_node.id)
         if not ok or not _is_node_id(node_id):
             raise LookupFailed(f"no DHT node answered at {address[0]}:{address[1]}")
@@ -220,7 +264,6 @@ class HolderProtocol(KademliaProtocol):  # type: ignore[misc]
         """
         if self.is_silent(node_to_ask):
             raise LookupFailed(f"{node_to_ask} did not answer lately; not asked")
-        self.rpc_count += 1
         address = (node_to_ask.ip, node_to_ask.port)
         result = await self.holders(address, self.source_node.id, key)
         self.handle_call_response(result, node_to_ask)
@@ -235,47 +278,36 @@ class HolderProtocol(KademliaProtocol):  # type: ignore[misc]
         except BadRecord as exc:
             raise LookupFailed(f"{node_to_ask} answered badly: {exc}") from exc
 
-    async def call_announce(self, node_to_ask: Node, key: bytes, record: Record) -> None:
-        """Hand ``record`` for ``key`` to one node, in as many requests as the 8 KB cap needs.
+    async def call_announce_many(self, node_to_ask: Node, batch: WireBatch) -> None:
+        """Send one `announce_many` request (built by `dht.batch.encode_batches`).
 
         Raises:
-            LookupFailed: the node did not take every piece.
+            LookupFailed: the node is silent, did not answer, or refused the request.
         """
+        if self.is_silent(node_to_ask):
+            raise LookupFailed(f"{node_to_ask} did not answer lately; not asked")
         address = (node_to_ask.ip, node_to_ask.port)
-        wire = encode_record(record, self.storage.clock())
-        for piece in chunk_wire(wire):
-            self.rpc_count += 1
-            result = await self.announce(address, self.source_node.id, key, piece)
-            self.handle_call_response(result, node_to_ask)
-            if result != (True, True):
-                raise LookupFailed(f"{node_to_ask} did not take the record for {key.hex()}")
+        result = await self.announce_many(address, self.source_node.id, *batch)
+        self.handle_call_response(result, node_to_ask)
+        if result != (True, True):
+            raise LookupFailed(f"{node_to_ask} did not take an announce_many")
 
     # -- library hooks -----------------------------------------------------------------------
 
     def welcome_if_new(self, node: Node) -> None:
-        """Add a new contact, first handing it the records it is now among the nearest for.
+        """Add a contact met for the first time, and queue it for its hand-over.
 
-        Same rule as the library (section 2.5 of the paper), but the stored key is the key:
-        the library hashes it again and so hands most records to the wrong nodes.
-        A node heard from is no longer skipped as silent.
+        Called for every request and reply, so it does no more than that: planning which
+        records the newcomer is owed walks every stored key, which `dht/publisher.py` does
+        later, in steps, once per contact per ttl. A node heard from is no longer skipped;
+        a known node heard from a new address (restarted on another port) is moved there.
         """
         self._silent.pop(node.id, None)
         if not self.router.is_new_node(node):
+            bucket = self.router.buckets[self.router.get_bucket_for(node)]
+            if not bucket.nodes[node.id].same_home_as(node):
+                self.router.add_contact(node)
             return
         log.debug("new contact %s", node)
-        for key, record in self.storage.records():
-            keynode = Node(key)
-            neighbours = self.router.find_neighbors(keynode)
-            if neighbours:
-                far, near = neighbours[-1].distance_to(keynode), neighbours[0].distance_to(keynode)
-                new_is_close = node.distance_to(keynode) < far
-                self_is_closest = self.source_node.distance_to(keynode) < near
-            if not neighbours or (new_is_close and self_is_closest):
-                asyncio.ensure_future(self._hand_over(node, key, record))
         self.router.add_contact(node)
-
-    async def _hand_over(self, node: Node, key: bytes, record: Record) -> None:
-        try:
-            await self.call_announce(node, key, record)
-        except LookupFailed as exc:
-            log.info("hand-over of %s failed: %s", key.hex(), exc)
+        self.backlog.welcome(node)

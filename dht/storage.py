@@ -62,10 +62,9 @@ class HolderStorage(IStorage):  # type: ignore[misc]
             self._data.pop(key, None)
         return stored
 
-    def records(self) -> list[tuple[bytes, Record]]:
-        """Every key with its unexpired entries (a snapshot, safe to iterate while merging)."""
-        self.cull()
-        return list(self._data.items())
+    def keys(self) -> list[bytes]:
+        """Every key stored now, expired or not (a snapshot; `record` tells what is left)."""
+        return list(self._data)
 
     def cull(self) -> None:
         """Forget every expired entry, and every key left with none."""

@@ -21,6 +21,7 @@ from overlay.beacon import Discovery
 from overlay.config import DEFAULT_PORT, Settings
 from overlay.discovery import Interface, choose_interface, list_interfaces
 from overlay.identity import Identity, default_name, load_or_create
+from overlay.loopwatch import LoopWatch
 from overlay.progress import transfers_text
 from overlay.prompt import status_text
 from overlay.reports import files_text, holders_text, human_size, peers_text
@@ -59,6 +60,7 @@ class Node:
         self.identity: Identity | None = None
         self._tasks = Tasks("node")
         self._bootstrapped: set[tuple[str, int]] = set()
+        self.loopwatch = LoopWatch()
 
     @property
     def port(self) -> int:
@@ -76,6 +78,7 @@ class Node:
 
     async def start(self) -> None:
         """Bind, scan the shared folder, join a ring (or found one), and start every service."""
+        self._tasks.spawn(self.loopwatch.run())
         settings = self.settings
         iface = self._interface()
         host = settings.host or (iface.address if iface else "127.0.0.1")
@@ -130,13 +133,15 @@ class Node:
     async def leave(self) -> None:
         """Leave the ring gracefully (neighbours relink at once), then stop.
 
-        The holder index is told first that this node no longer serves anything, for at most
-        WITHDRAW_TIME: entries it cannot withdraw in time expire by themselves.
+        The holder index is told first that this node no longer serves anything (in sweeps,
+        many keys a request), for at most WITHDRAW_TIME: entries it cannot withdraw in time
+        expire by themselves.
         """
         if self.index is not None and self.sync is not None:
-            withdrawals = [self.index.withdraw(sha256) for sha256 in self.sync.held_hashes()]
             try:
-                await asyncio.wait_for(asyncio.gather(*withdrawals), WITHDRAW_TIME)
+                await asyncio.wait_for(
+                    self.index.withdraw_all(self.sync.held_hashes()), WITHDRAW_TIME
+                )
             except TimeoutError:
                 log.info("left some holder entries to expire")
         if self.ring is not None:
@@ -182,18 +187,25 @@ class Node:
             fresh = [(m.host, m.port) for m in view.members if m.key != me.key]
             fresh = [addr for addr in fresh if addr not in self._bootstrapped]
             if fresh:
+                first = not self._bootstrapped
                 self._bootstrapped.update(fresh)
-                self._tasks.spawn(self._bootstrap(fresh))
+                self._tasks.spawn(self._bootstrap(fresh, first))
 
-    async def _bootstrap(self, addrs: list[tuple[str, int]]) -> None:
-        """Meet new members in the DHT, then publish what this node holds (one bounded round)."""
+    async def _bootstrap(self, addrs: list[tuple[str, int]], first: bool) -> None:
+        """Meet new members in the DHT; the first time, publish what this node holds (sweeps).
+
+        Members met later are handed what they should store by the node nearest each key
+        (the DHT's hand-over), so this node's entries are not sent again to everyone.
+        """
         assert self.index is not None
         await self.index.bootstrap(addrs)
-        await self.index.reannounce_all()
+        if first:
+            await self.index.reannounce_all()
 
     def _on_holding(self, sha256: str, held: bool) -> None:
+        """Queue the change for the DHT's next sweep (no task, no lookup per file)."""
         assert self.index is not None
-        self._tasks.spawn(self.index.announce(sha256) if held else self.index.withdraw(sha256))
+        self.index.queue(sha256, held)
 
     def _round_trips(self) -> RoundTrips:
         """Sync's round-trip table, given the ring's heartbeat estimates as they stand now."""
@@ -301,6 +313,8 @@ class Node:
             st.last_sync,
             held_reason=st.held_reason,
         )
+        if self.index is not None:
+            text += "\n" + self.index.backlog().text()
         running = self.sync.transfers()
         if running:
             text += "\n" + "\n".join("  " + line for line in transfers_text(running).splitlines())

@@ -23,6 +23,11 @@ from ring.wire import Connection, FrameServer, Message
 
 log = logging.getLogger(__name__)
 
+VERIFY_PATIENCE = 3
+"""Probe timeouts a reported member is given to answer before it is cut out: a loaded member
+answers late, a dead one not at all. It stays below the four probe timeouts a reporter waits
+for the FAIL's reply (`ring/heartbeat.py`)."""
+
 
 def redirect_to(member: Member) -> Redirect:
     """The REDIRECT that points at `member`."""
@@ -125,14 +130,24 @@ class Leader:
             return ViewReply(ring.view.to_wire())
 
     async def _answers(self, member: Member, tries: int = 2) -> bool:
-        """Whether `member` answers one of `tries` PINGs as itself, in this ring.
+        """Whether `member` answers a PING as itself, in this ring, within the patience.
 
-        A second try keeps one lost packet on a lossy cable from cutting out a live node; a
-        dead node's refused connection fails both at once, so healing after kill -9 is no slower.
+        Busy is not dead: the patience is `VERIFY_PATIENCE` probe timeouts, so a PONG that comes
+        after the heartbeat gave up on it still counts, and a member whose event loop is loaded
+        is suspected, re-probed here and kept. A second try follows a failure that came before
+        the patience ran out (a refused or reset connection: one lost packet on a lossy cable
+        must not cut out a live node); a dead node's refused connection fails both at once, so
+        healing after kill -9 is no slower. Only silence for the whole patience, or `tries`
+        failures, cut a member out.
         """
         ring = self.ring
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + VERIFY_PATIENCE * ring.probe_timeout
         for _ in range(tries):
-            pong = await ring.ping(member, ring.probe_timeout)
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            pong = await ring.ping(member, left)
             if pong is not None and (pong.key, pong.ring_id) == (member.key, ring.view.ring_id):
                 return True
         return False

@@ -11,6 +11,7 @@ from kademlia.routing import RoutingTable
 from kademlia.storage import ForgetfulStorage
 
 from dht.protocol import HolderProtocol, HolderRoutingTable
+from dht.publisher import Publisher
 from dht.records import Entry, Record
 from dht.storage import HolderStorage
 
@@ -28,6 +29,16 @@ class PingRecorder:
 def node_near(key: bytes, flip: int) -> Node:
     """A node id equal to ``key`` but for the low bits in ``flip``."""
     return Node(key[:-1] + bytes([key[-1] ^ flip]), "127.0.0.1", 10000 + flip)
+
+
+async def plan_queued_hand_overs(protocol: HolderProtocol) -> None:
+    """Plan the hand-over of the contacts `welcome_if_new` queued, as the publisher does."""
+
+    async def no_lookups(target: Node, count: int) -> list[Node]:
+        raise AssertionError("planning a hand-over looks nothing up")
+
+    publisher = Publisher(protocol, protocol.backlog, "me", no_lookups, ksize=8, alpha=3, ttl=60)
+    await publisher.plan_hand_overs()
 
 
 def brute_force_nearest(table: RoutingTable, target: Node, k: int) -> list[bytes]:
@@ -81,14 +92,11 @@ class TestWelcomeIfNewDoubleHash:
         self.setup_contacts(protocol)
         storage.merge(self.KEY, {"a": Entry("h", 1, 1.0, True, storage.clock() + 60.0)})
         handed: list[tuple[bytes, bytes, Record]] = []
-
-        async def record_hand_over(node: Node, key: bytes, record: Record) -> None:
-            handed.append((node.id, key, record))
-
-        protocol._hand_over = record_hand_over  # type: ignore[method-assign]
         newcomer = node_near(self.KEY, 0x02)
         protocol.welcome_if_new(newcomer)
-        await asyncio.sleep(0)
+        await plan_queued_hand_overs(protocol)
+        for parcel in protocol.backlog.take_parcels(100):
+            handed += [(parcel.node.id, key, record) for key, record in parcel.items]
         assert [(n, k, set(r)) for n, k, r in handed] == [(newcomer.id, self.KEY, {"a"})]
         assert not protocol.router.is_new_node(newcomer)
 

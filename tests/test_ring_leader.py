@@ -10,7 +10,7 @@ from ring.errors import PeerUnreachable, RingError
 from ring.joining import MAX_REDIRECTS
 from ring.leader import Leader, redirect_to
 from ring.membership import Member, View, remove
-from ring.messages import Leave, Update, ViewReply
+from ring.messages import Leave, Pong, Update, ViewReply
 from ring.wire import Message, Ok
 from tests.helpers_ring import FakeRing
 
@@ -73,3 +73,39 @@ class TestDepart:
         assert ring.calls == [
             ("request", m.address, Update(new.to_wire()), 1.0) for m in new.members
         ]
+
+
+class TestBusyIsNotDead:
+    """A member that answers late is kept; only silence for the whole patience cuts it out."""
+
+    class SlowRing(FakeRing):
+        """Members answer PING after `delay` seconds; a PING gives up after its timeout."""
+
+        delay: float = 0.0
+
+        async def ping(self, member: Member, timeout: float) -> Pong | None:
+            self.calls.append(("ping", member.key))
+            if self.delay > timeout:
+                await asyncio.sleep(timeout)
+                return None
+            await asyncio.sleep(self.delay)
+            return Pong(member.key, self.view.ring_id, self.view.version)
+
+    async def test_a_pong_later_than_the_probe_timeout_still_counts(self) -> None:
+        ring = self.SlowRing(A, RING, probe_timeout=0.05)
+        ring.delay = 2 * ring.probe_timeout
+        reply = await Leader(ring).remove_failed({"c"})
+        assert reply == ViewReply(RING.to_wire())
+        assert ring.calls == [("ping", "c")]
+
+    async def test_silence_for_the_whole_patience_cuts_out_after_one_try(self) -> None:
+        ring = self.SlowRing(
+            A, RING, probe_timeout=0.05, replies={B.address: [Ok()], D.address: [Ok()]}
+        )
+        ring.delay = 10.0
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        reply = await Leader(ring).remove_failed({"c"})
+        assert reply == ViewReply(remove(RING, ["c"]).to_wire())
+        assert loop.time() - started < 4 * ring.probe_timeout, "within a reporter's FAIL timeout"
+        assert ring.calls[0] == ("ping", "c") and ("ping", "c") not in ring.calls[1:]

@@ -12,6 +12,7 @@ from ring.membership import View, remove
 from ring.messages import Fail, Redirect, ViewReply
 from ring.service import RingService
 from ring.status import Status
+from ring.wire import Connection, Handler, Message
 from tests.helpers_ring import Cluster, whole
 from tests.waiting import wait_for
 from tests.wire_client import request
@@ -179,3 +180,33 @@ class TestMerging:
         by_id[3].contact(*by_id[1].me.address)
         await wait_for(lambda: whole(nodes), 8)
         assert by_id[0].view.leader == min(by_id[0].me, by_id[2].me, key=lambda m: m.key)
+
+
+class TestBusyIsNotDead:
+    async def test_a_member_answering_late_is_suspected_reprobed_and_kept(
+        self, cluster: Cluster, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Issue 12: a member whose every answer comes 0.8 s late (its event loop is loaded;
+        the ping timeout is 0.5 s) misses pings and is reported, but the acting leader's
+        patient re-probe hears it, so it stays in the ring."""
+        caplog.set_level(logging.INFO)
+        nodes = await form(cluster, 4)
+        busy = next(s for s in nodes if s.my_id == 2)
+
+        def late(handler: Handler) -> Handler:
+            async def answer(msg: Message, conn: Connection) -> Message | None:
+                await asyncio.sleep(0.8)
+                return await handler(msg, conn)
+
+            return answer
+
+        cluster.server_of(busy).wrap(late)
+        sizes: list[int] = []
+        for svc in nodes:
+            svc.add_listener(lambda view: sizes.append(len(view.members)))
+        await wait_for(lambda: any("suspected dead" in r.getMessage() for r in caplog.records), 5)
+        await asyncio.sleep(2.0)  # the report, the re-probe and what would follow a cut
+        assert all(s.view.keys == nodes[0].view.keys for s in nodes)
+        assert busy.me.key in nodes[0].view.keys
+        assert sizes == [] or min(sizes) == 4
+        assert not any("cuts out dead" in r.getMessage() for r in caplog.records)

@@ -1,0 +1,246 @@
+"""Publisher: drains the backlog in rounds, paced, and never holding the event loop for long.
+
+One round (after `GATHER` seconds, so that changes arriving together travel together):
+1. plan the hand-over of every contact met for the first time (`dht/handover.py`), at most
+   once per contact per ttl, and queue the records owed as hand-over parcels;
+2. sweep up to `MAX_SWEEP_KEYS` of this node's own entries, oldest first (`dht/sweep.py`): one
+   lookup per region of the keyspace, then `announce_many` requests to each node of the
+   region, each carrying every key that node is among the k nearest of;
+3. send up to `MAX_ROUND_PARCEL_KEYS` keys of parcels (hand-over, repair), oldest first.
+Requests go out under the pacer of their kind (`dht/pacing.py`); long loops over keys yield
+to the event loop every `STEP` keys. The cost of all this is docs/DHT.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+from kademlia.crawling import NodeSpiderCrawl
+from kademlia.node import Node
+
+from dht.backlog import Backlog, Parcel
+from dht.batch import encode_batches
+from dht.errors import LookupFailed
+from dht.handover import plan_hand_over
+from dht.pacing import HAND_OVER, SWEEP, WORK
+from dht.protocol import HolderProtocol
+from dht.records import Entry, Record
+from dht.sweep import Region, assign, position
+
+log = logging.getLogger(__name__)
+
+GATHER = 0.25
+"""Seconds between work arriving and the round that carries it, and so between two rounds."""
+MAX_SWEEP_KEYS = 4096
+"""Own entries one round sweeps; more wait for the next round, in order."""
+MAX_ROUND_PARCEL_KEYS = 4096
+"""Parcel keys (hand-over, repair) one round sends."""
+STEP = 256
+"""Keys handled between two yields to the event loop."""
+REGION_WIDTH = 2
+"""A region lookup asks for this many times k nodes (see `dht/sweep.py`)."""
+MAX_WELCOMED = 4096
+"""Contacts remembered as handed over to (the oldest are forgotten first)."""
+
+Nearest = Callable[[Node, int], Awaitable[list[Node]]]
+
+
+class Publisher:
+    """The asyncio shell that drains one node's `Backlog`; `run` is its task.
+
+    Args:
+        protocol: the node's protocol (requests, routing table).
+        backlog: the queues to drain; its ``notify`` is set to wake this publisher.
+        holder_id: this node's holder id, for its own entries.
+        nearest: ``(target, count)`` -> known contacts nearest ``target`` (re-joining through
+            the seeds when none is left: `HolderIndex._nearest`).
+    """
+
+    def __init__(
+        self,
+        protocol: HolderProtocol,
+        backlog: Backlog,
+        holder_id: str,
+        nearest: Nearest,
+        *,
+        ksize: int,
+        alpha: int,
+        ttl: float,
+    ) -> None:
+        self.protocol = protocol
+        self.storage = protocol.storage
+        self.backlog = backlog
+        self.holder_id = holder_id
+        self.nearest = nearest
+        self.ksize = ksize
+        self.alpha = alpha
+        self.ttl = ttl
+        self.rounds = 0
+        self.regions = 0
+        self._wake = asyncio.Event()
+        backlog.notify = self._wake.set
+        self._welcomed: dict[bytes, float] = {}
+        self._waiting: dict[bytes, asyncio.Future[None]] = {}
+        if backlog:
+            self._wake.set()
+
+    def sent(self, key: bytes) -> asyncio.Future[None]:
+        """A future done once the next round that carries this node's entry for ``key`` ends."""
+        future = self._waiting.get(key)
+        if future is None:
+            future = self._waiting[key] = asyncio.get_running_loop().create_future()
+        return future
+
+    def release(self) -> None:
+        """Wake everyone waiting on `sent` (the node stops: nothing more will be sent)."""
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_result(None)
+        self._waiting.clear()
+
+    async def run(self) -> None:
+        """Drain rounds for as long as the node runs."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(GATHER)
+            try:
+                await self.drain_once()
+            except Exception:
+                log.exception("a DHT publishing round failed; the rest waits for the next")
+            if self.backlog:
+                self._wake.set()
+
+    async def drain_once(self) -> None:
+        """One round: hand-over plans, then own entries, then parcels."""
+        self.rounds += 1
+        await self.plan_hand_overs()
+        own = self.backlog.take_own(MAX_SWEEP_KEYS)
+        waiters = [self._waiting.pop(key) for key, _ in own if key in self._waiting]
+        try:
+            if own:
+                await self._sweep(own)
+            parcels = self.backlog.take_parcels(MAX_ROUND_PARCEL_KEYS)
+            if parcels:
+                await self._send_parcels(parcels)
+        finally:
+            for future in waiters:
+                if not future.done():
+                    future.set_result(None)
+
+    # -- hand-over ---------------------------------------------------------------------------
+
+    async def plan_hand_overs(self) -> None:
+        """Queue what each contact met for the first time is owed, as hand-over parcels,
+        unless that contact was handed records within the ttl."""
+        newcomers = self.backlog.take_newcomers()
+        if not newcomers:
+            return
+        now = self.storage.clock()
+        self._welcomed = {k: t for k, t in self._welcomed.items() if t > now}
+        fresh = [n for n in newcomers if n.id not in self._welcomed]
+        if not fresh:
+            return
+        contacts = [c for bucket in self.protocol.router.buckets for c in bucket.get_nodes()]
+        keys = self.storage.keys()
+        plan: dict[bytes, list[bytes]] = {}
+        me = self.protocol.source_node
+        for start in range(0, len(keys), STEP):
+            part = plan_hand_over(me, contacts, fresh, keys[start : start + STEP], self.ksize)
+            for node_id, owed in part.items():
+                plan.setdefault(node_id, []).extend(owed)
+            await asyncio.sleep(0)
+        for newcomer in fresh:
+            owed = plan.get(newcomer.id, [])
+            if not owed:
+                continue
+            log.debug("handing %d records over to %s", len(owed), newcomer)
+            self._welcomed[newcomer.id] = now + self.ttl
+            while len(self._welcomed) > MAX_WELCOMED:
+                del self._welcomed[next(iter(self._welcomed))]
+            for start in range(0, len(owed), STEP):
+                for key in owed[start : start + STEP]:
+                    record = self.storage.record(key)
+                    if self.backlog.owes(key):  # the sweep of this round carries it
+                        record = {h: e for h, e in record.items() if h != self.holder_id}
+                    if record:
+                        self.backlog.parcel(HAND_OVER, newcomer, key, record)
+                await asyncio.sleep(0)
+
+    # -- own entries -------------------------------------------------------------------------
+
+    async def _sweep(self, own: list[tuple[bytes, Entry]]) -> None:
+        """Send own entries to the k nearest nodes of each key: one lookup per region."""
+        token = WORK.set(SWEEP)
+        try:
+            entries = dict(own)
+            keys = sorted(entries, key=position)
+            plan: dict[bytes, tuple[Node, list[bytes]]] = {}
+            done = 0
+            while done < len(keys):
+                found = await self._region(keys[done])
+                if not found:
+                    log.info("no DHT peer answered; %d entries kept here", len(keys) - done)
+                    break
+                region = Region.of(keys[done], found, REGION_WIDTH * self.ksize)
+                by_id = {n.id: n for n in found}
+                while done < len(keys):
+                    part = keys[done : done + STEP]
+                    assigned, taken = assign(part, region, self.ksize)
+                    for node_id, node_keys in assigned.items():
+                        plan.setdefault(node_id, (by_id[node_id], []))[1].extend(node_keys)
+                    done += taken
+                    await asyncio.sleep(0)
+                    if taken < len(part):
+                        break
+            await asyncio.gather(
+                *(
+                    self._deliver(SWEEP, node, [(k, {self.holder_id: entries[k]}) for k in keys])
+                    for node, keys in plan.values()
+                )
+            )
+        finally:
+            WORK.reset(token)
+
+    async def _region(self, origin: bytes) -> list[Node]:
+        """The nodes nearest ``origin``, `REGION_WIDTH` times k of them if there are that many."""
+        self.regions += 1
+        width = REGION_WIDTH * self.ksize
+        target = Node(origin)
+        seeds = await self.nearest(target, width)
+        if not seeds:
+            return []
+        found: list[Node] = await NodeSpiderCrawl(
+            self.protocol, target, seeds, width, self.alpha
+        ).find()
+        return found
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def _send_parcels(self, parcels: list[Parcel]) -> None:
+        await asyncio.gather(*(self._parcel(p) for p in parcels))
+
+    async def _parcel(self, parcel: Parcel) -> None:
+        token = WORK.set(parcel.kind)
+        try:
+            await self._deliver(parcel.kind, parcel.node, parcel.items)
+        finally:
+            WORK.reset(token)
+
+    async def _deliver(self, kind: str, node: Node, items: Iterable[tuple[bytes, Record]]) -> None:
+        """Send ``items`` to ``node`` in `announce_many` requests, one at a time.
+
+        A node that fails one request is not sent the rest (it is skipped as silent for a
+        while anyway); what it missed comes back with re-announcements and repairs.
+        """
+        sent = 0
+        for batch in encode_batches(items, self.storage.clock()):
+            try:
+                await self.protocol.call_announce_many(node, batch)
+            except LookupFailed as exc:
+                log.info("%s: %s after %d requests; the rest is left out", kind, exc, sent)
+                return
+            sent += 1
+            await asyncio.sleep(0)
