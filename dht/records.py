@@ -18,8 +18,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
-
 from dht.errors import BadRecord, InvalidKey
 
 log = logging.getLogger(__name__)
@@ -160,26 +158,3 @@ def changed_entries(old: Record, merged: Record) -> Record:
     to reach each node, and writing those back after every lookup would be wasted traffic.
     """
     return {h: e for h, e in merged.items() if h not in old or _version(old[h]) < _version(e)}
-
-
-def chunk_wire(
-    wire: dict[str, list[Any]], budget: int = REQUEST_BUDGET
-) -> list[dict[str, list[Any]]]:
-    """Split a wire record into pieces whose msgpack size stays under ``budget`` bytes.
-
-    Needed because rpcudp refuses any request over 8192 bytes; a record of long holder ids
-    would otherwise fail to be written back or handed over whole.
-    """
-    chunks: list[dict[str, list[Any]]] = []
-    current: dict[str, list[Any]] = {}
-    size = 0
-    for holder_id, entry in wire.items():
-        cost = len(msgpack.packb({holder_id: entry}))
-        if current and size + cost > budget:
-            chunks.append(current)
-            current, size = {}, 0
-        current[holder_id] = entry
-        size += cost
-    if current:
-        chunks.append(current)
-    return chunks

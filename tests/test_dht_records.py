@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import hashlib
 
-import msgpack
 import pytest
 
 from dht.errors import BadRecord, InvalidKey
 from dht.records import (
     MAX_HOLDERS,
-    REQUEST_BUDGET,
     Entry,
     changed_entries,
-    chunk_wire,
     decode_record,
     dht_key,
     encode_record,
@@ -124,23 +121,3 @@ class TestDecode:
         raw = {f"h{i}": ["h", 1, 1.0, True, 5.0] for i in range(MAX_HOLDERS + 1)}
         with pytest.raises(BadRecord):
             decode_record(raw, 0.0, 600.0)
-
-
-class TestChunking:
-    def test_full_record_of_long_ids_is_split_under_the_request_cap(self) -> None:
-        wire = {
-            ("x" * 200) + str(i): ["host-" + "y" * 200, 65535, 1.7e9, True, 600.0]
-            for i in range(MAX_HOLDERS)
-        }
-        chunks = chunk_wire(wire)
-        assert len(chunks) > 1
-        assert all(len(msgpack.packb(c)) <= REQUEST_BUDGET for c in chunks)
-        rejoined: dict[str, object] = {}
-        for c in chunks:
-            rejoined.update(c)
-        assert rejoined == wire
-
-    def test_small_record_is_one_chunk(self) -> None:
-        wire = {"a": ["h", 1, 1.0, True, 5.0]}
-        assert chunk_wire(wire) == [wire]
-        assert chunk_wire({}) == []
