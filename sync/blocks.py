@@ -28,6 +28,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ ENDGAME_BLOCKS = 4
 duplicate would take a busy uplink from blocks nobody is fetching)."""
 STALL = 2.0
 """Seconds without a block from a holder after which others may duplicate what it fetches."""
+CHUNK = 1024 * 1024
+"""Bytes read at once while hashing blocks (a 16 MiB block is not read into memory whole)."""
 CACHE_ENTRIES = 256
 """Block lists kept by a holder (a 1 GiB file's list is 8 KiB)."""
 
@@ -60,26 +63,37 @@ def block_range(index: int, size: int, block_size: int) -> tuple[int, int]:
     return offset, min(block_size, size - offset)
 
 
-def hash_blocks(path: Path, size: int, block_size: int) -> bytes:
+def hash_blocks(source: Path | BinaryIO, size: int, block_size: int) -> bytes:
     """The concatenated SHA-256 digests of every block of the first `size` bytes of a file.
+
+    Args:
+        source: a path, or a file already opened (and checked) by the caller, read from its
+            start with pread whatever its position.
 
     Raises:
         OSError: the file cannot be read, or is shorter than `size`.
     """
+    if isinstance(source, Path):
+        with open(source, "rb", buffering=0) as f:
+            return hash_blocks(f, size, block_size)
     out = bytearray()
-    buf = bytearray(block_size)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        for index in range(block_count(size, block_size)):
-            _offset, length = block_range(index, size, block_size)
-            got = 0
-            while got < length:
-                n = f.readinto(view[got:length])
-                if not n:
-                    raise OSError(f"{path} is shorter than {size} bytes")
-                got += n
-            out += hashlib.sha256(view[:length]).digest()
+    fd = source.fileno()
+    for index in range(block_count(size, block_size)):
+        offset, length = block_range(index, size, block_size)
+        digest = hashlib.sha256()
+        got = 0
+        while got < length:
+            chunk = os.pread(fd, min(length - got, CHUNK), offset + got)
+            if not chunk:
+                raise OSError(f"a file of {size} bytes was shorter than that")
+            digest.update(chunk)
+            got += len(chunk)
+        out += digest.digest()
     return bytes(out)
+
+
+def _stat(source: Path | BinaryIO) -> os.stat_result:
+    return os.stat(source) if isinstance(source, Path) else os.fstat(source.fileno())
 
 
 class BlockCache:
@@ -98,8 +112,9 @@ class BlockCache:
         while len(self._lists) > self._entries:
             self._lists.popitem(last=False)
 
-    async def get(self, sha256: str, block_size: int, path: Path, size: int) -> bytes:
-        """The block list of content `sha256`, hashing `path` in a worker thread if unknown.
+    async def get(self, sha256: str, block_size: int, source: Path | BinaryIO, size: int) -> bytes:
+        """The block list of content `sha256`, hashing `source` (a path, or a file the server
+        opened and checked) in a worker thread if unknown.
 
         Concurrent asks for the same list share one hashing pass. A file that changes while it
         is hashed is not cached (its next ask hashes it again).
@@ -118,9 +133,9 @@ class BlockCache:
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
-            before = os.stat(path)
-            hashes = await asyncio.to_thread(hash_blocks, path, size, block_size)
-            after = os.stat(path)
+            before = _stat(source)
+            hashes = await asyncio.to_thread(hash_blocks, source, size, block_size)
+            after = _stat(source)
             self.computed += 1
             if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):
                 self.put(sha256, block_size, hashes)

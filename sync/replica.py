@@ -178,13 +178,13 @@ class Replicas:
             return 1
         if current is not None and current != have:
             await self.to_trash(rec, target)
-        found = self.server.local_file(rec.sha256) if copyable else None
+        found = self.server.open_local(rec.sha256) if copyable else None
         if found is None:
             return -1
         tmp = self.receiver.temp_path(rec.sha256)
-        await asyncio.to_thread(copy_verified, found[0], tmp, rec)
+        await asyncio.to_thread(copy_verified, found.file, tmp, rec)
         await self.install([(rec, tmp)])
-        log.debug("copied %s/%s from local %s", rec.owner, rec.path, found[0])
+        log.debug("copied %s/%s from a local file", rec.owner, rec.path)
         return 1
 
     async def move(self, gone: FileRecord, target: FileRecord) -> bool:

@@ -2,17 +2,17 @@
 
 Content addressing: a FILE or BATCH item names the SHA-256 it wants and the owner/path where
 the asker expects it. Any local file whose cached hash matches is served, the named path first,
-but only after its size and mtime are checked against the hash cache; a file changed since it
-was hashed is never served under the old hash ("stale").
+but only after it is opened without following a link and its size and mtime are checked, on
+the opened file, against the hash cache: a file changed since it was hashed is never served
+under the old hash ("stale"), and a path swapped for a symlink never serves what it points to.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import stat
 from pathlib import Path
+from typing import BinaryIO, NamedTuple
 
 from ring.errors import BadRequest, Refused
 from ring.wire import Connection, Handler, Message
@@ -30,7 +30,8 @@ from sync.messages import (
     ManifestData,
     ManifestRequest,
 )
-from sync.paths import Confiner, confine
+from sync.opening import open_regular
+from sync.paths import Confiner, check_owner, check_relpath, confine
 from sync.resume import Partial
 from sync.state import State
 from sync.transfer import send_batch, send_body
@@ -59,44 +60,19 @@ class Server:
             (BlocksRequest, self.on_blocks),
         ]
 
-    def local_file(
-        self, sha256: str, prefer: tuple[str, Path] | None = None
-    ) -> tuple[Path, int] | None:
-        """A file under the root whose content is `sha256` now, checked by size and mtime.
+    def open_local(self, sha256: str, prefer: str | None = None) -> Local | None:
+        """Open a file under the root whose content is `sha256` now (see `open_cached`).
 
         Args:
             sha256: the content wanted.
-            prefer: ("<owner>/<path>", its confined target) to try first.
+            prefer: "<owner>/<path>" to try first (where the asker expects it).
 
         Returns:
-            (path, size), or None when no file here still has that content.
+            The opened file and its size (the caller closes it), or None when no file here
+            still has that content.
         """
-        return self.local_files([(sha256, prefer)])[0]
-
-    def local_files(
-        self, wanted: list[tuple[str, tuple[str, Path] | None]]
-    ) -> list[tuple[Path, int] | None]:
-        """`local_file` for many hashes with one cache query per 500 (batches of small files)."""
-        cache = self.state.cache_by_hashes({sha for sha, _prefer in wanted})
-        return [self._pick(cache.get(sha, []), prefer) for sha, prefer in wanted]
-
-    def _pick(
-        self, rows: list[tuple[str, int, int]], prefer: tuple[str, Path] | None
-    ) -> tuple[Path, int] | None:
-        rows = sorted(rows, key=lambda r: prefer is None or r[0] != prefer[0])
-        for rel, size, mtime_ns in rows:
-            owner, _, path = rel.partition("/")
-            try:
-                if prefer is not None and rel == prefer[0]:
-                    target = prefer[1]
-                else:
-                    target = confine(self.root, owner, path)
-                st = os.lstat(target)
-            except (OSError, BadRequest):
-                continue
-            if stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) == (size, mtime_ns):
-                return target, st.st_size
-        return None
+        rows = self.state.cache_by_hashes({sha256}).get(sha256, [])
+        return open_cached(self.root, rows, prefer)
 
     async def on_manifest(self, msg: Message, conn: Connection) -> Message:
         """One page of the manifest delta the peer asked for."""
@@ -122,12 +98,12 @@ class Server:
             entries, next_cursor is not None, list(next_cursor) if next_cursor else None
         )
 
-    def _find(self, sha256: str, owner: str, path: str, kind: str) -> tuple[Path, int]:
-        """The local file to serve content `sha256` from, or Refused (not_found, stale)."""
+    def _find(self, sha256: str, owner: str, path: str, kind: str) -> Local:
+        """Open the local file to serve content `sha256` from, or Refused (not_found, stale)."""
         if not is_sha256(sha256):
             raise BadRequest(f"{kind}.sha256 must be 64 lowercase hex digits")
-        target = confine(self.root, owner, path)
-        found = self.local_file(sha256, (f"{owner}/{path}", target))
+        confine(self.root, owner, path)
+        found = self.open_local(sha256, f"{owner}/{path}")
         if found is None:
             code = "stale" if self.state.cache_by_hashes({sha256}) else "not_found"
             raise Refused(code, f"no file with sha256 {sha256[:16]} here")
@@ -139,7 +115,7 @@ class Server:
         if not valid_block_size(msg.block_size):
             raise BadRequest(f"BLOCKS.block_size {msg.block_size} is not a power of two 64K-16M")
         try:
-            path, total = self._find(msg.sha256, msg.owner, msg.path, "BLOCKS")
+            found = self._find(msg.sha256, msg.owner, msg.path, "BLOCKS")
         except Refused:
             partial = self.partials.get(msg.sha256)
             if partial is None or partial.block_size != msg.block_size:
@@ -148,27 +124,36 @@ class Server:
                 msg.sha256, partial.size, msg.block_size, partial.hashes, partial.have()
             )
         try:
-            hashes = await self.blocks.get(msg.sha256, msg.block_size, path, total)
+            hashes = await self.blocks.get(msg.sha256, msg.block_size, found.file, found.size)
         except OSError as exc:
-            log.warning("cannot hash the blocks of %s: %s", path, exc)
+            log.warning("cannot hash the blocks of %s: %s", msg.sha256[:16], exc)
             raise Refused("stale", f"{msg.sha256[:16]} cannot be read here now") from None
-        return BlocksData(msg.sha256, total, msg.block_size, hashes)
+        finally:
+            found.file.close()
+        return BlocksData(msg.sha256, found.size, msg.block_size, hashes)
 
     async def on_file(self, msg: Message, conn: Connection) -> None:
-        """Send FILE_DATA and the body, or refuse: bad_path, not_found, stale, bad_request."""
+        """Send FILE_DATA and the body, or refuse: bad_path, not_found, stale, bad_request.
+
+        The body comes from the file opened and checked (`open_cached`), never from a path
+        opened again by name.
+        """
         assert isinstance(msg, FileRequest)
         try:
-            path, total = self._find(msg.sha256, msg.owner, msg.path, "FILE")
+            found = self._find(msg.sha256, msg.owner, msg.path, "FILE")
         except Refused:
             partial = self.partials.get(msg.sha256)
             if partial is None or msg.length is None or not partial.covers(msg.offset, msg.length):
                 raise
-            path, total = partial.data, partial.size
-        if msg.offset < 0 or msg.offset > total or (msg.length is not None and msg.length < 0):
-            raise BadRequest(f"range {msg.offset}+{msg.length} outside a {total}-byte file")
-        size = total - msg.offset if msg.length is None else min(msg.length, total - msg.offset)
-        log.debug("serving %s (%d bytes) to %s:%d", path, size, *conn.peer)
-        await send_body(conn, path, FileData(msg.sha256, size, msg.offset, total))
+            f, _st = open_regular(partial.data.parent, [partial.data.name])
+            found = Local(f, partial.size)
+        with found.file:
+            total = found.size
+            if msg.offset < 0 or msg.offset > total or (msg.length is not None and msg.length < 0):
+                raise BadRequest(f"range {msg.offset}+{msg.length} outside a {total}-byte file")
+            size = total - msg.offset if msg.length is None else min(msg.length, total - msg.offset)
+            log.debug("serving %s (%d bytes) to %s:%d", msg.sha256[:16], size, *conn.peer)
+            await send_body(conn, found.file, FileData(msg.sha256, size, msg.offset, total))
         self.sent += size
         return None
 
@@ -177,7 +162,7 @@ class Server:
         assert isinstance(msg, BatchRequest)
         if len(msg.files) > BATCH_MAX_FILES:
             raise BadRequest(f"BATCH of {len(msg.files)} files exceeds {BATCH_MAX_FILES}")
-        asked: list[tuple[str, tuple[str, Path] | None]] = []
+        asked: list[tuple[str, str]] = []
         confined = Confiner(self.root)
         for item in msg.files:
             if not isinstance(item, dict):
@@ -187,30 +172,62 @@ class Server:
                 raise BadRequest("BATCH item lacks sha256, owner or path")
             if not is_sha256(sha):
                 raise BadRequest("BATCH item sha256 must be 64 lowercase hex digits")
-            asked.append((sha, (f"{owner}/{path}", confined(owner, path))))
-        wanted: list[tuple[str, Path | None, int]] = []
-        budget = BATCH_MAX_BYTES
-        for (sha, _prefer), found in zip(asked, self.local_files(asked), strict=True):
-            if found is None or found[1] > budget:
-                wanted.append((sha, None, 0))
-                continue
-            budget -= found[1]
-            wanted.append((sha, found[0], found[1]))
-        bodies = await asyncio.to_thread(_read_bodies, wanted)
+            confined(owner, path)
+            asked.append((sha, f"{owner}/{path}"))
+        cache = self.state.cache_by_hashes({sha for sha, _prefer in asked})
+        bodies = await asyncio.to_thread(_read_bodies, self.root, asked, cache)
         await send_batch(conn, bodies)
         return None
 
 
-def _read_bodies(wanted: list[tuple[str, Path | None, int]]) -> list[tuple[str, bytes | None]]:
+class Local(NamedTuple):
+    """A file opened to serve or copy a content: checked after it was opened."""
+
+    file: BinaryIO
+    size: int
+
+
+def open_cached(root: Path, rows: list[tuple[str, int, int]], prefer: str | None) -> Local | None:
+    """Open the first of `rows` (the hash cache's (rel, size, mtime_ns) of one content, the one
+    named `prefer` first) that is, once opened, a regular file with the cached size and mtime.
+
+    Each is opened component by component without following a link (`opening.py`), and what
+    was opened is checked, not what was looked at: a file swapped for a symlink, or changed
+    since it was hashed ("stale"), is never served under the old hash.
+    """
+    for rel, size, mtime_ns in sorted(rows, key=lambda row: row[0] != prefer):
+        owner, _, path = rel.partition("/")
+        try:
+            check_owner(owner)
+            check_relpath(path)
+            f, st = open_regular(root, [owner, *path.split("/")])
+        except (OSError, BadRequest):
+            continue
+        if (st.st_size, st.st_mtime_ns) == (size, mtime_ns):
+            return Local(f, size)
+        f.close()
+    return None
+
+
+def _read_bodies(
+    root: Path, asked: list[tuple[str, str]], cache: dict[str, list[tuple[str, int, int]]]
+) -> list[tuple[str, bytes | None]]:
+    """The body of each (sha256, where asked) held here, within BATCH_MAX_BYTES in all (None:
+    not sent), each read from the file opened and checked (in a worker thread)."""
     out: list[tuple[str, bytes | None]] = []
-    for sha, path, size in wanted:
+    budget = BATCH_MAX_BYTES
+    for sha, prefer in asked:
+        rows = [row for row in cache.get(sha, []) if row[1] <= budget]
+        found = open_cached(root, rows, prefer)
         body = None
-        if path is not None:
-            try:
-                body = path.read_bytes()
-            except OSError as exc:
-                log.warning("cannot read %s for a batch: %s", path, exc)
-            if body is not None and len(body) != size:
+        if found is not None:
+            with found.file as f:
+                try:
+                    body = f.read(found.size + 1)
+                except OSError as exc:
+                    log.warning("cannot read %s for a batch: %s", prefer, exc)
+            if body is not None and len(body) != found.size:
                 body = None
+        budget -= 0 if body is None else len(body)
         out.append((sha, body))
     return out

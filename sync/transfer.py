@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 from ring.errors import (
     BadRequest,
@@ -42,8 +43,10 @@ CHUNK = 1024 * 1024
 FSYNC_THREADS = 16
 
 
-async def send_body(conn: Connection, path: Path, header: FileData) -> None:
-    """Write `header`, then exactly header.size bytes of `path` from header.offset.
+async def send_body(conn: Connection, f: BinaryIO, header: FileData) -> None:
+    """Write `header`, then exactly header.size bytes of the open file `f` from header.offset.
+
+    The file is the one the server opened and checked; it is never opened again by name.
 
     Raises:
         OSError: the file shrank or the connection broke; the server closes the connection,
@@ -53,10 +56,9 @@ async def send_body(conn: Connection, path: Path, header: FileData) -> None:
     if header.size == 0:
         return
     loop = asyncio.get_running_loop()
-    with open(path, "rb") as f:
-        sent = await loop.sendfile(conn.writer.transport, f, header.offset, header.size)
+    sent = await loop.sendfile(conn.writer.transport, f, header.offset, header.size)
     if sent != header.size:
-        raise OSError(f"{path} shrank while being sent ({sent} of {header.size} bytes)")
+        raise OSError(f"{header.sha256[:16]} shrank while being sent ({sent} of {header.size})")
 
 
 async def send_batch(conn: Connection, bodies: list[tuple[str, bytes | None]]) -> None:
@@ -260,15 +262,16 @@ def _finish(
         os.fsync(f.fileno())  # type: ignore[attr-defined]
 
 
-def copy_verified(src: Path, tmp: Path, rec: FileRecord) -> None:
-    """Copy a local file with the same content into a temp file, checking the hash on the way.
+def copy_verified(src: BinaryIO, tmp: Path, rec: FileRecord) -> None:
+    """Copy an open local file with the same content into a temp file, checking the hash on
+    the way; `src` is closed.
 
     Raises:
         HashMismatch: the source changed since it was hashed (the temp file is removed).
         OSError: local trouble (the temp file is removed).
     """
     try:
-        with open(src, "rb") as source, open(tmp, "wb") as f:
+        with src as source, open(tmp, "wb") as f:
             digest = hashlib.sha256()
             while chunk := source.read(CHUNK):
                 digest.update(chunk)

@@ -77,8 +77,10 @@ class Served:
                     ]
                 )
                 for sha in shas:
-                    found = server.local_file(sha)
-                    self.bytes += found[1] if found else 0
+                    found = server.open_local(sha)
+                    self.bytes += found.size if found else 0
+                    if found:
+                        found.file.close()
                 reply: Message | None = await handler(msg, conn)
                 return reply
 
