@@ -71,6 +71,28 @@ def record_to_entry(rec: FileRecord, held: bool) -> dict[str, Any]:
     }
 
 
+INT64_MAX = 2**63 - 1
+"""The largest integer sqlite stores (a signed 64-bit INTEGER): the bound of every size and seq
+a record may carry, whoever sent it."""
+
+MTIME_MIN_NS = -(2**63)
+"""The earliest modification time a record carries (ns since 1970; about the year 1677)."""
+
+MTIME_MAX_NS = INT64_MAX
+"""The latest modification time a record carries (about the year 2262). A file touched to the
+year 2300 is shared with this time (`clamp_mtime`); a peer's record beyond it is refused."""
+
+
+def clamp_mtime(mtime_ns: int) -> int:
+    """A file's modification time as a record carries it: within MTIME_MIN_NS..MTIME_MAX_NS.
+
+    Times come from the world (a skewed clock, `touch -d 2300-01-01`, an archive) and sqlite
+    holds 64-bit integers only; clamped, such a file is still shared, and the same file always
+    gets the same time, so it is not published again at every scan.
+    """
+    return max(MTIME_MIN_NS, min(MTIME_MAX_NS, mtime_ns))
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -94,6 +116,8 @@ def entry_to_record(entry: Any) -> tuple[FileRecord, bool]:
         raise BadRequest("manifest entry has a bad size, mtime_ns or seq")
     if not (_is_int(size) and _is_int(mtime_ns) and _is_int(seq)) or size < 0 or seq < 1:
         raise BadRequest("manifest entry has a bad size, mtime_ns or seq")
+    if size > INT64_MAX or seq > INT64_MAX or clamp_mtime(mtime_ns) != mtime_ns:
+        raise BadRequest("manifest entry has a size, mtime_ns or seq beyond 64 bits")
     deleted = bool(entry.get("deleted", False))
     if not deleted and not is_sha256(sha):
         raise BadRequest("manifest entry has a bad sha256")

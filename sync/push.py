@@ -48,21 +48,16 @@ def merge_pushed(state: State, origin: str, me: str, entries: list) -> list[File
         for entry in entries:
             try:
                 rec, _held = entry_to_record(entry)
-            except RemoteProtocolError as exc:
+                if rec.owner != origin or rec.owner == me:
+                    raise BadRequest(f"an entry of {rec.owner} inside a push of {origin}")
+                old = state.record(rec.owner, rec.path)
+                if supersedes(rec, None if old is None else old[0]):
+                    state.put_record(rec, None if old is None else old[1])
+                    fresh.append(rec)
+            except Exception as exc:  # one entry's trouble is that entry's alone
                 log.warning("skipping a bad pushed entry from %s: %s", origin, exc)
                 continue
-            if rec.owner != origin or rec.owner == me:
-                log.warning(
-                    "skipping a pushed entry of %s inside a push of %s",
-                    rec.owner,
-                    origin,
-                )
-                continue
             seqs.append(rec.seq)
-            old = state.record(rec.owner, rec.path)
-            if supersedes(rec, None if old is None else old[0]):
-                state.put_record(rec, None if old is None else old[1])
-                fresh.append(rec)
         counter = state.counter(origin)
         for seq in sorted(seqs):
             if seq == counter + 1:

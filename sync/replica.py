@@ -23,7 +23,7 @@ from pathlib import Path
 from ring.errors import RemoteProtocolError
 from sync.errors import SyncError
 from sync.holdings import Holdings
-from sync.manifest import FileRecord, entry_to_record, supersedes
+from sync.manifest import FileRecord, clamp_mtime, entry_to_record, supersedes
 from sync.paths import Confiner, confine, make_parents
 from sync.reports import Change, kept
 from sync.resume import disk_error
@@ -130,7 +130,7 @@ class Replicas:
             return "<not a file>"
         rel = f"{owner}/{path}"
         cached = self.state.cache_get(rel)
-        if cached is not None and cached[:2] == (st.st_size, st.st_mtime_ns):
+        if cached is not None and cached[:2] == (st.st_size, clamp_mtime(st.st_mtime_ns)):
             return cached[2]
         sha, size, mtime_ns = await self.hasher.hash(target)
         self.state.cache_put(rel, size, mtime_ns, sha)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from sync.errors import UnsafePath
-from sync.manifest import FileRecord, held_deletes, own_changes
+from sync.manifest import FileRecord, clamp_mtime, held_deletes, own_changes
 from sync.paths import check_relpath
 from sync.state import State
 
@@ -63,14 +63,15 @@ def walk(top: Path, unreadable: list[str] | None = None) -> dict[str, tuple[int,
             if stat.S_ISDIR(st.st_mode):
                 stack.append((Path(entry.path), rel + "/"))
             elif stat.S_ISREG(st.st_mode):
-                out[rel] = (st.st_size, st.st_mtime_ns)
+                out[rel] = (st.st_size, clamp_mtime(st.st_mtime_ns))
             elif stat.S_ISLNK(st.st_mode):
                 log.info("not sharing symlink %s", entry.path)
     return out
 
 
 def hash_file(path: Path) -> tuple[str, int, int]:
-    """SHA-256 of a file and the (size, mtime_ns) it had when hashing started.
+    """SHA-256 of a file and the (size, mtime_ns) it had when hashing started (the time as a
+    record carries it, `clamp_mtime`).
 
     If the file changes while being read, the size/mtime check before serving or the next scan
     catches it, since the stat is taken first.
@@ -80,7 +81,7 @@ def hash_file(path: Path) -> tuple[str, int, int]:
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
-    return digest.hexdigest(), st.st_size, st.st_mtime_ns
+    return digest.hexdigest(), st.st_size, clamp_mtime(st.st_mtime_ns)
 
 
 class Hasher:

@@ -17,7 +17,7 @@ from typing import BinaryIO, NamedTuple
 from ring.errors import BadRequest, Refused
 from ring.wire import Connection, Handler, Message
 from sync.blocks import BlockCache, valid_block_size
-from sync.manifest import is_sha256, record_to_entry
+from sync.manifest import clamp_mtime, is_sha256, record_to_entry
 from sync.messages import (
     BATCH_MAX_BYTES,
     BATCH_MAX_FILES,
@@ -203,7 +203,7 @@ def open_cached(root: Path, rows: list[tuple[str, int, int]], prefer: str | None
             f, st = open_regular(root, [owner, *path.split("/")])
         except (OSError, BadRequest):
             continue
-        if (st.st_size, st.st_mtime_ns) == (size, mtime_ns):
+        if (st.st_size, clamp_mtime(st.st_mtime_ns)) == (size, mtime_ns):
             return Local(f, size)
         f.close()
     return None

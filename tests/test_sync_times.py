@@ -1,0 +1,96 @@
+"""Time from the world is data: a modification time sqlite cannot hold (a file touched to the
+year 2300, a peer's absurd record) is clamped where it enters from disk and refused per entry
+where it enters from the network, and never stops a node publishing or starting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ring.errors import BadRequest
+from sync.manifest import (
+    INT64_MAX,
+    MTIME_MAX_NS,
+    MTIME_MIN_NS,
+    FileRecord,
+    clamp_mtime,
+    entry_to_record,
+    record_to_entry,
+)
+from sync.push import merge_pushed
+from sync.state import State
+from tests.sync_harness import make_node, make_ring, pull_until, start_all, stop_all
+
+YEAR_2300_NS = 10_413_792_000 * 10**9
+"""2300-01-01 in ns since the epoch: past what a signed 64-bit integer holds (2262)."""
+
+SHA = "a" * 64
+
+
+def entry(n: int, **fields: int) -> dict:  # type: ignore[type-arg]
+    out = record_to_entry(FileRecord("o", f"f{n}", 3, 1, SHA, n, False), True)
+    out.update(fields)
+    return out
+
+
+class TestClamp:
+    def test_a_time_sqlite_cannot_hold_is_clamped_to_the_nearest_it_can(self) -> None:
+        assert clamp_mtime(YEAR_2300_NS) == MTIME_MAX_NS == INT64_MAX
+        assert clamp_mtime(-(2**70)) == MTIME_MIN_NS
+        assert clamp_mtime(1_700_000_000 * 10**9) == 1_700_000_000 * 10**9
+        assert clamp_mtime(-(10**18)) == -(10**18)  # 1938: old, not absurd
+
+
+class TestEntriesFromPeers:
+    @pytest.mark.parametrize(
+        "field, value",
+        [
+            ("mtime_ns", 2**64 - 1),
+            ("mtime_ns", -(2**63) - 1),
+            ("size", INT64_MAX + 1),
+            ("seq", INT64_MAX + 1),
+        ],
+    )
+    def test_a_value_sqlite_cannot_hold_is_refused(self, field: str, value: int) -> None:
+        with pytest.raises(BadRequest):
+            entry_to_record(entry(1, **{field: value}))
+
+    def test_one_absurd_entry_leaves_the_rest_of_its_push(self, tmp_path: Path) -> None:
+        state = State(tmp_path)
+        try:
+            page = [entry(1), entry(2, mtime_ns=2**64 - 1), entry(3)]
+            fresh = merge_pushed(state, "o", "me", page)
+            assert [rec.path for rec in fresh] == ["f1", "f3"]
+            assert set(state.records_of("o")) == {"f1", "f3"}
+        finally:
+            state.close()
+
+
+class TestAFileFromTheFuture:
+    async def test_it_is_shared_and_the_node_starts_again(self, tmp_path: Path) -> None:
+        owner, recv = await make_ring(tmp_path, 2)
+        future = owner.own / "future.txt"
+        future.write_bytes(b"from 2300")
+        os.utime(future, ns=(YEAR_2300_NS, YEAR_2300_NS))
+        (owner.own / "plain.txt").write_bytes(b"plain")
+        await start_all([owner, recv])
+        try:
+            await pull_until([owner, recv], 10)
+            (rec,) = owner.engine.find("node0/future.txt")
+            assert rec.mtime_ns == MTIME_MAX_NS
+            assert (recv.root / "node0" / "future.txt").read_bytes() == b"from 2300"
+            assert recv.engine.find("node0/plain.txt")
+        finally:
+            await stop_all([owner, recv])
+        again = await make_node(tmp_path, "node0")
+        await again.engine.start()
+        try:
+            assert await again.engine.rescan() == 0  # the clamped time is stable: no new seq
+            found = again.engine.server.open_local(rec.sha256)  # and it is served
+            assert found is not None
+            found.file.close()
+        finally:
+            await stop_all([again])
