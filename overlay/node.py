@@ -29,6 +29,7 @@ from ring.membership import Member, View
 from ring.service import RingService
 from ring.wire import Door, FrameServer, Tasks
 from sync.engine import Peer, SyncEngine
+from sync.reports import trouble_lines
 from sync.sources import RoundTrips, nearest, to_probe
 
 log = logging.getLogger(__name__)
@@ -313,6 +314,7 @@ class Node:
             st.last_sync,
             held_reason=st.held_reason,
         )
+        text = "\n".join([text, *trouble_lines(st)])
         if self.index is not None:
             text += "\n" + self.index.backlog().text()
         running = self.sync.transfers()

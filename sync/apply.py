@@ -101,6 +101,7 @@ class Applier:
             rows = self.state.rows(claim.take(keys))
             return await self._meet(rows, prev, claim)
         finally:
+            self.replicas.forget(claim.held)
             self._again(claim.close())
             before = self.state.take_journal()
             for change in replica_changes(before, self.state.rows(before)):
@@ -110,7 +111,9 @@ class Applier:
         """Meet the needs of claimed rows: deletes, then fetches, local ones before downloads."""
 
         def done(recs: list[FileRecord]) -> None:
-            self._again(claim.release(_key(rec) for rec in recs))
+            keys = [_key(rec) for rec in recs]
+            self.replicas.forget(keys)
+            self._again(claim.release(keys))
 
         needs = plan(rows)
         changed = 0
@@ -154,6 +157,8 @@ class Applier:
                     await self.replicas.satisfy_locally(target, True)
             except (OSError, SyncError, RemoteProtocolError) as exc:
                 log.info("cannot copy %s/%s here: %s", target.owner, target.path, exc)
+            except Exception:  # one path's bug must not end the pass
+                log.exception("cannot copy %s/%s here", target.owner, target.path)
             if not mine:
                 self._again(claim.release([key]))
 

@@ -29,8 +29,10 @@ from ring.wire import Door, Handler, Message, cancel_and_wait
 from sync.apply import Applier
 from sync.fetcher import Fetcher, Locate
 from sync.holdings import Holdings
+from sync.keep import Keeper
 from sync.manifest import FileRecord, Peer, is_sha256, plan
 from sync.paths import check_owner
+from sync.placing import ASIDE_DIR
 from sync.pull import Puller
 from sync.push import Pusher
 from sync.replica import Replicas
@@ -49,6 +51,9 @@ log = logging.getLogger(__name__)
 
 DEBOUNCE = 0.1
 """Seconds between a file-system event and the rescan it asks for (events come in bursts)."""
+
+KEPT_SHOWN = 5
+"""Kept copies `status` names (the newest); it counts them all."""
 
 
 class SyncEngine:
@@ -122,14 +127,13 @@ class SyncEngine:
         """The parts that keep replicas: bookkeeping, downloads, passes, pull rounds."""
         self.replicas = Replicas(
             self.root,
-            self.state_dir / "trash",
             self.name,
             self.state,
             self.hasher,
             self.server,
             self.receiver,
             self.holdings,
-            self._tell,
+            Keeper(self.state_dir / "trash", self.state, self._tell),
         )
         self.fetcher = Fetcher(
             self.root,
@@ -147,7 +151,6 @@ class SyncEngine:
             self.door,
             self.name,
             self.state,
-            self.replicas,
             self.fetcher,
             self.applier,
             self.timeout,
@@ -175,6 +178,7 @@ class SyncEngine:
         if tmp.exists():
             await asyncio.to_thread(shutil.rmtree, tmp, True)
         tmp.mkdir(parents=True, exist_ok=True)
+        (self.root / ASIDE_DIR).mkdir(exist_ok=True)
         self.replicas.forget_missing()
         for _owner, _path, sha, _size in list(self.state.held()):
             self.holdings.add(sha)
@@ -233,6 +237,7 @@ class SyncEngine:
             for peer, when in source.items():
                 last[peer] = max(last.get(peer, 0.0), when)
         own = self.state.records_of(self.name).values()
+        kept, newest = self.state.kept(KEPT_SHOWN)
         return SyncStatus(
             own_files=sum(1 for rec in own if not rec.deleted),
             own_seq=self.state.counter(self.name),
@@ -245,6 +250,10 @@ class SyncEngine:
             round_running=self.puller.running,
             transfers=len(self.transfers()),
             last_sync=last,
+            not_shared=dict(self.own.not_shared),
+            not_stored=self.replicas.unstored(),
+            kept=kept,
+            newest_kept=[(f"{owner}/{path}", copy) for _at, owner, path, copy in newest],
         )
 
     async def rescan(self) -> int:
@@ -347,6 +356,8 @@ class SyncEngine:
         changes, known = await self.own.scan(closed, self.allow_mass_delete or self._confirmed)
         if self.own.problem != problem:
             self._tell(folder_warning(self.name, self.own.problem))
+        for name, why in self.own.newly_not_shared.items():
+            self._tell(Change("warning", self.name, name, f"not shared: {why}"))
         if self.own.held and len(self.own.held) != held:
             live = sum(1 for rec in known.values() if not rec.deleted)
             warning = held_warning(self.name, self.own.why_held, len(self.own.held), live)

@@ -28,3 +28,8 @@ class HashMismatch(RemoteProtocolError):
 
 class TransferAborted(SyncError):
     """The transfer stopped before every announced byte arrived."""
+
+
+class Waiting(SyncError):
+    """A need waits for records still to come (the owner's deletes in a folder it turned into a
+    file, say); a later pass meets it."""

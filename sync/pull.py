@@ -1,7 +1,7 @@
 """Pull rounds: the previous node's manifest delta, paged in, then a pass over every need.
 
 One round: page through the previous node's MANIFEST delta since what this node has seen of
-each owner (`Replicas.merge` keeps what supersedes), then run `Applier.round`, which meets
+each owner (`merge_page` keeps what supersedes), then run `Applier.round`, which meets
 every need known, the new ones and those a failed step left for later. Rounds run one at a
 time; pushes are applied beside them (`apply.py`). A previous node that cannot be reached
 costs only this round's delta: the pass still runs on what is known.
@@ -16,16 +16,63 @@ import time
 from ring.errors import PeerUnreachable, RemoteError, RemoteProtocolError
 from ring.wire import Door, expect
 from sync.apply import Applier
+from sync.claims import Key
 from sync.fetcher import Fetcher
-from sync.manifest import Peer
+from sync.manifest import Peer, entry_to_record, supersedes
 from sync.messages import PAGE_LIMIT, ManifestData, ManifestRequest
-from sync.replica import Replicas
 from sync.state import State
 
 log = logging.getLogger(__name__)
 
 MAX_PAGES = 100_000
 """Manifest pages read in one round (PAGE_LIMIT entries each)."""
+
+
+def merge_page(
+    state: State,
+    me: str,
+    sender: str,
+    entries: list,  # type: ignore[type-arg]
+) -> dict[Key, tuple[int, bool]]:
+    """Keep every record of a manifest page from `sender` that supersedes the known one, and
+    advance each owner's counter to the highest seq seen.
+
+    One bad entry (a bad name, a value sqlite cannot hold, anything) is skipped alone, never
+    the page it came in; a page longer than PAGE_LIMIT is cut there. One line is logged per
+    page with bad entries.
+
+    Returns:
+        (owner, path) -> (seq, whether `sender` holds those bytes), for every good entry of
+        another owner: where to look first when fetching.
+    """
+    seen: dict[str, int] = {}
+    holds: dict[Key, tuple[int, bool]] = {}
+    bad: list[str] = []
+    with state.transaction():
+        for entry in entries[:PAGE_LIMIT]:
+            try:
+                rec, held = entry_to_record(entry)
+                if rec.owner != me:
+                    old = state.record(rec.owner, rec.path)
+                    if supersedes(rec, None if old is None else old[0]):
+                        state.put_record(rec, None if old is None else old[1])
+                    holds[(rec.owner, rec.path)] = (rec.seq, held)
+            except Exception as exc:  # one entry's trouble is that entry's alone
+                bad.append(str(exc) or type(exc).__name__)
+                continue
+            seen[rec.owner] = max(seen.get(rec.owner, 0), rec.seq)
+        for owner, seq in seen.items():
+            if seq > state.counter(owner):
+                state.set_counter(owner, seq)
+    if bad or len(entries) > PAGE_LIMIT:
+        log.warning(
+            "skipped %d bad manifest entries from %s (first: %s), and %d past the page limit",
+            len(bad),
+            sender,
+            bad[0] if bad else "none",
+            max(0, len(entries) - PAGE_LIMIT),
+        )
+    return holds
 
 
 class Puller:
@@ -36,13 +83,12 @@ class Puller:
         door: Door,
         name: str,
         state: State,
-        replicas: Replicas,
         fetcher: Fetcher,
         applier: Applier,
         timeout: float,
     ) -> None:
         self.door, self.name, self.state, self.timeout = door, name, state, timeout
-        self.replicas, self.fetcher, self.applier = replicas, fetcher, applier
+        self.fetcher, self.applier = fetcher, applier
         self.running = False
         """Whether a round runs now (for `status`)."""
         self.pulled: dict[str, float] = {}
@@ -75,7 +121,9 @@ class Puller:
                     await conn.exchange(ManifestRequest(since, PAGE_LIMIT, cursor), self.timeout),
                     ManifestData,
                 )
-                self.fetcher.prev_holds.update(self.replicas.merge(prev.name, reply.entries))
+                self.fetcher.prev_holds.update(
+                    merge_page(self.state, self.name, prev.name, reply.entries)
+                )
                 if not reply.more or not reply.entries:
                     break
                 cursor = reply.cursor

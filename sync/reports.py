@@ -9,7 +9,7 @@ from the bytes held per path before and after it, and the other functions word t
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sync.manifest import FileRecord
@@ -25,12 +25,31 @@ class Change:
     detail: str = ""
 
     def text(self) -> str:
-        """The line shown, e.g. "~ alice/report.pdf updated"."""
+        """The line shown, e.g. "~ alice/report.pdf updated"; names are shown `printable`."""
         mark = {"added": "+", "updated": "~", "deleted": "-"}.get(self.kind, "!")
-        where = f"{self.owner}/{self.path}" if self.path else self.owner
+        where = printable(f"{self.owner}/{self.path}" if self.path else self.owner)
         if self.kind in ("added", "updated", "deleted"):
             return f"{mark} {where} {self.kind}"
-        return f"{mark} {where}: {self.detail}"
+        return f"{mark} {where}: {printable(self.detail)}"
+
+
+def printable(text: str) -> str:
+    """`text` safe to print at any terminal: control characters (a terminal escape, a
+    carriage return) and bytes that are not UTF-8 (a name's surrogate escapes) shown as \\xNN.
+
+    Names come from the world; printed raw, one could clear the screen or rewrite a line, and
+    one with bytes that are not UTF-8 could not be printed at all.
+    """
+    out = []
+    for char in text:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte os.fsdecode could not decode
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x20 or 0x7F <= code < 0xA0 or 0xD800 <= code <= 0xDFFF:
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,26 @@ class SyncStatus:
     round_running: bool
     transfers: int
     last_sync: dict[str, float]
+    not_shared: dict[str, str] = field(default_factory=dict)
+    """Own files this node cannot share, shown `printable` -> why."""
+    not_stored: dict[str, str] = field(default_factory=dict)
+    """Replica files ("owner/path", printable) this node cannot store now -> why."""
+    kept: int = 0
+    """Copies of users' changes to replicas kept in the trash, in all."""
+    newest_kept: list[tuple[str, str]] = field(default_factory=list)
+    """The newest of them: ("owner/path", where the copy is), newest first."""
+
+
+def trouble_lines(status: SyncStatus) -> list[str]:
+    """The lines `status` adds for names this node cannot share or store, and kept copies."""
+    lines = [f"not shared: {n} ({printable(why)})" for n, why in sorted(status.not_shared.items())]
+    lines += [
+        f"cannot store: {n} ({printable(why)})" for n, why in sorted(status.not_stored.items())
+    ]
+    if status.kept:
+        lines.append(f"local changes kept in the trash: {status.kept}, newest:")
+        lines += [f"  {printable(name)} -> {printable(copy)}" for name, copy in status.newest_kept]
+    return lines
 
 
 def replica_changes(
@@ -67,9 +106,10 @@ def replica_changes(
     return sorted(out, key=lambda c: (c.owner, c.path))
 
 
-def kept(rec: FileRecord, where: Path) -> Change:
-    """A replica edited here was moved to the trash at `where` rather than overwritten."""
-    return Change("kept", rec.owner, rec.path, f"your local edit was kept in {where}")
+def kept(owner: str, path: str, where: Path, what: str) -> Change:
+    """`what` (a user's change to a replica) was moved to the trash at `where` rather than
+    overwritten or deleted."""
+    return Change("kept", owner, path, f"{what} was kept in {where}")
 
 
 def folder_warning(owner: str, problem: str | None) -> Change:

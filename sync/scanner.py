@@ -20,6 +20,7 @@ from pathlib import Path
 from sync.errors import UnsafePath
 from sync.manifest import FileRecord, clamp_mtime, held_deletes, own_changes
 from sync.paths import check_relpath
+from sync.reports import printable
 from sync.state import State
 
 log = logging.getLogger(__name__)
@@ -29,17 +30,21 @@ DEVICE_KEY = "own_device"
 TMP_DIR = ".lanshare-tmp"
 
 
-def walk(top: Path, unreadable: list[str] | None = None) -> dict[str, tuple[int, int]]:
+def walk(
+    top: Path, unreadable: list[str] | None = None, refused: dict[str, str] | None = None
+) -> dict[str, tuple[int, int]]:
     """Every regular file under `top`: relative POSIX path -> (size, mtime_ns).
 
     Symlinks (to files or folders) are skipped with a log line, as are names that would be
-    refused on the wire (so a peer never sees a path it must reject).
+    refused on the wire (so a peer never sees a path it must reject) and names this host
+    cannot even look at (a path too long for it).
 
     Args:
         top: the folder to walk.
         unreadable: if given, gets the prefix ("" for `top` itself, else "sub/dir/") of every
             folder that could not be listed, so the caller can tell "gone" from "unreadable"
             and never turn an unreadable folder into deletes.
+        refused: if given, gets every name skipped for its name, shown `printable`, with why.
     """
     out: dict[str, tuple[int, int]] = {}
     stack = [(top, "")]
@@ -58,7 +63,10 @@ def walk(top: Path, unreadable: list[str] | None = None) -> dict[str, tuple[int,
                 check_relpath(rel)
                 st = entry.stat(follow_symlinks=False)
             except (UnsafePath, OSError) as exc:
-                log.warning("skipping %s: %s", entry.path, exc)
+                log.info("skipping %s: %s", printable(entry.path), exc)
+                if refused is not None:
+                    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                    refused[printable(rel)] = why
                 continue
             if stat.S_ISDIR(st.st_mode):
                 stack.append((Path(entry.path), rel + "/"))
@@ -95,19 +103,28 @@ class Hasher:
         self.count += 1
         return await asyncio.to_thread(hash_file, path)
 
-    async def hash_many(self, root: Path, rels: list[str]) -> dict[str, tuple[str, int, int]]:
-        """Hash many files in one worker-thread trip; files that vanish are left out."""
+    async def hash_many(
+        self, root: Path, rels: list[str], failed: dict[str, str] | None = None
+    ) -> dict[str, tuple[str, int, int]]:
+        """Hash many files in one worker-thread trip; files that cannot be read are left out
+        (and put in `failed`, shown `printable`, with why, if given)."""
         self.count += len(rels)
-        return await asyncio.to_thread(_hash_all, root, rels)
+        return await asyncio.to_thread(_hash_all, root, rels, failed)
 
 
-def _hash_all(root: Path, rels: list[str]) -> dict[str, tuple[str, int, int]]:
+def _hash_all(
+    root: Path, rels: list[str], failed: dict[str, str] | None
+) -> dict[str, tuple[str, int, int]]:
     out = {}
     for rel in rels:
         try:
             out[rel] = hash_file(root / rel)
+        except FileNotFoundError:
+            continue  # gone since the walk: the next scan sees it gone
         except OSError as exc:
-            log.warning("cannot hash %s: %s", root / rel, exc)
+            log.info("cannot hash %s: %s", printable(str(root / rel)), exc)
+            if failed is not None:
+                failed[printable(rel)] = f"cannot be read: {exc.strerror or exc}"
     return out
 
 
@@ -188,6 +205,10 @@ class OwnFolder:
         self.held: list[FileRecord] = []
         self.why_held = ""
         self.due: float | None = None
+        self.not_shared: dict[str, str] = {}
+        """Files not shared, by name (`printable`) -> why, as of the last scan."""
+        self.newly_not_shared: dict[str, str] = {}
+        """Those of `not_shared` that the scan before did not have (to tell the user once)."""
 
     async def scan(
         self, closed: dict[str, int], allow_mass_delete: bool
@@ -203,6 +224,7 @@ class OwnFolder:
         """
         known = self.state.records_of(self.name)
         self.due = None
+        self.newly_not_shared = {}
         problem = folder_problem(self.root, self.name)
         if problem is not None and problem != self.problem:
             log.warning("%s; no deletes are pushed until it is back", problem)
@@ -211,10 +233,13 @@ class OwnFolder:
             return [], known
         own = self.root / self.name
         unreadable: list[str] = []
-        on_disk = await asyncio.to_thread(walk, own, unreadable)
+        refused: dict[str, str] = {}
+        on_disk = await asyncio.to_thread(walk, own, unreadable, refused)
         self._settling(on_disk, closed)
         cache = self.state.cached(self.name + "/")
-        hashed, scanned = await self._hash(on_disk, cache, known, unreadable)
+        hashed, scanned = await self._hash(on_disk, cache, known, unreadable, refused)
+        self.newly_not_shared = {k: v for k, v in refused.items() if self.not_shared.get(k) != v}
+        self.not_shared = refused
         changes = own_changes(known, scanned, self.name, self.state.counter(self.name))
         device = str(os.stat(own).st_dev)
         changes = self._hold(known, changes, scanned, device, allow_mass_delete)
@@ -245,8 +270,10 @@ class OwnFolder:
         cache: dict[str, tuple[int, int, str]],
         known: dict[str, FileRecord],
         unreadable: list[str],
+        failed: dict[str, str],
     ) -> tuple[dict[str, tuple[str, int, int]], dict[str, tuple[int, int, str]]]:
         """Hash what the cache cannot vouch for; what stands on disk now, as far as is known.
+        Files that cannot be read go into `failed` (name -> why).
 
         Returns:
             rel -> (sha256, size, mtime_ns) of every file hashed now, and rel -> (size,
@@ -260,7 +287,7 @@ class OwnFolder:
             for rel, st in on_disk.items()
             if rel not in waiting and (cache.get(prefix + rel) or (0, 0, ""))[:2] != st
         ]
-        hashed = await self.hasher.hash_many(self.root / self.name, stale)
+        hashed = await self.hasher.hash_many(self.root / self.name, stale, failed)
         scanned: dict[str, tuple[int, int, str]] = {}
         for rel, (size, mtime_ns) in on_disk.items():
             old = known.get(rel)

@@ -13,6 +13,8 @@ I/O happen elsewhere). Tables:
   seq received from the previous node (the "since" of the next delta).
 - meta(key, value): small facts about this node's folders, e.g. which device (file system)
   the own folder was on at the last scan that deleted nothing unexpected.
+- kept(at, owner, path, copy): every copy of a user's change to a replica that sync moved out
+  of its way (`keep.py`), with where it went under the trash folder, for `status`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ CREATE INDEX IF NOT EXISTS records_seq ON records(owner, seq);
 CREATE INDEX IF NOT EXISTS records_sha ON records(sha256);
 CREATE TABLE IF NOT EXISTS counters(owner TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS kept(
+    at REAL NOT NULL, owner TEXT NOT NULL, path TEXT NOT NULL, copy TEXT NOT NULL);
 """
 
 _COLS = "owner, path, size, mtime_ns, sha256, seq, deleted"
@@ -255,6 +259,30 @@ class State:
     def set_meta(self, key: str, value: str) -> None:
         """Store a fact."""
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def note_kept(self, owner: str, path: str, copy: str, at: float) -> None:
+        """Note a kept copy of replica owner/path, at `copy` under the trash folder."""
+        self._db.execute("INSERT INTO kept VALUES (?, ?, ?, ?)", (at, owner, path, copy))
+
+    def kept(self, limit: int) -> tuple[int, list[tuple[float, str, str, str]]]:
+        """How many copies were kept in all, and the newest `limit` as (at, owner, path,
+        copy under the trash folder)."""
+        count = self._db.execute("SELECT COUNT(*) FROM kept").fetchone()[0]
+        rows = self._db.execute(
+            "SELECT at, owner, path, copy FROM kept ORDER BY at DESC LIMIT ?", (limit,)
+        )
+        return int(count), [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def busy_under(self, owner: str, folder: str) -> bool:
+        """Whether any record below `folder` ("a/b") of `owner` is live or has bytes placed
+        here: the owner still has files there, as far as this node knows, or it holds some."""
+        prefix = folder + "/"
+        row = self._db.execute(
+            "SELECT 1 FROM records WHERE owner = ? AND substr(path, 1, ?) = ? "
+            "AND (deleted = 0 OR have IS NOT NULL) LIMIT 1",
+            (owner, len(prefix), prefix),
+        ).fetchone()
+        return row is not None
 
     def set_counter(self, owner: str, seq: int) -> None:
         """Set an owner's counter."""

@@ -6,7 +6,7 @@ a blocking `Channel` from the node's door, one per download: it reads the header
 streams the body
 into a temp file under `<shared>/.lanshare-tmp/` in 1 MiB `recv_into` reads, hashing as it
 writes, so neither the loop nor memory ever holds a whole file. Only a body whose SHA-256
-matches is fsynced, given its mtime, and handed back for `place` to rename into the tree.
+matches is fsynced, given its mtime, and handed back to be renamed into the tree (`placing.py`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ring.errors import (
-    BadRequest,
     MalformedFrame,
     PeerUnreachable,
     RemoteError,
@@ -35,7 +34,6 @@ from ring.wire import Channel, Connection, Door
 from sync.errors import HashMismatch, TransferAborted
 from sync.manifest import FileRecord, Peer
 from sync.messages import BatchData, BatchRequest, FileData, FileRequest
-from sync.paths import make_parents
 
 log = logging.getLogger(__name__)
 
@@ -280,29 +278,3 @@ def copy_verified(src: BinaryIO, tmp: Path, rec: FileRecord) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def place_many(root: Path, moves: list[tuple[Path, Path]]) -> list[Exception | None]:
-    """Rename verified temp files into the tree (creating parents), then fsync each folder once.
-
-    Returns:
-        Per move, None when it landed, or the error that stopped it (its temp file removed).
-    """
-    results: list[Exception | None] = []
-    folders: set[Path] = set()
-    for target, tmp in moves:
-        try:
-            make_parents(root, target)
-            os.replace(tmp, target)
-            folders.add(target.parent)
-            results.append(None)
-        except (OSError, BadRequest) as exc:
-            tmp.unlink(missing_ok=True)
-            results.append(exc)
-    for folder in folders:
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    return results

@@ -106,3 +106,14 @@ async def pull_until(nodes: list[SyncNode], timeout: float) -> int:
         await asyncio.gather(*(n.engine.pull_once() for n in nodes))
         rounds += 1
     return rounds
+
+
+def held_on_disk(node: SyncNode) -> list[str]:
+    """Replica paths this node's state says it holds that are not on disk with that content
+    (empty: its state matches its disk)."""
+    on_disk = tree(node.root)
+    return [
+        f"{owner}/{path}"
+        for owner, path, sha256, _size in node.engine.state.held()
+        if owner != node.peer.name and on_disk.get(f"{owner}/{path}") != sha256
+    ]

@@ -20,6 +20,7 @@ from sync.manifest import (
     entry_to_record,
     record_to_entry,
 )
+from sync.pull import merge_page
 from sync.push import merge_pushed
 from sync.state import State
 from tests.sync_harness import make_node, make_ring, pull_until, start_all, stop_all
@@ -65,6 +66,18 @@ class TestEntriesFromPeers:
             fresh = merge_pushed(state, "o", "me", page)
             assert [rec.path for rec in fresh] == ["f1", "f3"]
             assert set(state.records_of("o")) == {"f1", "f3"}
+        finally:
+            state.close()
+
+
+class TestOneBadEntryOfAPage:
+    def test_the_rest_of_the_page_is_kept_and_counted(self, tmp_path: Path) -> None:
+        state = State(tmp_path)
+        try:
+            page = [entry(1), entry(2, size=INT64_MAX + 1), {"junk": True}, entry(3)]
+            holds = merge_page(state, "me", "prev", page)
+            assert set(holds) == {("o", "f1"), ("o", "f3")}
+            assert set(state.records_of("o")) == {"f1", "f3"} and state.counter("o") == 3
         finally:
             state.close()
 
