@@ -71,8 +71,12 @@ class Partial:
     def open(self) -> set[int]:
         """Create or reopen the partial file; returns the blocks already verified (blocking).
 
+        No disk is reserved for bytes not yet here: the file grows as blocks are written, so a
+        holder that announces a huge file and never sends it costs nothing. A file that cannot
+        fit in the free space now is refused at once, before any byte is fetched.
+
         Raises:
-            LocalDiskError: the file cannot be made or its space reserved (nothing is left).
+            LocalDiskError: the file cannot be made, or cannot fit (nothing is left).
         """
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -82,7 +86,7 @@ class Partial:
                 kept = {i for i in kept if self._check(i)}
             else:
                 os.ftruncate(self._fd, 0)
-            self._reserve()
+            self._fits()
         except OSError as exc:
             self.discard()
             raise disk_error(exc, f"{self.size} bytes of {self.sha256[:12]}") from None
@@ -167,16 +171,13 @@ class Partial:
         self.data.unlink(missing_ok=True)
         self.record.unlink(missing_ok=True)
 
-    def _reserve(self) -> None:
-        """Reserve the whole size now, so a full disk shows up before any byte is fetched."""
-        if not self.size:
-            return
-        try:
-            os.posix_fallocate(self._fd, 0, self.size)
-        except OSError as exc:
-            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
-                raise
-            os.ftruncate(self._fd, self.size)
+    def _fits(self) -> None:
+        """Raise ENOSPC unless the bytes still missing fit in the free space now."""
+        st = os.fstat(self._fd)
+        vfs = os.fstatvfs(self._fd)
+        missing = self.size - st.st_blocks * 512
+        if missing > vfs.f_bavail * vfs.f_frsize:
+            raise OSError(errno.ENOSPC, "no space left on the device")
 
     def _check(self, index: int) -> bool:
         offset, length = block_range(index, self.size, self.block_size)
