@@ -182,7 +182,10 @@ class SyncEngine:
         self.replicas.forget_missing()
         for _owner, _path, sha, _size in list(self.state.held()):
             self.holdings.add(sha)
-        await self.rescan()
+        try:
+            await self.rescan()
+        except Exception:  # a bad file must not keep the node from starting: the loop rescans
+            log.exception("first scan of %s failed", self.name)
         self.pusher.start()
         self._tasks = [
             asyncio.create_task(self._loop(), name=f"sync-{self.name}"),

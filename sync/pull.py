@@ -24,8 +24,15 @@ from sync.state import State
 
 log = logging.getLogger(__name__)
 
-MAX_PAGES = 100_000
-"""Manifest pages read in one round (PAGE_LIMIT entries each)."""
+ROUND_PAGES = 100
+"""Manifest pages read from the previous node in one round (PAGE_LIMIT records each, 200,000
+at most). A node serving pages without end holds a round no longer than this; a longer
+catch-up goes on in the next round from where this one stopped (the counters advance with
+every page merged)."""
+
+ROUND_SECONDS = 60.0
+"""Seconds after the start of a round's manifest read after which no further page is asked for
+(however slowly the previous node answers, each answer waits at most the node's timeout)."""
 
 
 def merge_page(
@@ -97,7 +104,10 @@ class Puller:
         """Held for a whole round, downloads included (pushes never wait on it)."""
 
     async def round(self, prev: Peer | None) -> int:
-        """One round: prev's manifest delta (None: none), then every need; files changed."""
+        """One round: prev's manifest delta (None: none), then every need; files changed.
+
+        Whatever reading the delta runs into, the needs known are met all the same.
+        """
         async with self.lock:
             self.running = True
             try:
@@ -106,27 +116,39 @@ class Puller:
                         await self.pull_manifest(prev)
                     except (PeerUnreachable, RemoteError, RemoteProtocolError) as exc:
                         log.info("no manifest from %s this round: %s", prev.name, exc)
+                    except Exception:
+                        log.exception("reading the manifest of %s failed", prev.name)
                 return await self.applier.round(prev)
             finally:
                 self.running = False
 
     async def pull_manifest(self, prev: Peer) -> None:
-        """Page through prev's delta since our counters and keep every superseding record."""
+        """Page through prev's delta since our counters and keep every superseding record:
+        at most ROUND_PAGES pages, and none asked for after ROUND_SECONDS."""
         since = self.state.counters()
+        deadline = time.monotonic() + ROUND_SECONDS
         conn = await self.door.open(prev.host, prev.port, self.timeout)
         try:
             cursor: list | None = None  # type: ignore[type-arg]
-            for _ in range(MAX_PAGES):
+            for _ in range(ROUND_PAGES):
+                if time.monotonic() > deadline:
+                    log.info(
+                        "%s: manifest read for %.0f s; the rest next round",
+                        prev.name,
+                        ROUND_SECONDS,
+                    )
+                    break
                 reply = expect(
                     await conn.exchange(ManifestRequest(since, PAGE_LIMIT, cursor), self.timeout),
                     ManifestData,
                 )
-                self.fetcher.prev_holds.update(
-                    merge_page(self.state, self.name, prev.name, reply.entries)
-                )
+                holds = merge_page(self.state, self.name, prev.name, reply.entries)
+                self.fetcher.prev_holds.update(holds)
                 if not reply.more or not reply.entries:
                     break
                 cursor = reply.cursor
+            else:
+                log.info("%s: %d manifest pages read; the rest next round", prev.name, ROUND_PAGES)
         finally:
             await conn.close()
         self.pulled[prev.name] = time.time()

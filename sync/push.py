@@ -182,3 +182,6 @@ class Pusher:
                         exc,
                     )
                     await asyncio.sleep(RETRY_DELAY)
+                except Exception:  # one bad push must not end forwarding for good
+                    log.exception("push of %s to %s failed", msg.origin, peer.name)
+                    break
