@@ -256,7 +256,9 @@ class SyncEngine:
             not_shared=dict(self.own.not_shared),
             not_stored=self.replicas.unstored(),
             kept=kept,
-            newest_kept=[(f"{owner}/{path}", copy) for _at, owner, path, copy in newest],
+            newest_kept=[
+                (f"{o}/{p}", str(self.replicas.keeper.trash / c)) for _at, o, p, c in newest
+            ],
         )
 
     async def rescan(self) -> int:

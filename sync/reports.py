@@ -74,7 +74,7 @@ class SyncStatus:
     kept: int = 0
     """Copies of users' changes to replicas kept in the trash, in all."""
     newest_kept: list[tuple[str, str]] = field(default_factory=list)
-    """The newest of them: ("owner/path", where the copy is), newest first."""
+    """The newest of them: ("owner/path", the copy's path), newest first."""
 
 
 def trouble_lines(status: SyncStatus) -> list[str]:

@@ -116,6 +116,9 @@ class TestAnEditDuringADownloadIsKept:
             assert replica.read_bytes() == v2
             assert list(kept_files(recv).values()) == [b"my edit, made while v2 was on its way"]
             assert any(c.kind == "kept" and c.path == "doc.bin" for c in heard), heard
+            status = recv.engine.status()
+            assert status.kept == 1 and status.newest_kept[0][0] == "node0/doc.bin"
+            assert Path(status.newest_kept[0][1]).read_bytes() == kept_files(recv).popitem()[1]
         finally:
             await stop_all([owner, recv])
 
