@@ -106,18 +106,3 @@ class Confiner:
                     raise UnsafePath(f"not a directory on the way: {owner}/{path}")
                 self._dirs.add(key)
         return self.root / owner / path
-
-
-def make_parents(root: Path, target: Path) -> None:
-    """Create the missing directories above `target`, refusing to step through a symlink."""
-    rel = target.parent.relative_to(root)
-    current = root
-    for part in rel.parts:
-        current = current / part
-        try:
-            st = os.lstat(current)
-        except FileNotFoundError:
-            os.mkdir(current)
-            continue
-        if not stat.S_ISDIR(st.st_mode):
-            raise UnsafePath(f"not a directory on the way: {rel}")

@@ -55,3 +55,8 @@ class TestOpening:
         with pytest.raises(OSError):
             open_folder(root, ["o", "link", "x"], create=True)
         assert not (root.parent / "outside" / "x").exists()
+
+    def test_a_file_on_the_way_is_no_folder(self, root: Path) -> None:
+        (root / "o" / "a").write_text("file, not folder")
+        with pytest.raises(NotADirectoryError):
+            open_folder(root, ["o", "a", "b"], create=True)

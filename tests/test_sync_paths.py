@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sync.errors import UnsafePath
-from sync.paths import check_owner, check_relpath, confine, make_parents
+from sync.paths import check_owner, check_relpath, confine
 
 
 class TestCheckRelpath:
@@ -84,9 +84,3 @@ class TestConfine:
         os.symlink(tmp_path, root / "n1")
         with pytest.raises(UnsafePath):
             confine(root, "n1", "x")
-
-    def test_make_parents_refuses_a_file_on_the_way(self, tmp_path: Path) -> None:
-        (tmp_path / "n1").mkdir()
-        (tmp_path / "n1" / "a").write_text("file, not folder")
-        with pytest.raises(UnsafePath):
-            make_parents(tmp_path, tmp_path / "n1" / "a" / "b")
