@@ -89,7 +89,11 @@ class Swarm:
             self.avoid.pop(rec.sha256, None)
             trusted = list(holders)
         holders = spread(trusted, self.name, rec.sha256, MAX_SOURCES)
-        hashes, lister, listed = await self._in_pool(self._block_list, rec, holders)
+        others = [p for p in trusted if p not in holders]
+        hashes, lister, listed = await self._in_pool(self._block_list, rec, holders + others)
+        if all(p.name != lister for p in holders):
+            # the holders first chosen had nothing to give: the lister takes the last seat
+            holders = [*holders[: MAX_SOURCES - 1], *(p for p in others if p.name == lister)]
         partial = Partial(self.folder, rec.sha256, rec.size, BLOCK_SIZE, hashes)
         try:
             verified = await self._in_pool(partial.open)

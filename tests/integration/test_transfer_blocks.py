@@ -19,6 +19,8 @@ from sync.engine import Peer
 from sync.fetcher import Locate
 from sync.messages import BlocksData, BlocksRequest, FileData, FileRequest
 from sync.resume import PARTIAL_DIR
+from sync.sources import spread
+from sync.swarm import MAX_SOURCES
 from tests.sync_harness import SyncNode, make_node, stop_all
 from tests.waiting import wait_for
 
@@ -250,3 +252,31 @@ async def test_receivers_of_one_file_trade_blocks_while_downloading(tmp_path: Pa
         assert owner.engine.server.sent < 2 * size
     finally:
         await stop_all([owner, *nodes])
+
+
+async def test_the_holder_with_the_file_is_found_past_holders_that_have_nothing(
+    tmp_path: Path,
+) -> None:
+    """Located holders that hold nothing yet (receivers that have just started) rank before the
+    owner, and the download's first choice of holders leaves the owner out: the block list is
+    then asked of the others too, and whoever gives it serves the file."""
+    size = 2 * BLOCK_SIZE + 1000
+    owner = await make_node(tmp_path, "zz-owner", interval=3600.0)
+    sha = big_file(owner.own / "big.bin", size)
+    empty = [FrameServer("127.0.0.1", 0) for _ in range(10)]
+    ports = [await server.start() for server in empty]
+    located = [Peer(f"empty{i}", "127.0.0.1", port) for i, port in enumerate(ports)]
+    located.append(owner.peer)
+    recv = await make_node(tmp_path, "recv", interval=3600.0, locate=locator(located))
+    assert owner.peer not in spread(located, "recv", sha, MAX_SOURCES)
+    everyone = {owner.peer.name: owner.peer, recv.peer.name: recv.peer}
+    owner.engine.set_topology(None, everyone)
+    recv.engine.set_topology(owner.peer, everyone)
+    await asyncio.gather(owner.engine.start(), recv.engine.start())
+    try:
+        assert await recv.engine.pull_once() == 1
+        assert sha_of(recv.root / "zz-owner" / "big.bin") == sha
+    finally:
+        await stop_all([owner, recv])
+        for server in empty:
+            await server.close()
