@@ -10,7 +10,9 @@ the frame still lacks, so raw bytes after a header stay on the stream for the bo
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+from typing import BinaryIO
 
 from ring.errors import ConnectionClosed, PeerUnreachable, TruncatedFrame
 from ring.wire.codec import Message, decode_payload, encode, raise_for_error
@@ -21,6 +23,9 @@ DEFAULT_TIMEOUT = 5.0
 
 READ_CHUNK = 256 * 1024
 """Most bytes read at once while a frame arrives (the parser's buffer grows as bytes come)."""
+
+SEND_CHUNK = 1024 * 1024
+"""Bytes of a file body read and encrypted at once on a TLS connection (`Connection.sendfile`)."""
 
 
 async def read_message(reader: asyncio.StreamReader, parser: FrameParser | None = None) -> Message:
@@ -58,6 +63,44 @@ class Connection:
         """Send one message and wait until the transport's buffer drains."""
         self.writer.write(encode(msg))
         await self.writer.drain()
+
+    async def sendfile(self, file: BinaryIO, offset: int, count: int) -> int:
+        """Send `count` raw bytes of `file` from `offset` (a body after its header frame).
+
+        On a plain connection this is the kernel's zero-copy `sendfile`. TLS must encrypt every
+        byte on the loop, and asyncio's own fallback for that takes a trip to a worker thread per
+        16 KiB (it made large transfers more than twice as slow); here a worker reads
+        SEND_CHUNK while the loop encrypts and sends the chunk before it.
+
+        Returns:
+            The bytes sent: fewer than `count` only if the file ended early.
+
+        Raises:
+            ConnectionError, OSError: the connection broke or the file could not be read.
+        """
+        loop = asyncio.get_running_loop()
+        if self.writer.get_extra_info("ssl_object") is None:
+            return await loop.sendfile(self.writer.transport, file, offset, count)
+
+        def read(at: int) -> bytes:
+            return os.pread(file.fileno(), min(SEND_CHUNK, offset + count - at), at)
+
+        sent = 0
+        ahead = loop.run_in_executor(None, read, offset) if count else None
+        while ahead is not None:
+            chunk = await ahead
+            sent += len(chunk)
+            ahead = None
+            if chunk and sent < count:
+                ahead = loop.run_in_executor(None, read, offset + sent)
+            self.writer.write(chunk)
+            try:
+                await self.writer.drain()
+            except BaseException:
+                if ahead is not None:
+                    await asyncio.shield(ahead)  # the worker owns `file` until it is done
+                raise
+        return sent
 
     async def exchange(self, msg: Message, timeout: float = DEFAULT_TIMEOUT) -> Message:
         """Send a request and read its reply; an ERROR reply raises RemoteError.
