@@ -4,7 +4,8 @@
 handler serves); `Channel` is the blocking side, for worker threads that stream file bodies
 straight into files. Both read frames through the one `FrameParser`, asking it for no more than
 the frame still lacks, so raw bytes after a header stay on the stream for the body reader. Only
-`ring/wire/door.py` makes them: no other module opens a socket to a peer.
+`ring/wire/door.py` makes them: no other module opens a socket to a peer. Each knows the
+`identity` its peer proved in the TLS handshake (`ring/wire/tls.py`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 from typing import BinaryIO
 
 from ring.errors import ConnectionClosed, PeerUnreachable, TruncatedFrame
@@ -49,11 +51,21 @@ class Connection:
     """One connection on the event loop; a handler may also stream raw bytes on `writer`."""
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: tuple[str, int]
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: tuple[str, int],
+        identity: str = "",
     ) -> None:
+        """Args:
+        reader, writer: the stream (TLS already done when the door made it).
+        peer: the peer's address, for logs.
+        identity: the peer's key as its certificate proved it (hex); "" without TLS.
+        """
         self.reader = reader
         self.writer = writer
         self.peer = peer
+        self.identity = identity
 
     async def read(self) -> Message:
         """The next frame from the peer (see `read_message`)."""
@@ -129,9 +141,16 @@ class Connection:
 class Channel:
     """One blocking connection, for a worker thread; every read obeys the socket's timeout."""
 
-    def __init__(self, sock: socket.socket, peer: tuple[str, int]) -> None:
+    def __init__(self, sock: socket.socket, peer: tuple[str, int], identity: str = "") -> None:
+        """Args:
+        sock: a connected socket, or an `ssl.SSLSocket` whose handshake is done.
+        peer: the peer's address, for messages.
+        identity: the peer's key as its certificate proved it (hex); "" without TLS.
+        """
         self.sock = sock
         self.peer = peer
+        self.identity = identity
+        self._tls = isinstance(sock, ssl.SSLSocket)
 
     def send(self, msg: Message) -> None:
         """Send one request frame."""
@@ -168,8 +187,21 @@ class Channel:
         self.sock.settimeout(seconds)
 
     def recv_into(self, view: memoryview) -> int:
-        """Read raw body bytes into `view`: how many came (0: the peer closed the connection)."""
-        return self.sock.recv_into(view, len(view), socket.MSG_WAITALL)
+        """Read raw body bytes into `view`, filling it unless the stream ends first: how many
+        came (0: the peer closed the connection).
+
+        A TLS socket takes no MSG_WAITALL and hands out one record (16 KiB) per call, so it is
+        read in a loop; a plain socket fills the view in one call.
+        """
+        if not self._tls:
+            return self.sock.recv_into(view, len(view), socket.MSG_WAITALL)
+        got, size = 0, len(view)
+        while got < size:
+            n = self.sock.recv_into(view[got:], size - got)
+            if n == 0:
+                break
+            got += n
+        return got
 
     def shutdown(self) -> None:
         """Cut the connection from another thread: a blocked read returns at once."""

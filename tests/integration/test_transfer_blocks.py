@@ -19,6 +19,7 @@ from sync.engine import Peer
 from sync.messages import BlocksData, BlocksRequest, FileData, FileRequest
 from sync.replica import Locate
 from sync.resume import PARTIAL_DIR
+from tests.credentials import member_door
 from tests.sync_harness import SyncNode, make_node, stop_all
 from tests.waiting import wait_for
 
@@ -182,7 +183,7 @@ async def evil_holder(source: Path, name: str) -> tuple[FrameServer, Peer, list[
         conn.writer.write(body)
         await conn.writer.drain()
 
-    server = FrameServer("127.0.0.1", 0)
+    server = FrameServer("127.0.0.1", 0, door=member_door())
     server.route(BlocksRequest, on_blocks)
     server.route(FileRequest, on_file)
     port = await server.start()
