@@ -154,6 +154,28 @@ class TestMembers:
         assert body == BODY
         assert sizes == [1 << 20] * 3 + [17], "recv_into must fill its view across TLS records"
 
+    async def test_a_cut_channel_hands_out_no_ciphertext(self, served: Served) -> None:
+        """A download cut from another thread (the engine stopping, or the endgame) may still
+        read what had arrived: plaintext of the body, then the end; never raw TLS records."""
+        client = member()
+
+        def cut_then_read() -> bytes:
+            channel = client.door().open_blocking("127.0.0.1", served.server.port, 5)
+            try:
+                channel.exchange(Who(len(BODY)))
+                time.sleep(0.3)  # records pile up in the socket buffer
+                channel.shutdown()
+                got = bytearray()
+                view = memoryview(bytearray(1 << 20))
+                while n := channel.recv_into(view):
+                    got += view[:n]
+                return bytes(got)
+            finally:
+                channel.close()
+
+        got = await asyncio.to_thread(cut_then_read)
+        assert got == BODY[: len(got)]
+
     def test_no_certificate_no_identity(self) -> None:
         assert peer_identity(None) == "" and peer_identity(b"") == ""
 

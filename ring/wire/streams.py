@@ -204,9 +204,13 @@ class Channel:
         return got
 
     def shutdown(self) -> None:
-        """Cut the connection from another thread: a blocked read returns at once."""
+        """Cut the connection from another thread: a blocked read returns at once.
+
+        The TCP socket is shut down beneath TLS: `SSLSocket.shutdown` would also drop the TLS
+        state, and a later read would then hand out raw ciphertext as if it were the body.
+        """
         try:
-            self.sock.shutdown(socket.SHUT_RDWR)
+            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
         except OSError:
             pass
 
