@@ -8,14 +8,13 @@ was hashed is never served under the old hash ("stale").
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import stat
 from pathlib import Path
 
 from ring.errors import BadRequest, Refused
-from ring.wire import Connection, Handler, Message
+from ring.wire import Connection, Handler, Message, read_for_sending
 from sync.blocks import BlockCache, valid_block_size
 from sync.manifest import is_sha256, record_to_entry
 from sync.messages import (
@@ -196,7 +195,7 @@ class Server:
                 continue
             budget -= found[1]
             wanted.append((sha, found[0], found[1]))
-        bodies = await asyncio.to_thread(_read_bodies, wanted)
+        bodies = await read_for_sending(_read_bodies, wanted)
         await send_batch(conn, bodies)
         return None
 

@@ -26,7 +26,13 @@ from ring.wire.codec import (
 from ring.wire.door import Door
 from ring.wire.framing import HEADER, MAX_FRAME, FrameParser
 from ring.wire.server import FrameServer, Handler
-from ring.wire.streams import DEFAULT_TIMEOUT, Channel, Connection, read_message
+from ring.wire.streams import (
+    DEFAULT_TIMEOUT,
+    Channel,
+    Connection,
+    read_for_sending,
+    read_message,
+)
 from ring.wire.tasks import Tasks, cancel_and_wait
 from ring.wire.tls import HANDSHAKE_TIMEOUT, Tls, peer_identity
 
@@ -53,6 +59,7 @@ __all__ = [
     "from_dict",
     "message",
     "peer_identity",
+    "read_for_sending",
     "raise_for_error",
     "read_message",
     "to_dict",

@@ -11,10 +11,13 @@ the frame still lacks, so raw bytes after a header stay on the stream for the bo
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import ssl
-from typing import BinaryIO
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, BinaryIO, TypeVar
 
 from ring.errors import ConnectionClosed, PeerUnreachable, TruncatedFrame
 from ring.wire.codec import Message, decode_payload, encode, raise_for_error
@@ -28,6 +31,23 @@ READ_CHUNK = 256 * 1024
 
 SEND_CHUNK = 1024 * 1024
 """Bytes of a file body read and encrypted at once on a TLS connection (`Connection.sendfile`)."""
+
+BODY_READERS = 4
+"""Threads that read file bodies for sending (`read_for_sending`)."""
+
+_body_readers = ThreadPoolExecutor(BODY_READERS, thread_name_prefix="wire-body")
+
+T = TypeVar("T")
+
+
+async def read_for_sending(read: Callable[..., T], *args: Any) -> T:
+    """Run `read` (file bytes a server is about to send) on threads of its own.
+
+    Not on the loop's default executor: blocking downloads fill that one, and each of them may
+    be waiting for a server (in tests, one of this process) whose reply waits for such a read.
+    """
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_body_readers, functools.partial(read, *args))
 
 
 async def read_message(reader: asyncio.StreamReader, parser: FrameParser | None = None) -> Message:
@@ -98,13 +118,13 @@ class Connection:
             return os.pread(file.fileno(), min(SEND_CHUNK, offset + count - at), at)
 
         sent = 0
-        ahead = loop.run_in_executor(None, read, offset) if count else None
+        ahead = asyncio.ensure_future(read_for_sending(read, offset)) if count else None
         while ahead is not None:
             chunk = await ahead
             sent += len(chunk)
             ahead = None
             if chunk and sent < count:
-                ahead = loop.run_in_executor(None, read, offset + sent)
+                ahead = asyncio.ensure_future(read_for_sending(read, offset + sent))
             self.writer.write(chunk)
             try:
                 await self.writer.drain()
