@@ -169,6 +169,7 @@ class Node:
             await self.ring.crash()
         if self.server is not None:
             await self.server.close()
+            await self.server.door.close()
         if self.sync is not None:
             await self.sync.stop()
         if self.index is not None:

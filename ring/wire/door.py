@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 
 from ring.errors import PeerUnreachable
 from ring.wire.codec import Message
+from ring.wire.pool import Pool
 from ring.wire.streams import DEFAULT_TIMEOUT, Channel, Connection
 from ring.wire.tls import Tls, peer_identity
 
@@ -36,6 +37,7 @@ class Door:
         tls: the node's credentials. None only through `plain`.
         """
         self.tls = tls
+        self._kept = Pool()
 
     @classmethod
     def plain(cls) -> Door:
@@ -52,11 +54,14 @@ class Door:
         Raises:
             PeerUnreachable: refused, timed out, no route, or the handshake failed.
         """
-        tls = self.tls
+        tls, peer = self.tls, (host, port)
         try:
             if tls is None:
-                opening = asyncio.open_connection(host, port)
-            else:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, port), timeout
+                )
+                return Connection(reader, writer, peer)
+            with tls.sessions.resuming(peer):
                 opening = asyncio.open_connection(
                     host,
                     port,
@@ -64,24 +69,56 @@ class Door:
                     server_hostname="",
                     ssl_handshake_timeout=tls.handshake_timeout,
                 )
-            reader, writer = await asyncio.wait_for(opening, timeout)
+                reader, writer = await asyncio.wait_for(opening, timeout)
         except (TimeoutError, OSError) as exc:
             raise PeerUnreachable(f"{host}:{port}: {exc or 'timed out'}") from None
-        return Connection(reader, writer, (host, port), _identity(writer))
+        ssl_object: ssl.SSLObject = writer.get_extra_info("ssl_object")
+        return Connection(
+            reader,
+            writer,
+            peer,
+            peer_identity(ssl_object.getpeercert(binary_form=True)),
+            on_close=lambda: tls.sessions.keep(peer, ssl_object.session),
+        )
 
     async def request(
-        self, host: str, port: int, msg: Message, timeout: float = DEFAULT_TIMEOUT
+        self,
+        host: str,
+        port: int,
+        msg: Message,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        reuse: bool = False,
     ) -> Message:
-        """One request on a fresh connection, one reply, then close (small control messages).
+        """One request, one reply (small control messages).
+
+        Args:
+            reuse: send on a kept connection to this peer if there is one, and keep the
+                connection for the next request (`ring/wire/pool.py`); only for requests whose
+                reply is one frame with no raw body after it. Otherwise a fresh connection,
+                closed after the reply.
 
         Raises:
             PeerUnreachable, RemoteError, RemoteProtocolError: as `Connection.exchange`.
         """
-        conn = await self.open(host, port, timeout)
+        peer = (host, port)
+        conn = self._kept.take(peer) if reuse else None
+        if conn is None:
+            conn = await self.open(host, port, timeout)
         try:
-            return await conn.exchange(msg, timeout)
-        finally:
+            reply = await conn.exchange(msg, timeout)
+        except BaseException:
             await conn.close()
+            raise
+        if reuse:
+            self._kept.give(peer, conn)
+        else:
+            await conn.close()
+        return reply
+
+    async def close(self) -> None:
+        """Close the connections kept for reuse (the node is stopping)."""
+        await self._kept.close()
 
     def open_blocking(self, host: str, port: int, timeout: float) -> Channel:
         """Connect from a worker thread; every later read on it waits at most `timeout`.
@@ -93,14 +130,20 @@ class Door:
             sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as exc:
             raise PeerUnreachable(f"{host}:{port}: {exc}") from None
-        if self.tls is None:
-            return Channel(sock, (host, port))
+        tls, peer = self.tls, (host, port)
+        if tls is None:
+            return Channel(sock, peer)
         try:
-            wrapped = self.tls.client.wrap_socket(sock, server_hostname=None)
+            wrapped = tls.client.wrap_socket(sock, session=tls.sessions.get(peer))
         except OSError as exc:  # ssl.SSLError and a timeout are OSErrors too
             sock.close()
             raise PeerUnreachable(f"{host}:{port}: handshake failed: {exc}") from None
-        return Channel(wrapped, (host, port), peer_identity(wrapped.getpeercert(binary_form=True)))
+        return Channel(
+            wrapped,
+            peer,
+            peer_identity(wrapped.getpeercert(binary_form=True)),
+            on_close=lambda: tls.sessions.keep(peer, wrapped.session),
+        )
 
     async def listen(
         self, sock: socket.socket, serve: Callable[[Connection], Awaitable[None]]

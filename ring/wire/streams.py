@@ -76,16 +76,19 @@ class Connection:
         writer: asyncio.StreamWriter,
         peer: tuple[str, int],
         identity: str = "",
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         """Args:
         reader, writer: the stream (TLS already done when the door made it).
         peer: the peer's address, for logs.
         identity: the peer's key as its certificate proved it (hex); "" without TLS.
+        on_close: called once as `close` begins (the door keeps the TLS session then).
         """
         self.reader = reader
         self.writer = writer
         self.peer = peer
         self.identity = identity
+        self._on_close = on_close
 
     async def read(self) -> Message:
         """The next frame from the peer (see `read_message`)."""
@@ -151,6 +154,9 @@ class Connection:
 
     async def close(self) -> None:
         """Close without raising if the peer already went away."""
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
         self.writer.close()
         try:
             await self.writer.wait_closed()
@@ -161,15 +167,23 @@ class Connection:
 class Channel:
     """One blocking connection, for a worker thread; every read obeys the socket's timeout."""
 
-    def __init__(self, sock: socket.socket, peer: tuple[str, int], identity: str = "") -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        peer: tuple[str, int],
+        identity: str = "",
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         """Args:
         sock: a connected socket, or an `ssl.SSLSocket` whose handshake is done.
         peer: the peer's address, for messages.
         identity: the peer's key as its certificate proved it (hex); "" without TLS.
+        on_close: called once as `close` begins (the door keeps the TLS session then).
         """
         self.sock = sock
         self.peer = peer
         self.identity = identity
+        self._on_close = on_close
         self._tls = isinstance(sock, ssl.SSLSocket)
 
     def send(self, msg: Message) -> None:
@@ -236,4 +250,7 @@ class Channel:
 
     def close(self) -> None:
         """Release the socket."""
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
         self.sock.close()

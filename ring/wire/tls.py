@@ -8,7 +8,8 @@ peer in the clear, or with a certificate the CA did not sign, fails the handshak
 reaches a handler, so it gets no frame at all.
 
 The standard `ssl` module loads a certificate and key only from files, so `Tls` writes them to
-a private temporary folder for the moment it loads them.
+a private temporary folder for the moment it loads them. Sessions are resumed
+(`ring/wire/sessions.py`): the server hands out one ticket per connection.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from ring.wire.sessions import ResumingContext, Sessions
+
 HANDSHAKE_TIMEOUT = 5.0
 """Seconds a connection may take to finish its handshake (both directions); then it is cut."""
 
 
 class Tls:
-    """The two TLS contexts of one node: to dial (client) and to accept (server).
+    """The two TLS contexts of one node: to dial (client) and to accept (server), and the
+    sessions it resumes when it dials again.
 
     Both present the node's certificate, require the peer's, and trust only `ca_pem`.
     """
@@ -50,6 +54,7 @@ class Tls:
             ssl.SSLError: the certificate and key do not fit together, or a PEM is malformed.
         """
         self.handshake_timeout = handshake_timeout
+        self.sessions = Sessions()
         with tempfile.TemporaryDirectory(prefix="lanshare-tls-") as folder:
             cert_file, key_file = Path(folder) / "cert.pem", Path(folder) / "key.pem"
             cert_file.write_bytes(cert_pem)
@@ -61,7 +66,11 @@ class Tls:
 
 def _context(server: bool, cert_file: Path, key_file: Path, ca_pem: bytes) -> ssl.SSLContext:
     """TLS 1.3 only, our certificate presented, the peer's required and checked against the CA."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
+    ctx = (
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        if server
+        else ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
+    )
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.maximum_version = ssl.TLSVersion.TLSv1_3
     ctx.check_hostname = False
@@ -69,7 +78,7 @@ def _context(server: bool, cert_file: Path, key_file: Path, ca_pem: bytes) -> ss
     ctx.load_verify_locations(cadata=ca_pem.decode("ascii"))
     ctx.load_cert_chain(cert_file, key_file)
     if server:
-        ctx.num_tickets = 0  # no session resumption: nothing to hand out after the handshake
+        ctx.num_tickets = 1  # one ticket per connection: the next one from that client resumes
     return ctx
 
 
