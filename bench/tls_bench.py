@@ -4,13 +4,14 @@ Two sync engines on loopback (each with its own FrameServer on 127.0.0.1:0) whos
 members of one network (mutual TLS 1.3, as every node runs), and two whose doors are plain
 (`Door.plain`, which no node ever uses: it exists for this comparison). The owner holds one
 file (256 MiB by default); we time one pull round of a fresh receiver until it holds the file,
-verified (hashed per block and whole, fsynced, renamed). Runs alternate TLS and plain so that
-load on a shared machine hits both alike; the median of each is reported, and the ratio
-plain time / TLS time (aim: at least 0.8). Both ends run in this one process, so the CPU
-seconds it spent per pull (sender and receiver together) are reported too: unlike wall time,
-they hardly move with other load on the machine. Prints JSON.
+verified (hashed per block and whole, fsynced, renamed). The first pull of each kind warms up
+and is not counted (a process's first pull is slow either way: about twice the CPU). Runs
+alternate TLS and plain so that load on a shared machine hits both alike; the median of each
+is reported, and the ratio plain time / TLS time (aim: at least 0.8). Both ends run in this
+one process, so the CPU seconds it spent per pull (sender and receiver together) are reported
+too: unlike wall time, they hardly move with other load on the machine. Prints JSON.
 
-    python3 bench/tls_bench.py [--mib 256] [--runs 3] [--dir /tmp]
+    python3 bench/tls_bench.py [--mib 256] [--runs 3] [--warmup 1] [--dir /tmp]
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ async def run(args: argparse.Namespace, base: Path) -> dict[str, object]:
     times: dict[str, list[float]] = {kind: [] for kind in doors}
     cpu: dict[str, list[float]] = {kind: [] for kind in doors}
     try:
+        for i in range(args.warmup):
+            for kind, door in doors.items():
+                await one_pull(base, owners[kind], f"{kind}warm{i}", door())
         for i in range(args.runs):
             for kind, door in doors.items():
                 took, used = await one_pull(base, owners[kind], f"{kind}{i}", door())
@@ -77,6 +81,7 @@ async def run(args: argparse.Namespace, base: Path) -> dict[str, object]:
         "cpus": os.cpu_count(),
         "bytes": args.mib << 20,
         "runs": args.runs,
+        "warmup_runs_not_counted": args.warmup,
         "tls_s": [round(t, 3) for t in times["tls"]],
         "plain_s": [round(t, 3) for t in times["plain"]],
         "tls_cpu_s": [round(t, 3) for t in cpu["tls"]],
@@ -92,6 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--mib", type=int, default=256)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="tls-bench-", dir=args.dir))
