@@ -73,10 +73,11 @@ def load_credentials(state_dir: Path, key_file: Path | None = None) -> Credentia
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     network, founded = load_network(state_dir, key_file)
+    credentials = Credentials(network, load_node_key(state_dir))
     if founded:
         log.info(
             "founded a new network %s; its key is in %s",
-            network.network_id.hex(),
+            credentials.network_id,
             state_dir / NETWORK_KEY_FILE,
         )
-    return Credentials(network, load_node_key(state_dir))
+    return credentials

@@ -73,13 +73,11 @@ class Door:
         except (TimeoutError, OSError) as exc:
             raise PeerUnreachable(f"{host}:{port}: {exc or 'timed out'}") from None
         ssl_object: ssl.SSLObject = writer.get_extra_info("ssl_object")
-        return Connection(
-            reader,
-            writer,
-            peer,
-            peer_identity(ssl_object.getpeercert(binary_form=True)),
-            on_close=lambda: tls.sessions.keep(peer, ssl_object.session),
-        )
+
+        def keep_session() -> None:
+            tls.sessions.keep(peer, ssl_object.session)
+
+        return Connection(reader, writer, peer, _identity(writer), on_close=keep_session)
 
     async def request(
         self,
