@@ -1,5 +1,5 @@
 """Start a node: `python3 Main.py [--dht] [--port P] [--host ADDR] [--shared DIR] [--name NAME]
-[--peer HOST:PORT]... [--no-discovery] [--interval SECONDS] [-v]`.
+[--peer HOST:PORT]... [--no-discovery] [--interval SECONDS] [--network-key PATH] [-v]`.
 
 Argument parsing only; the node itself is overlay.node.Node.
 """
@@ -13,6 +13,7 @@ import sys
 
 from overlay.config import Settings, parse_args
 from overlay.identity import IdentityError
+from overlay.keystore import CredentialsError
 from overlay.logs import PerCauseLimit
 from overlay.node import Node
 from overlay.progress import Bars
@@ -41,7 +42,7 @@ async def run(settings: Settings) -> int:
     node = Node(settings)
     try:
         await node.start()
-    except (OSError, IdentityError) as exc:
+    except (OSError, IdentityError, CredentialsError) as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         await node.close()
         return 1

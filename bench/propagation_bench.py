@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from overlay.config import Settings  # noqa: E402
 from overlay.node import Node  # noqa: E402
+from tests.credentials import key_file  # noqa: E402
 
 
 async def start_ring(base: Path, count: int, dht: bool, interval: float) -> list[Node]:
@@ -41,6 +42,7 @@ async def start_ring(base: Path, count: int, dht: bool, interval: float) -> list
             discovery=False,
             dht=dht,
             interval=interval,
+            network_key=key_file(),
         )
         node = Node(settings)
         await node.start()

@@ -35,6 +35,7 @@ class Settings:
     watch: bool = True
     settle: float = 1.0
     allow_mass_delete: bool = False
+    network_key: Path | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -131,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="push deletes of over half the own folder without asking 'confirm-deletes'",
     )
     parser.add_argument(
+        "--network-key",
+        type=Path,
+        metavar="PATH",
+        help="join the network whose key is in PATH (created, with a new key, if missing);"
+        " every node given the same file is a member. Kept in the state folder afterwards",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log to stderr (-vv: debug)"
     )
     return parser
@@ -154,4 +162,5 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         watch=not args.no_watch,
         settle=max(0.0, args.settle),
         allow_mass_delete=args.allow_mass_delete,
+        network_key=args.network_key,
     )

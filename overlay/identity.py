@@ -1,7 +1,9 @@
-"""Who this node is across runs: a random key and its folder name, kept in the state folder.
+"""Who this node is across runs: its ring key and its folder name, kept in the state folder.
 
 The name must stay stable across runs (it names the folder every peer keeps for us), so it is
-chosen once and stored; a later `--name` replaces it.
+chosen once and stored; a later `--name` replaces it. The key is the node's public key in hex
+(`overlay/credentials.py`); identity.json records it beside the name. An identity.json from
+before node keys holds a random key instead: it is replaced by the node key, the name is kept.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ class IdentityError(Exception):
 
 @dataclass(frozen=True)
 class Identity:
-    """The node's ring key (random, 32 hex digits) and its folder name."""
+    """The node's ring key (its node public key, 64 hex digits) and its folder name."""
 
     key: str
     name: str
@@ -36,8 +37,18 @@ def default_name(host: str, port: int, default_port: int) -> str:
     return host if port == default_port else f"{host}-{port}"
 
 
-def load_or_create(state_dir: Path, name: str | None, fallback_name: str) -> Identity:
-    """Read the stored identity, or make one; `name` (from --name) overrides the stored name."""
+def load_or_create(state_dir: Path, name: str | None, fallback_name: str, key: str) -> Identity:
+    """Read the stored identity, or make one; `name` (from --name) overrides the stored name.
+
+    Args:
+        state_dir: the node's state folder.
+        name: --name, if given.
+        fallback_name: the name when neither --name nor a stored name is there.
+        key: the node's public key in hex (`Credentials.key`); it replaces any other stored key.
+
+    Raises:
+        IdentityError: identity.json is there but unreadable.
+    """
     path = state_dir / IDENTITY_FILE
     stored: dict[str, str] = {}
     if path.exists():
@@ -47,7 +58,8 @@ def load_or_create(state_dir: Path, name: str | None, fallback_name: str) -> Ide
             raise IdentityError(f"cannot read {path}: {exc}") from None
         if isinstance(loaded, dict):
             stored = {k: v for k, v in loaded.items() if isinstance(v, str)}
-    key = stored.get("key") or secrets.token_hex(16)
+    if stored.get("key") not in (None, key):
+        log.info("identity %s replaced by the node key %s", stored["key"], key)
     chosen = name or stored.get("name") or fallback_name
     identity = Identity(key=key, name=chosen)
     if stored.get("key") != key or stored.get("name") != chosen:

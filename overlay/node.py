@@ -19,6 +19,7 @@ from dht.errors import DhtError
 from dht.index import Holder, HolderIndex
 from overlay.beacon import Discovery
 from overlay.config import DEFAULT_PORT, Settings
+from overlay.credentials import Credentials, load_credentials
 from overlay.discovery import Interface, choose_interface, list_interfaces
 from overlay.identity import Identity, default_name, load_or_create
 from overlay.loopwatch import LoopWatch
@@ -27,7 +28,7 @@ from overlay.prompt import status_text
 from overlay.reports import files_text, holders_text, human_size, peers_text
 from ring.membership import Member, View
 from ring.service import RingService
-from ring.wire import Door, FrameServer, Tasks
+from ring.wire import FrameServer, Tasks
 from sync.engine import Peer, SyncEngine
 from sync.reports import trouble_lines
 from sync.sources import RoundTrips, nearest, to_probe
@@ -59,6 +60,7 @@ class Node:
         self.index: HolderIndex | None = None
         self.discovery: Discovery | None = None
         self.identity: Identity | None = None
+        self.credentials: Credentials | None = None
         self._tasks = Tasks("node")
         self._bootstrapped: set[tuple[str, int]] = set()
         self.loopwatch = LoopWatch()
@@ -78,7 +80,13 @@ class Node:
     # ----------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        """Bind, scan the shared folder, join a ring (or found one), and start every service."""
+        """Load the credentials (founding a network if there are none), bind, scan the shared
+        folder, join a ring (or found one), and start every service.
+
+        Raises:
+            CredentialsError, IdentityError: the state folder's keys or identity are unusable.
+            OSError: the port is taken, or the state folder cannot be written.
+        """
         self._tasks.spawn(self.loopwatch.run())
         settings = self.settings
         iface = self._interface()
@@ -86,13 +94,16 @@ class Node:
         # Listen only on the LAN that discovery serves: a host on two LANs must not be pulled
         # into a ring, met on the other one, that its own LAN's peers cannot reach.
         bind = settings.host or (iface.address if iface else "0.0.0.0")
-        door = Door()
+        state_dir = settings.state_dir
+        self.credentials = load_credentials(state_dir, settings.network_key)
+        door = self.credentials.door()
         self.server = FrameServer(bind, settings.port, door=door)
         port = await self.server.start()
-        state_dir = settings.state_dir
-        state_dir.mkdir(parents=True, exist_ok=True)
         self.identity = load_or_create(
-            state_dir, settings.name, default_name(host, port, DEFAULT_PORT)
+            state_dir,
+            settings.name,
+            default_name(host, port, DEFAULT_PORT),
+            self.credentials.key,
         )
         me = Member(self.identity.key, self.identity.name, host, port)
         if settings.dht:
@@ -164,6 +175,7 @@ class Node:
             await self.ring.crash()
         if self.server is not None:
             await self.server.close()
+            await self.server.door.close()
         if self.sync is not None:
             await self.sync.stop()
         if self.index is not None:

@@ -252,14 +252,16 @@ class RingService:
             return None
 
     async def request(self, host: str, port: int, msg: Message, timeout: float) -> Message:
-        """Send one request and return its reply: every request of the ring goes out here.
+        """Send one request and return its reply: every request of the ring goes out here, on
+        a connection kept for the next one (ring replies are single frames), so heartbeats
+        cost no handshake and measure the round trip alone.
 
         Raises:
             PeerUnreachable: no connection, or no reply in `timeout` seconds.
             RemoteError: the peer answered ERROR.
             RemoteProtocolError: the peer answered with a malformed frame.
         """
-        return await self.server.door.request(host, port, msg, timeout)
+        return await self.server.door.request(host, port, msg, timeout, reuse=True)
 
     # -- handlers -----------------------------------------------------------------------------
 

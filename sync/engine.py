@@ -68,7 +68,7 @@ class SyncEngine:
         state_dir: Path,
         name: str,
         *,
-        door: Door | None = None,
+        door: Door,
         interval: float = 5.0,
         concurrency: int = 4,
         locate: Locate | None = None,
@@ -86,8 +86,7 @@ class SyncEngine:
             shared_root: the Shared/ folder; this node's files live in `<shared_root>/<name>/`.
             state_dir: where sync.db and trash/ live (not inside shared_root).
             name: this node's folder name (one component, not starting with ".").
-            door: the node's door: every connection sync opens goes through it (a plain
-                one when not given).
+            door: the node's door: every connection sync opens goes through it.
             interval: seconds between rounds of the background loop (rescan, then pull).
             concurrency: most downloads (FILE or BATCH) in flight at once.
             locate: "who holds hash H?" (any order); None until a DHT is wired.
@@ -108,7 +107,7 @@ class SyncEngine:
         self.round_trips, self.hasher, self.holdings = RoundTrips(), Hasher(), Holdings()
         self.state = State(self.state_dir)
         self.server = Server(self.root, self.state)
-        self.door = door if door is not None else Door()
+        self.door = door
         self.receiver = Receiver(self.door, self.root / TMP_DIR, timeout)
         mass = (mass_delete_share, mass_delete_min)
         self.own = OwnFolder(self.root, self.name, self.state, self.hasher, settle, *mass)

@@ -9,13 +9,12 @@ under the old hash ("stale"), and a path swapped for a symlink never serves what
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from ring.errors import BadRequest, Refused
-from ring.wire import Connection, Handler, Message
+from ring.wire import Connection, Handler, Message, read_for_sending
 from sync.blocks import BlockCache, valid_block_size
 from sync.manifest import clamp_mtime, is_sha256, record_to_entry
 from sync.messages import (
@@ -175,7 +174,7 @@ class Server:
             confined(owner, path)
             asked.append((sha, f"{owner}/{path}"))
         cache = self.state.cache_by_hashes({sha for sha, _prefer in asked})
-        bodies = await asyncio.to_thread(_read_bodies, self.root, asked, cache)
+        bodies = await read_for_sending(_read_bodies, self.root, asked, cache)
         await send_batch(conn, bodies)
         return None
 

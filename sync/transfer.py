@@ -1,7 +1,7 @@
 """File bodies on the wire: serving with sendfile, receiving into verified temp files.
 
 Serving runs on the event loop: a FILE_DATA (or BATCH_DATA) header frame, then the raw bytes,
-sent with `loop.sendfile` (zero-copy where the OS allows). Receiving runs in a worker thread on
+sent by `Connection.sendfile` (zero-copy where the OS can). Receiving runs in a worker thread on
 a blocking `Channel` from the node's door, one per download: it reads the header frame, then
 streams the body
 into a temp file under `<shared>/.lanshare-tmp/` in 1 MiB `recv_into` reads, hashing as it
@@ -11,7 +11,6 @@ matches is fsynced, given its mtime, and handed back to be renamed into the tree
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import os
@@ -53,8 +52,7 @@ async def send_body(conn: Connection, f: BinaryIO, header: FileData) -> None:
     await conn.send(header)
     if header.size == 0:
         return
-    loop = asyncio.get_running_loop()
-    sent = await loop.sendfile(conn.writer.transport, f, header.offset, header.size)
+    sent = await conn.sendfile(f, header.offset, header.size)
     if sent != header.size:
         raise OSError(f"{header.sha256[:16]} shrank while being sent ({sent} of {header.size})")
 

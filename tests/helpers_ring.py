@@ -14,6 +14,7 @@ from ring.messages import Pong
 from ring.service import RingService
 from ring.status import Status
 from ring.wire import FrameServer, Message
+from tests.credentials import member_door
 
 
 @dataclass
@@ -26,7 +27,7 @@ class Cluster:
 
     async def node(self, name: str, key: str | None = None) -> RingService:
         """A started server and a ring service on it, not yet in any ring."""
-        server = FrameServer("127.0.0.1", 0)
+        server = FrameServer("127.0.0.1", 0, door=member_door())
         port = await server.start()
         me = Member(key or secrets.token_hex(8), name, "127.0.0.1", port)
         svc = RingService(server, me, heartbeat=self.heartbeat, misses=self.misses)

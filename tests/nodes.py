@@ -7,13 +7,16 @@ from pathlib import Path
 
 from overlay.config import Settings
 from overlay.node import Node
+from tests.credentials import key_file
 from tests.waiting import wait_for
 
 
 def settings_for(
     base: Path, name: str, peers: tuple[tuple[str, int], ...] = (), **options: object
 ) -> Settings:
-    """A loopback node with no LAN discovery: this machine's LAN must never be probed."""
+    """A loopback node with no LAN discovery: this machine's LAN must never be probed; a member
+    of the test network unless `network_key` says otherwise."""
+    options.setdefault("network_key", key_file())
     return Settings(
         port=0,
         host="127.0.0.1",

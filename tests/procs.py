@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from overlay.lab.driver import PromptDriver
+from tests.credentials import key_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,13 +27,15 @@ def free_port() -> int:
 
 
 class NodeProcess(PromptDriver):
-    """`python3 Main.py --no-discovery --host 127.0.0.1 --port PORT --shared SHARED ...`."""
+    """`python3 Main.py --no-discovery --host 127.0.0.1 --port PORT --shared SHARED ...`, a
+    member of the test network unless `extra` gives a --network-key of its own."""
 
     def __init__(self, shared: Path, port: int, *extra: str) -> None:
         self.shared = shared
         self.port = port
+        network = () if "--network-key" in extra else ("--network-key", str(key_file()))
         argv = [
             sys.executable, str(ROOT / "Main.py"), "--no-discovery", "--host", "127.0.0.1",
-            "--port", str(port), "--shared", str(shared), *extra,
+            "--port", str(port), "--shared", str(shared), *network, *extra,
         ]  # fmt: skip
         super().__init__(argv, ROOT, f"the node on port {port}")

@@ -16,6 +16,7 @@ from pathlib import Path
 from ring.wire import FrameServer
 from sync.engine import Peer, SyncEngine
 from sync.scanner import TMP_DIR
+from tests.credentials import member_door
 
 
 @dataclass
@@ -35,10 +36,12 @@ class SyncNode:
 
 
 async def make_node(base: Path, name: str, **options: object) -> SyncNode:
-    """Build an engine, route it on a fresh server bound to 127.0.0.1:0 (not started)."""
+    """Build an engine, route it on a fresh server bound to 127.0.0.1:0 (not started); both
+    use one door (`door` in options, else a new member of the test network's)."""
     root, state = base / name / "shared", base / name / "state"
+    options.setdefault("door", member_door())
     engine = SyncEngine(root, state, name, **options)  # type: ignore[arg-type]
-    server = FrameServer("127.0.0.1", 0)
+    server = FrameServer("127.0.0.1", 0, door=engine.door)
     for cls, handler in engine.routes():
         server.route(cls, handler)
     port = await server.start()

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from overlay.config import parse_args, parse_peer
-from overlay.identity import IdentityError, default_name, load_or_create
+from overlay.identity import Identity, IdentityError, default_name, load_or_create
+from tests.credentials import member
 
 
 class TestCommandLine:
@@ -43,22 +44,33 @@ class TestCommandLine:
         assert settings.state_dir == tmp_path / ".Shared-state"
 
 
+KEY = member().key
+
+
 class TestIdentity:
     def test_name_and_key_are_kept_across_runs(self, tmp_path: Path) -> None:
-        first = load_or_create(tmp_path, None, "10.0.0.5")
-        again = load_or_create(tmp_path, None, "10.0.0.99")
-        assert again == first and first.name == "10.0.0.5" and len(first.key) == 32
+        first = load_or_create(tmp_path, None, "10.0.0.5", KEY)
+        again = load_or_create(tmp_path, None, "10.0.0.99", KEY)
+        assert again == first and first.name == "10.0.0.5" and len(first.key) == 64
 
     def test_name_option_replaces_the_stored_name(self, tmp_path: Path) -> None:
-        first = load_or_create(tmp_path, None, "10.0.0.5")
-        renamed = load_or_create(tmp_path, "alice", "10.0.0.5")
+        first = load_or_create(tmp_path, None, "10.0.0.5", KEY)
+        renamed = load_or_create(tmp_path, "alice", "10.0.0.5", KEY)
         assert renamed.key == first.key and renamed.name == "alice"
-        assert load_or_create(tmp_path, None, "x").name == "alice"
+        assert load_or_create(tmp_path, None, "x", KEY).name == "alice"
 
     def test_a_corrupt_identity_is_a_clear_error(self, tmp_path: Path) -> None:
         (tmp_path / "identity.json").write_text("{not json")
         with pytest.raises(IdentityError, match="identity.json"):
-            load_or_create(tmp_path, None, "x")
+            load_or_create(tmp_path, None, "x", KEY)
+
+    def test_an_old_random_key_gives_way_to_the_node_key_and_the_name_stays(
+        self, tmp_path: Path
+    ) -> None:
+        (tmp_path / "identity.json").write_text('{"key": "%s", "name": "alice"}' % ("ab" * 16))
+        migrated = load_or_create(tmp_path, None, "x", KEY)
+        assert migrated == Identity(KEY, "alice")
+        assert load_or_create(tmp_path, None, "y", KEY) == migrated
 
     def test_default_name_includes_a_non_default_port(self) -> None:
         assert default_name("10.0.0.5", 8091, 8091) == "10.0.0.5"

@@ -24,6 +24,7 @@ from ring.messages import (
 from ring.service import RingService
 from ring.status import Status
 from ring.wire import Connection, FrameServer, Message
+from tests.credentials import member_door
 from tests.helpers_ring import Cluster, whole
 from tests.waiting import wait_for
 from tests.wire_client import request
@@ -175,7 +176,7 @@ class TestHostilePeers:
         async def lie(msg: Message, conn: Connection) -> Message:
             return Pong("liar", "another ring", 1, {"ring_id": "r", "version": 1, "members": "all"})
 
-        liar = FrameServer("127.0.0.1", 0)
+        liar = FrameServer("127.0.0.1", 0, door=member_door())
         liar.route(Ping, lie)
         port = await liar.start()
         try:
@@ -198,7 +199,7 @@ class TestHostilePeers:
         async def impostor(msg: Message, conn: Connection) -> Message:
             return Pong("someone else", leader.view.ring_id, leader.view.version)
 
-        other = FrameServer("127.0.0.1", 0)
+        other = FrameServer("127.0.0.1", 0, door=member_door())
         other.route(Ping, impostor)
         port = await other.start()
         try:
@@ -214,7 +215,7 @@ class TestHostilePeers:
         await leader.start()
         await old.start([leader.me.address])
         await cluster.kill(old)
-        server = FrameServer("127.0.0.1", old.me.port)
+        server = FrameServer("127.0.0.1", old.me.port, door=member_door())
         await server.start()
         reborn = RingService(server, Member("reborn", "b", "127.0.0.1", old.me.port), heartbeat=0.1)
         cluster.nodes.append((server, reborn))
@@ -237,7 +238,7 @@ class TestLeavingEarly:
         async def busy(msg: Message, conn: Connection) -> Message:
             raise Refused("leaving", "come back later")
 
-        stuck = FrameServer("127.0.0.1", 0)
+        stuck = FrameServer("127.0.0.1", 0, door=member_door())
         stuck.route(Join, busy)
         port = await stuck.start()
         try:

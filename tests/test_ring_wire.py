@@ -31,6 +31,7 @@ from ring.wire import (
     message,
     read_message,
 )
+from tests.credentials import member_door
 from tests.wire_client import connect, request
 
 
@@ -103,19 +104,25 @@ async def echo_server() -> FrameServer:
             raise RuntimeError("handler bug")
         return Echo(msg.text.upper(), msg.blob)
 
-    server = FrameServer("127.0.0.1", 0)
+    server = FrameServer("127.0.0.1", 0, door=member_door())
     server.route(Echo, echo)
     await server.start()
     yield server
     await server.close()
 
 
-async def send_raw(port: int, data: bytes, half_close: bool = True) -> Message | None:
+async def send_raw(port: int, data: bytes, end: bool = False) -> Message | None:
+    """Send raw bytes as a member; the reply, or None if none came.
+
+    With `end`, the connection is closed after the bytes, and None is returned once the server
+    has closed its side too (TLS has no half-close: the server could not reply after it).
+    """
     conn = await connect("127.0.0.1", port)
     conn.writer.write(data)
     await conn.writer.drain()
-    if half_close:
-        conn.writer.write_eof()
+    if end:
+        await conn.close()
+        return None
     try:
         return await asyncio.wait_for(conn.read(), 5)
     except Exception:
@@ -166,7 +173,7 @@ class TestServer:
         self, echo_server: FrameServer, data: bytes, caplog: pytest.LogCaptureFixture
     ) -> None:
         caplog.set_level(logging.WARNING, logger="ring.wire.server")
-        assert await send_raw(echo_server.port, data) is None
+        assert await send_raw(echo_server.port, data, end=True) is None
         assert any("cut a frame short" in r.message for r in caplog.records)
         assert await request("127.0.0.1", echo_server.port, Echo("after")) == Echo("AFTER")
 
@@ -182,7 +189,7 @@ class TestServer:
         port = echo_server.port
         assert await request("127.0.0.1", port, Echo("x")) == Echo("X")
         await echo_server.close()
-        again = FrameServer("127.0.0.1", port)
+        again = FrameServer("127.0.0.1", port, door=member_door())
         handler = echo_server.handler(Echo)
         assert handler is not None
         again.route(Echo, handler)

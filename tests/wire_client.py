@@ -1,4 +1,5 @@
-"""A client that talks to a node as any peer on the LAN can: through a door of its own.
+"""A client that talks to a node as any member can: through a door of its own (a member of the
+test network, `tests/credentials.py`).
 
 Tests use it to send requests a node's own parts would never send (bad fields, other owners'
 records) and to read the replies as bytes arrive.
@@ -6,9 +7,10 @@ records) and to read the replies as bytes arrive.
 
 from __future__ import annotations
 
-from ring.wire import DEFAULT_TIMEOUT, Connection, Door, Message
+from ring.wire import DEFAULT_TIMEOUT, Connection, Message
+from tests.credentials import member_door
 
-DOOR = Door()
+DOOR = member_door()
 
 
 async def request(host: str, port: int, msg: Message, timeout: float = DEFAULT_TIMEOUT) -> Message:

@@ -1,10 +1,10 @@
 """See it on one machine: `python3 -m overlay.lab [N]` (as root).
 
 Builds a private LAN of N hosts in network namespaces (overlay/lab/net.py), starts
-`python3 Main.py --dht` in each with a few sample files and no --peer, then shows what a user
-would see: the ring as `peers` prints it, the files each host ends up with, and `who-has`
-answers. Then every node leaves the ring and the lab is taken down. Nothing outside the lab's
-own namespaces is touched.
+`python3 Main.py --dht` in each with a few sample files, no --peer and one --network-key file
+for all (members of one network), then shows what a user would see: the ring as `peers` prints
+it, the files each host ends up with, and `who-has` answers. Then every node leaves the ring
+and the lab is taken down. Nothing outside the lab's own namespaces is touched.
 """
 
 from __future__ import annotations
@@ -64,16 +64,17 @@ def run(n: int, folder: Path, interval: float, hold: bool) -> int:
         hosts = lab.up()
         first, last = hosts[0].address, hosts[-1].address
         print(f"lab: {n} hosts {first}..{last} on one bridge; their folders in {folder}")
+        key = folder / "network.key"  # one network: the first node to start creates its key
         for host in hosts:
             own = folder / f"h{host.index}" / "Shared" / host.address
             for rel, data in sample_files(host.address).items():
                 (own / rel).parent.mkdir(parents=True, exist_ok=True)
                 (own / rel).write_bytes(data)
-            args = ("--dht", "--interval", str(interval))
+            args = ("--dht", "--interval", str(interval), "--network-key", str(key))
             nodes.append(LabNode(host, folder / f"h{host.index}", *args))
         for node in nodes:
             node.wait_prompt()
-        print("started: python3 Main.py --dht in each host, no --peer, no --port")
+        print("started: python3 Main.py --dht in each host, no --peer, no --port, one network key")
 
         took = wait(lambda: all(len(node.ring()) == n for node in nodes), 60)
         if took is None:

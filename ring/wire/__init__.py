@@ -6,8 +6,9 @@ are not frames: a message that announces a body (FILE_DATA) states its length, a
 many raw bytes follow on the stream. A node opens and accepts every connection through its one
 `Door` (`door`), reads and writes frames on it as a `Connection` (event loop) or a `Channel`
 (worker thread) (`streams`), and serves requests with a `FrameServer` that routes each message
-type to a `Handler` (`server`). `sync/` uses this package and `ring.errors`, nothing else of
-`ring/`.
+type to a `Handler` (`server`). The door speaks mutual TLS 1.3 with the node's credentials
+(`Tls`, `tls`), and every connection knows its peer's proven `identity`. `sync/` uses this
+package and `ring.errors`, nothing else of `ring/`.
 """
 
 from ring.wire.codec import (
@@ -25,11 +26,19 @@ from ring.wire.codec import (
 from ring.wire.door import Door
 from ring.wire.framing import HEADER, MAX_FRAME, FrameParser
 from ring.wire.server import FrameServer, Handler
-from ring.wire.streams import DEFAULT_TIMEOUT, Channel, Connection, read_message
+from ring.wire.streams import (
+    DEFAULT_TIMEOUT,
+    Channel,
+    Connection,
+    read_for_sending,
+    read_message,
+)
 from ring.wire.tasks import Tasks, cancel_and_wait
+from ring.wire.tls import HANDSHAKE_TIMEOUT, Tls, peer_identity
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "HANDSHAKE_TIMEOUT",
     "HEADER",
     "MAX_FRAME",
     "Channel",
@@ -42,12 +51,15 @@ __all__ = [
     "Message",
     "Ok",
     "Tasks",
+    "Tls",
     "cancel_and_wait",
     "decode_payload",
     "encode",
     "expect",
     "from_dict",
     "message",
+    "peer_identity",
+    "read_for_sending",
     "raise_for_error",
     "read_message",
     "to_dict",

@@ -44,7 +44,7 @@ class FrameServer:
         port: int,
         idle_timeout: float = IDLE_TIMEOUT,
         *,
-        door: Door | None = None,
+        door: Door,
     ) -> None:
         """Nothing is bound until `start`.
 
@@ -53,9 +53,9 @@ class FrameServer:
             port: the port (0: any free one; `start` returns it).
             idle_timeout: seconds a connection may stay silent between requests.
             door: the node's door, through which connections are accepted (and which the
-                node's parts use to dial); a plain one when not given.
+                node's parts use to dial).
         """
-        self.door = door if door is not None else Door()
+        self.door = door
         self.host = host
         self.port = port
         self.idle_timeout = idle_timeout

@@ -70,8 +70,10 @@ class World:
         self.share(host, files)
 
     def start(self, host: Host, *extra: str, wait: bool = True) -> LabNode:
-        """`python3 Main.py --interval 0.5 EXTRA` in `host`'s namespace, from its own folder."""
-        node = LabNode(host, self.base / f"h{host.index}", *NODE_ARGS, *extra)
+        """`python3 Main.py --interval 0.5 EXTRA` in `host`'s namespace, from its own folder; a
+        member of the lab's one network (its key file is made by the first node started)."""
+        network = ("--network-key", str(self.base / "network.key"))
+        node = LabNode(host, self.base / f"h{host.index}", *NODE_ARGS, *network, *extra)
         self.nodes.append(node)
         if wait:
             assert "Enter 'exit' to terminate the program." in node.wait_prompt()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.credentials import key_file
 from tests.nodes import digest
 from tests.procs import ROOT, NodeProcess, free_port
 
@@ -150,6 +151,8 @@ class TestGracefulStops:
                 "tty",
                 "--peer",
                 f"127.0.0.1:{a.port}",
+                "--network-key",
+                str(key_file()),
             ],
             stdin=terminal,
             stdout=terminal,

@@ -16,6 +16,7 @@ import pytest
 
 from overlay.config import Settings
 from overlay.node import Node
+from tests.credentials import key_file
 from tests.integration.test_transfer_blocks import MiB, big_file, sha_of, throttle
 from tests.procs import ROOT, free_port
 
@@ -70,6 +71,7 @@ async def test_bars_move_and_the_prompt_answers_meanwhile(tmp_path: Path) -> Non
             discovery=False,
             interval=0.3,
             watch=False,
+            network_key=key_file(),
         )
     )
     sha = big_file(owner_shared / "owner" / "movie.bin", 96 * MiB)
@@ -81,7 +83,7 @@ async def test_bars_move_and_the_prompt_answers_meanwhile(tmp_path: Path) -> Non
     command = (
         f"{sys.executable} {ROOT / 'Main.py'} --no-discovery --host 127.0.0.1"
         f" --port {free_port()} --shared {recv_shared} --name recv --interval 0.3"
-        f" --peer 127.0.0.1:{owner.settings.port}"
+        f" --peer 127.0.0.1:{owner.settings.port} --network-key {key_file()}"
     )
     try:
         await tmux(

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.credentials import key_file
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -21,13 +22,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 NODE = """
 import asyncio, json, logging, secrets, sys
+from pathlib import Path
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from overlay.credentials import Credentials
+from overlay.keystore import read_network
 from ring.membership import Member
 from ring.wire import FrameServer
 from ring.service import RingService
 
 async def main() -> None:
-    peers = [("127.0.0.1", int(p)) for p in sys.argv[1:]]
-    server = FrameServer("127.0.0.1", 0)
+    door = Credentials(read_network(Path(sys.argv[1])), Ed25519PrivateKey.generate()).door()
+    peers = [("127.0.0.1", int(p)) for p in sys.argv[2:]]
+    server = FrameServer("127.0.0.1", 0, door=door)
     port = await server.start()
     svc = RingService(server, Member(secrets.token_hex(8), f"p{port}", "127.0.0.1", port))
     def report(view) -> None:
@@ -70,6 +76,7 @@ async def spawn() -> AsyncIterator[Any]:
             sys.executable,
             "-c",
             NODE,
+            str(key_file()),
             *map(str, peers),
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,

@@ -27,6 +27,7 @@ from sync.messages import (
     ManifestRequest,
 )
 from sync.resume import PARTIAL_DIR
+from tests.credentials import member_door
 from tests.sync_harness import SyncNode, make_node, make_ring, start_all, stop_all
 from tests.waiting import wait_for
 
@@ -37,7 +38,7 @@ GOOD_SHA = hashlib.sha256(GOOD).hexdigest()
 
 
 async def fake_peer(name: str, routes: dict[type[Message], object]) -> tuple[FrameServer, Peer]:
-    server = FrameServer("127.0.0.1", 0)
+    server = FrameServer("127.0.0.1", 0, door=member_door())
     for cls, handler in routes.items():
         server.route(cls, handler)  # type: ignore[arg-type]
     return server, Peer(name, "127.0.0.1", await server.start())

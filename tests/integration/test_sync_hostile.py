@@ -15,6 +15,7 @@ from ring.wire import Connection, FrameServer, Message
 from sync.engine import Peer
 from sync.manifest import FileRecord, record_to_entry
 from sync.messages import BatchRequest, FileData, FileRequest, ManifestData, ManifestRequest
+from tests.credentials import member_door
 from tests.sync_harness import SyncNode, make_node, make_ring, pull_until, start_all, stop_all, tree
 from tests.wire_client import connect, request
 
@@ -29,7 +30,7 @@ def sha(data: bytes) -> str:
 
 async def fake_peer(name: str, **handlers: object) -> tuple[FrameServer, Peer]:
     """A FrameServer speaking the sync protocol with the given handlers (by message class name)."""
-    server = FrameServer("127.0.0.1", 0)
+    server = FrameServer("127.0.0.1", 0, door=member_door())
     for cls in (ManifestRequest, FileRequest, BatchRequest):
         if cls.__name__ in handlers:
             server.route(cls, handlers[cls.__name__])  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from ring.wire import Connection, FrameServer, Message, Ok
 from sync.engine import Change, Peer
 from sync.manifest import record_to_entry
 from sync.messages import ManifestData, ManifestRequest, Notify
+from tests.credentials import member_door
 from tests.sync_harness import SyncNode, held_on_disk, make_ring, pull_until, start_all, stop_all
 from tests.wire_client import request
 
@@ -45,7 +46,7 @@ async def manifest_of(entries: list[dict]) -> tuple[FrameServer, Peer]:  # type:
     async def manifest(msg: Message, conn: Connection) -> Message:
         return ManifestData(entries)
 
-    server = FrameServer("127.0.0.1", 0)
+    server = FrameServer("127.0.0.1", 0, door=member_door())
     server.route(ManifestRequest, manifest)
     return server, Peer("partial-view", "127.0.0.1", await server.start())
 
