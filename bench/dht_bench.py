@@ -3,7 +3,10 @@
 Runs 16, 32 and 64 HolderIndex nodes in one process on 127.0.0.1 (one event loop), announces
 files held by random subsets, then times sequential lookups from random nodes. A second phase
 stops a quarter of the nodes abruptly (port closed, nobody told) and times lookups again.
-Prints one JSON document. Usage: ``python3 bench/dht_bench.py [--sizes 16 32 64]``.
+Every size runs twice in the same process: with datagrams sealed as a node seals them
+(ChaCha20-Poly1305, stamps, replay cache: `overlay/sealing.py`) and without (`dht.sealing.Clear`),
+the baseline of what sealing costs. Prints one JSON document.
+Usage: ``python3 bench/dht_bench.py [--sizes 16 32 64]``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dht.index import Holder, HolderIndex
 from dht.pacing import LOOKUP
+from dht.sealing import Clear, Sealer
+from overlay.network_key import NetworkKey
+from overlay.sealing import DatagramSeal
+
+SEALINGS = ("sealed", "clear")
 
 FILES = 20
 LOOKUPS = 300
@@ -35,11 +43,20 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def start(n: int, rng: random.Random, ksize: int) -> list[HolderIndex]:
+def sealer(sealing: str, network: NetworkKey) -> Sealer:
+    """One node's sealer: its own replay cache, the network's key (or none at all)."""
+    return DatagramSeal(network.dht_key, "DHT datagram") if sealing == "sealed" else Clear()
+
+
+async def start(n: int, rng: random.Random, ksize: int, sealing: str) -> list[HolderIndex]:
     nodes: list[HolderIndex] = []
+    network = NetworkKey.generate()
     for i in range(n):
         node = HolderIndex(
-            rng.randbytes(20), Holder(f"holder-{i}", "127.0.0.1", 20000 + i), ksize=ksize
+            rng.randbytes(20),
+            Holder(f"holder-{i}", "127.0.0.1", 20000 + i),
+            sealer=sealer(sealing, network),
+            ksize=ksize,
         )
         await node.listen(0, interface="127.0.0.1")
         if nodes:
@@ -74,10 +91,10 @@ async def time_lookups(
     }
 
 
-async def run_size(n: int, seed: int, ksize: int) -> dict[str, Any]:
+async def run_size(n: int, seed: int, ksize: int, sealing: str) -> dict[str, Any]:
     rng = random.Random(seed)
     join_start = time.perf_counter()
-    nodes = await start(n, rng, ksize)
+    nodes = await start(n, rng, ksize, sealing)
     join_s = time.perf_counter() - join_start
     try:
         files: dict[str, set[str]] = {}
@@ -103,6 +120,7 @@ async def run_size(n: int, seed: int, ksize: int) -> dict[str, Any]:
         degraded["dead_nodes"] = len(victims)
         return {
             "nodes": n,
+            "datagrams": sealing,
             "ksize": ksize,
             "join_s": round(join_s, 3),
             "announces": len(jobs),
@@ -118,7 +136,11 @@ async def run_size(n: int, seed: int, ksize: int) -> dict[str, Any]:
 
 
 async def main(sizes: list[int], ksize: int) -> None:
-    results = [await run_size(n, seed=n, ksize=ksize) for n in sizes]
+    results = [
+        await run_size(n, seed=n, ksize=ksize, sealing=sealing)
+        for n in sizes
+        for sealing in SEALINGS
+    ]
     print(
         json.dumps({"benchmark": "dht who-has", "rpc_timeout_s": 0.5, "results": results}, indent=2)
     )

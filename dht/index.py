@@ -13,6 +13,7 @@ costs, and the bounds it keeps, is docs/DHT.md.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -28,6 +29,7 @@ from dht.pacing import LOOKUP, REPAIR, UPKEEP, WORK, Budget
 from dht.protocol import HolderProtocol
 from dht.publisher import STEP, Publisher
 from dht.records import KEY_SIZE, Entry, dht_key, merge
+from dht.sealing import Sealer
 from dht.storage import HolderStorage
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,7 @@ class HolderIndex(Server):  # type: ignore[misc]
         node_id: bytes,
         holder: Holder,
         *,
+        sealer: Sealer,
         ksize: int = 8,
         alpha: int = 3,
         rpc_timeout: float = 0.5,
@@ -73,6 +76,8 @@ class HolderIndex(Server):  # type: ignore[misc]
         Args:
             node_id: 20 bytes, this node's DHT id (persist it: see kademlia-notes).
             holder: how this node is reached for files (TCP host/port), written into its entries.
+            sealer: seals and opens every datagram (`dht/sealing.py`), built by the owner from
+                the network's credentials.
             rpc_timeout: seconds to wait for one UDP reply (the library's fixed 5 s is for WANs).
             ttl: seconds a stored entry lives after its holder last announced it.
             reannounce: seconds between this node's re-announcements; must be below ``ttl``.
@@ -89,6 +94,7 @@ class HolderIndex(Server):  # type: ignore[misc]
             ksize=ksize, alpha=alpha, node_id=node_id, storage=HolderStorage(ttl, clock)
         )
         self.holder = holder
+        self.sealer = sealer
         self.rpc_timeout = rpc_timeout
         self.ttl = ttl
         self.reannounce = reannounce
@@ -109,6 +115,7 @@ class HolderIndex(Server):  # type: ignore[misc]
             self.storage,
             self.ksize,
             self.rpc_timeout,
+            self.sealer,
             backlog=self._backlog,
             budgets=self.budgets,
             clock=self._clock,
@@ -141,7 +148,14 @@ class HolderIndex(Server):  # type: ignore[misc]
         return frozenset(self._held)
 
     async def listen(self, port: int, interface: str) -> None:
-        """Bind the UDP port on ``interface`` only; start the publisher and re-announce loop."""
+        """Bind the UDP port on ``interface`` only; start the publisher and re-announce loop.
+
+        Raises:
+            ValueError: ``interface`` is a wildcard: datagrams are sealed for the address they
+                come from (`dht/sealing.py`), so the node must know it.
+        """
+        if ipaddress.ip_address(interface).is_unspecified:
+            raise ValueError(f"the DHT binds one address, not {interface}")
         await super().listen(port, interface)
         self.publisher = Publisher(
             self.protocol,

@@ -31,6 +31,7 @@ from dht.errors import BadRecord, LookupFailed
 from dht.pacing import Budget
 from dht.records import KEY_SIZE, Record, decode_record, encode_record
 from dht.rpc import Address, PackedRPC
+from dht.sealing import Sealer
 from dht.storage import HolderStorage
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class HolderProtocol(PackedRPC):
         storage: HolderStorage,
         ksize: int,
         rpc_timeout: float,
+        sealer: Sealer,
         backlog: Backlog | None = None,
         budgets: dict[str, Budget] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -107,12 +109,13 @@ class HolderProtocol(PackedRPC):
         """Build the protocol of one node (the library calls it when the port is bound).
 
         Args:
+            sealer: seals and opens every datagram (`dht/sealing.py`).
             backlog: where contacts met for the first time are queued for their hand-over
                 (a private one when not given, as in tests of the handlers alone).
             budgets: in-flight and per-second bounds per kind of work (`dht.pacing.BUDGETS`).
             clock: monotonic clock of the pacers.
         """
-        PackedRPC.__init__(self, source_node, storage, ksize, rpc_timeout, budgets, clock)
+        PackedRPC.__init__(self, source_node, storage, ksize, rpc_timeout, sealer, budgets, clock)
         self.router = HolderRoutingTable(self, ksize, source_node)
         self.backlog = backlog if backlog is not None else Backlog()
         self._silent: dict[bytes, tuple[float, Node]] = {}

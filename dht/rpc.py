@@ -5,8 +5,8 @@ rpcudp 5.0.1 packs and unpacks every datagram with `umsgpack`, pure Python, in t
 `__getattr__` builds (every request out). Those are overridden here and nothing else of the
 library is copied. For what our RPCs carry (str, bin, int, float, bool, nil, arrays, maps with
 str keys) ``msgpack.packb(use_bin_type=True)`` writes the very bytes `umsgpack.packb` writes, and
-each side decodes the other's datagrams to equal values (tests/test_dht_rpc.py), so a node on
-stock rpcudp and one on this class understand each other.
+each side decodes the other's datagrams to equal values (tests/test_dht_rpc.py): inside its
+seal (below), a datagram is what a node on stock rpcudp would send.
 
 Two more changes, both of them fixes:
 - rpcudp turns any unknown attribute into a remote call, so a typo is a silent timeout. Here
@@ -16,6 +16,11 @@ Two more changes, both of them fixes:
 
 Every request is sent under the `Pacer` of its kind of work (`dht/pacing.py`) and counted in
 `sent`, by kind.
+
+Every datagram in and out passes the node's `Sealer` (`dht/sealing.py`), here and nowhere
+else: `datagram_received` opens it before anything else looks at it, and drops one that does not
+open without a reply, a log line or any state (only `refused` counts it); `_call` and `_reply`
+seal. What is sealed is the rpcudp datagram above, byte for byte.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from kademlia.protocol import KademliaProtocol
 from rpcudp.exceptions import MalformedMessage
 
 from dht.pacing import BUDGETS, WORK, Budget, Pacer
+from dht.sealing import Sealer, address_aad
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +78,18 @@ class PackedRPC(KademliaProtocol):  # type: ignore[misc]
         storage: Any,
         ksize: int,
         rpc_timeout: float,
+        sealer: Sealer,
         budgets: dict[str, Budget] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         KademliaProtocol.__init__(self, source_node, storage, ksize)
         self._wait_timeout = rpc_timeout
+        self.sealer = sealer
+        self._own_aad = b""
         self.sent: Counter[str] = Counter()
         self.timeouts = 0
         self.late_replies = 0
+        self.refused = 0
         chosen = {**BUDGETS, **(budgets or {})}
         self.pacers = {kind: Pacer(b, clock) for kind, b in chosen.items()}
         self._handlers: set[asyncio.Task[None]] = set()
@@ -94,10 +104,23 @@ class PackedRPC(KademliaProtocol):  # type: ignore[misc]
         """Requests sent so far, every kind of work together."""
         return sum(self.sent.values())
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport, and the address this node seals its datagrams as sent from."""
+        super().connection_made(transport)
+        self._own_aad = address_aad(transport.get_extra_info("sockname")[:2])
+
     # -- datagrams in ------------------------------------------------------------------------
 
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        """Decode one datagram: a reply resolves its request at once, a request is served."""
+    def datagram_received(self, sealed: bytes, addr: Address) -> None:
+        """Open one datagram, then decode it: a reply resolves its request, a request is served.
+
+        A datagram that does not open (a stranger's, damaged, stale, replayed, or sent from
+        another address than the one it was sealed for) is dropped here and only counted.
+        """
+        data = self.sealer.open(sealed, address_aad(addr))
+        if data is None:
+            self.refused += 1
+            return
         if len(data) < 1 + ID_SIZE + 1:
             log.debug("datagram too short from %s", addr)
             return
@@ -145,7 +168,8 @@ class PackedRPC(KademliaProtocol):  # type: ignore[misc]
 
     def _reply(self, msg_id: bytes, response: Any, address: Address) -> None:
         if self.transport is not None:
-            self.transport.sendto(REPLY + msg_id + pack(response), address)
+            datagram = self.sealer.seal(REPLY + msg_id + pack(response), self._own_aad)
+            self.transport.sendto(datagram, address)
 
     def _accept_response(self, msg_id: bytes, data: Any, address: Address) -> None:
         pending = self._outstanding.pop(msg_id, None)
@@ -201,7 +225,7 @@ class PackedRPC(KademliaProtocol):  # type: ignore[misc]
             future: asyncio.Future[tuple[bool, Any]] = loop.create_future()
             timeout = loop.call_later(self._wait_timeout, self._expire, msg_id, address)
             self._outstanding[msg_id] = (future, timeout)
-            self.transport.sendto(REQUEST + msg_id + data, address)
+            self.transport.sendto(self.sealer.seal(REQUEST + msg_id + data, self._own_aad), address)
             return await future
 
     async def ping(self, address: Address, *args: Any) -> tuple[bool, Any]:

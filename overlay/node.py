@@ -26,6 +26,7 @@ from overlay.loopwatch import LoopWatch
 from overlay.progress import transfers_text
 from overlay.prompt import status_text
 from overlay.reports import files_text, holders_text, human_size, peers_text
+from overlay.sealing import NetworkSeals
 from ring.membership import Member, View
 from ring.service import RingService
 from ring.wire import FrameServer, Tasks
@@ -61,6 +62,7 @@ class Node:
         self.discovery: Discovery | None = None
         self.identity: Identity | None = None
         self.credentials: Credentials | None = None
+        self.seals: NetworkSeals | None = None
         self._tasks = Tasks("node")
         self._bootstrapped: set[tuple[str, int]] = set()
         self.loopwatch = LoopWatch()
@@ -96,6 +98,7 @@ class Node:
         bind = settings.host or (iface.address if iface else "0.0.0.0")
         state_dir = settings.state_dir
         self.credentials = load_credentials(state_dir, settings.network_key)
+        self.seals = NetworkSeals(self.credentials.network)
         door = self.credentials.door()
         self.server = FrameServer(bind, settings.port, door=door)
         port = await self.server.start()
@@ -108,9 +111,11 @@ class Node:
         me = Member(self.identity.key, self.identity.name, host, port)
         if settings.dht:
             self.index = HolderIndex(
-                hashlib.sha1(bytes.fromhex(me.key)).digest(), Holder(me.key, host, port)
+                hashlib.sha1(bytes.fromhex(me.key)).digest(),
+                Holder(me.key, host, port),
+                sealer=self.seals.dht,
             )
-            await self.index.listen(port, bind)
+            await self.index.listen(port, host)  # one address: datagrams are sealed for it
         self.sync = SyncEngine(
             settings.shared.resolve(),
             state_dir,

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from overlay.credentials import Credentials
 from overlay.keystore import create_once
 from overlay.network_key import NetworkKey
+from overlay.sealing import DatagramSeal
 from ring.wire import Door
 
 NETWORK = NetworkKey.generate()
@@ -34,6 +35,11 @@ def member(network: NetworkKey = NETWORK) -> Credentials:
 def member_door(network: NetworkKey = NETWORK) -> Door:
     """A door of a new member of `network`."""
     return member(network).door()
+
+
+def dht_seal(network: NetworkKey = NETWORK) -> DatagramSeal:
+    """A DHT sealer of a member of `network` (each node gets its own: its own replay cache)."""
+    return DatagramSeal(network.dht_key, "DHT datagram")
 
 
 def key_file(network: NetworkKey = NETWORK) -> Path:

@@ -8,6 +8,7 @@ import random
 from typing import Any
 
 from dht.index import Holder, HolderIndex
+from tests.credentials import dht_seal
 
 
 def content_hash(name: str) -> str:
@@ -31,7 +32,10 @@ async def start_cluster(n: int, seed: int, **kwargs: Any) -> list[HolderIndex]:
     try:
         for i in range(n):
             node = HolderIndex(
-                rng.randbytes(20), Holder(f"holder-{i}", "127.0.0.1", 20000 + i), **kwargs
+                rng.randbytes(20),
+                Holder(f"holder-{i}", "127.0.0.1", 20000 + i),
+                sealer=dht_seal(),
+                **kwargs,
             )
             nodes.append(node)
             await node.listen(0, interface="127.0.0.1")

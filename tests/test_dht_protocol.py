@@ -14,6 +14,7 @@ from dht.protocol import HolderProtocol, HolderRoutingTable
 from dht.publisher import Publisher
 from dht.records import Entry, Record
 from dht.storage import HolderStorage
+from tests.credentials import dht_seal
 
 
 class PingRecorder:
@@ -88,7 +89,7 @@ class TestWelcomeIfNewDoubleHash:
     async def test_new_node_near_the_key_is_handed_the_record(self) -> None:
         me = node_near(self.KEY, 0x01)
         storage = HolderStorage(ttl=60.0)
-        protocol = HolderProtocol(me, storage, 8, rpc_timeout=0.5)
+        protocol = HolderProtocol(me, storage, 8, rpc_timeout=0.5, sealer=dht_seal())
         self.setup_contacts(protocol)
         storage.merge(self.KEY, {"a": Entry("h", 1, 1.0, True, storage.clock() + 60.0)})
         handed: list[tuple[bytes, bytes, Record]] = []
@@ -118,7 +119,9 @@ class TestWelcomeIfNewDoubleHash:
 
 class TestHandlers:
     def make(self) -> HolderProtocol:
-        return HolderProtocol(Node(bytes(20)), HolderStorage(ttl=60.0), 8, rpc_timeout=0.5)
+        return HolderProtocol(
+            Node(bytes(20)), HolderStorage(ttl=60.0), 8, rpc_timeout=0.5, sealer=dht_seal()
+        )
 
     async def test_announce_then_holders_round_trip(self) -> None:
         protocol = self.make()
@@ -142,7 +145,9 @@ class TestHandlers:
         assert protocol.storage.get(bytes([7] * 20)) is None
 
     async def test_rpc_timeout_is_the_one_given(self) -> None:
-        protocol = HolderProtocol(Node(bytes(20)), HolderStorage(), 8, rpc_timeout=0.25)
+        protocol = HolderProtocol(
+            Node(bytes(20)), HolderStorage(), 8, rpc_timeout=0.25, sealer=dht_seal()
+        )
         assert protocol._wait_timeout == 0.25
 
     async def test_node_that_timed_out_is_skipped_until_heard_from(self) -> None:

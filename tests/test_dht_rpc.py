@@ -18,7 +18,9 @@ from dht.pacing import LOOKUP, WORK
 from dht.protocol import HolderProtocol
 from dht.records import Entry
 from dht.rpc import pack, unpack
+from dht.sealing import Clear, address_aad
 from dht.storage import HolderStorage
+from tests.credentials import dht_seal
 from tests.helpers_dht import stop_all
 
 RNG = random.Random(8)
@@ -66,8 +68,9 @@ class TestSameBytesAsUmsgpack:
 
 class TestAgainstStockNodes:
     async def test_a_stock_kademlia_node_and_ours_join_each_other(self) -> None:
+        """Inside the seal our datagrams are rpcudp's: unsealed (`Clear`), they join."""
         stock = Server(ksize=8, node_id=RNG.randbytes(20))
-        ours = HolderIndex(RNG.randbytes(20), Holder("ours", "127.0.0.1", 1))
+        ours = HolderIndex(RNG.randbytes(20), Holder("ours", "127.0.0.1", 1), sealer=Clear())
         await stock.listen(0, interface="127.0.0.1")
         await ours.listen(0, interface="127.0.0.1")
         stock_port = stock.transport.get_extra_info("sockname")[1]
@@ -98,32 +101,38 @@ class TestBadInput:
         ],
     )
     async def test_a_bad_datagram_gets_no_reply_and_raises_nothing(self, datagram: bytes) -> None:
-        index = HolderIndex(RNG.randbytes(20), Holder("x", "127.0.0.1", 1))
+        """Sealed by a member, so that it reaches the parser."""
+        index = HolderIndex(RNG.randbytes(20), Holder("x", "127.0.0.1", 1), sealer=dht_seal())
+        member = dht_seal()
         await index.listen(0, interface="127.0.0.1")
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
                 sock.bind(("127.0.0.1", 0))
                 sock.setblocking(False)
-                sock.sendto(datagram, ("127.0.0.1", index.port))
-                sock.sendto(
-                    b"\x00" + b"i" * 20 + pack(["ping", [NODE_ID]]), ("127.0.0.1", index.port)
-                )
-                reply = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(sock, 1024), 2)
+                own = address_aad(sock.getsockname())
+                sock.sendto(member.seal(datagram, own), ("127.0.0.1", index.port))
+                ping = b"\x00" + b"i" * 20 + pack(["ping", [NODE_ID]])
+                sock.sendto(member.seal(ping, own), ("127.0.0.1", index.port))
+                sealed = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(sock, 1024), 2)
+            reply = member.open(sealed, address_aad(("127.0.0.1", index.port)))
+            assert reply is not None
             assert reply[:21] == b"\x01" + b"i" * 20, "only the good ping is answered"
             assert unpack(reply[21:]) == index.node.id
         finally:
             await stop_all([index])
 
     def test_an_unknown_attribute_is_an_error_not_a_remote_call(self) -> None:
-        protocol = HolderProtocol(Node(bytes(20)), HolderStorage(), 8, rpc_timeout=0.5)
+        protocol = HolderProtocol(
+            Node(bytes(20)), HolderStorage(), 8, rpc_timeout=0.5, sealer=dht_seal()
+        )
         with pytest.raises(AttributeError):
             protocol.call_annonce  # noqa: B018  (the typo is the point)
 
 
 class TestCounting:
     async def test_requests_are_counted_by_kind_of_work(self) -> None:
-        a = HolderIndex(RNG.randbytes(20), Holder("a", "127.0.0.1", 1))
-        b = HolderIndex(RNG.randbytes(20), Holder("b", "127.0.0.1", 2))
+        a = HolderIndex(RNG.randbytes(20), Holder("a", "127.0.0.1", 1), sealer=dht_seal())
+        b = HolderIndex(RNG.randbytes(20), Holder("b", "127.0.0.1", 2), sealer=dht_seal())
         await a.listen(0, interface="127.0.0.1")
         await b.listen(0, interface="127.0.0.1")
         try:
@@ -142,8 +151,10 @@ class TestCounting:
 
 class TestLateReplies:
     async def test_a_node_that_answers_late_is_taken_back_not_skipped(self) -> None:
-        asker = HolderIndex(RNG.randbytes(20), Holder("asker", "127.0.0.1", 1), rpc_timeout=0.05)
-        busy = HolderIndex(RNG.randbytes(20), Holder("busy", "127.0.0.1", 2))
+        asker = HolderIndex(
+            RNG.randbytes(20), Holder("asker", "127.0.0.1", 1), sealer=dht_seal(), rpc_timeout=0.05
+        )
+        busy = HolderIndex(RNG.randbytes(20), Holder("busy", "127.0.0.1", 2), sealer=dht_seal())
         await asker.listen(0, interface="127.0.0.1")
         await busy.listen(0, interface="127.0.0.1")
         try:
@@ -169,7 +180,9 @@ class TestLateReplies:
             await stop_all([asker, busy])
 
     def test_a_known_node_heard_from_a_new_port_is_moved_there(self) -> None:
-        protocol = HolderProtocol(Node(bytes(20)), HolderStorage(), 8, rpc_timeout=0.5)
+        protocol = HolderProtocol(
+            Node(bytes(20)), HolderStorage(), 8, rpc_timeout=0.5, sealer=dht_seal()
+        )
         old = Node(b"\x01" * 20, "127.0.0.1", 4000)
         protocol.welcome_if_new(old)
         protocol.welcome_if_new(Node(b"\x01" * 20, "127.0.0.1", 4001))

@@ -21,6 +21,7 @@ from dht.publisher import GATHER, MAX_SWEEP_KEYS
 from overlay.loopwatch import LoopWatch
 from overlay.node import Node
 from ring.membership import View
+from tests.credentials import dht_seal
 from tests.helpers_dht import content_hash, start_cluster
 from tests.helpers_dht import stop_all as hstop_all
 from tests.nodes import own_folder, settings_for, start_ring, stop_all
@@ -190,7 +191,7 @@ class TestThousandFiles:
 class TestHandOverOnce:
     async def test_a_new_contact_gets_its_share_in_batches_and_only_once_per_ttl(self) -> None:
         nodes = await start_cluster(3, seed=12)
-        newcomer = HolderIndex(bytes(range(20)), Holder("new", "127.0.0.1", 1))
+        newcomer = HolderIndex(bytes(range(20)), Holder("new", "127.0.0.1", 1), sealer=dht_seal())
         try:
             hashes = [content_hash(f"file-{i}") for i in range(FILES)]
             for node in nodes:
@@ -221,7 +222,9 @@ class TestBulkWorkYields:
         self,
     ) -> None:
         nodes = await start_cluster(3, seed=21)
-        newcomer = HolderIndex(bytes(range(1, 21)), Holder("new", "127.0.0.1", 1))
+        newcomer = HolderIndex(
+            bytes(range(1, 21)), Holder("new", "127.0.0.1", 1), sealer=dht_seal()
+        )
         watch = LoopWatch(interval=0.01)
         task = asyncio.ensure_future(watch.run())
         try:

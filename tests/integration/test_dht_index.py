@@ -13,6 +13,7 @@ import pytest
 
 from dht.errors import InvalidKey, LookupFailed
 from dht.index import Holder, HolderIndex
+from tests.credentials import dht_seal
 from tests.helpers_dht import content_hash, key_distance, start_cluster, stop_all
 from tests.waiting import wait_for
 
@@ -157,7 +158,9 @@ class TestTimeoutsAndFailures:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind(("127.0.0.1", 0))
             silent_port = probe.getsockname()[1]
-            node = HolderIndex(bytes(20), Holder("lonely", "127.0.0.1", 1), rpc_timeout=0.3)
+            node = HolderIndex(
+                bytes(20), Holder("lonely", "127.0.0.1", 1), sealer=dht_seal(), rpc_timeout=0.3
+            )
             await node.listen(0, interface="127.0.0.1")
             try:
                 start = time.monotonic()
@@ -190,7 +193,9 @@ class TestHandOverToNewcomer:
         h = content_hash("handed over")
         await twenty[8].announce(h)
         key = bytes.fromhex(h)[:20]
-        newcomer = HolderIndex(key[:-1] + bytes([key[-1] ^ 1]), Holder("new", "127.0.0.1", 1))
+        newcomer = HolderIndex(
+            key[:-1] + bytes([key[-1] ^ 1]), Holder("new", "127.0.0.1", 1), sealer=dht_seal()
+        )
         await newcomer.listen(0, interface="127.0.0.1")
         try:
             await newcomer.bootstrap([("127.0.0.1", twenty[0].port)])
@@ -207,7 +212,9 @@ class TestHandOverToNewcomer:
             with pytest.raises(LookupFailed):
                 await nodes[1].holders(content_hash("gone"))
             assert nodes[1].protocol.router.find_neighbors(nodes[1].node) == []
-            revived = HolderIndex(seed_id, Holder("revived", "127.0.0.1", 1), rpc_timeout=0.2)
+            revived = HolderIndex(
+                seed_id, Holder("revived", "127.0.0.1", 1), sealer=dht_seal(), rpc_timeout=0.2
+            )
             nodes.append(revived)
             await revived.listen(seed_port, interface="127.0.0.1")
             await revived.announce(content_hash("gone"))
@@ -218,7 +225,7 @@ class TestHandOverToNewcomer:
 
 class TestOneNodeNetwork:
     async def test_lone_node_answers_from_its_own_copy(self) -> None:
-        node = HolderIndex(bytes(20), Holder("alone", "127.0.0.1", 1))
+        node = HolderIndex(bytes(20), Holder("alone", "127.0.0.1", 1), sealer=dht_seal())
         await node.listen(0, interface="127.0.0.1")
         try:
             h = content_hash("mine")
@@ -231,7 +238,7 @@ class TestOneNodeNetwork:
 
 class TestStockValueApiIsClosed:
     async def test_get_and_set_are_refused(self) -> None:
-        node = HolderIndex(bytes(20), Holder("x", "127.0.0.1", 1))
+        node = HolderIndex(bytes(20), Holder("x", "127.0.0.1", 1), sealer=dht_seal())
         with pytest.raises(NotImplementedError):
             await node.set("k", "v")
         with pytest.raises(NotImplementedError):
