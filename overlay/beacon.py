@@ -1,7 +1,10 @@
 """The asyncio shell of LAN discovery: the UDP beacon socket, the ARP reader, the timers.
 
 Every decision (what a packet says, which ARP rows count, when to tell the node) is made by
-`overlay/discovery.py`; this module only sends and receives datagrams and reads the table.
+`overlay/announcement.py` and `overlay/discovery.py`; this module only sends and receives
+datagrams and reads the table. Beacons are sealed with the network's beacon key: one that is
+not a member's of this network (a stranger's, another network's, a replay) is counted and
+dropped, and changes nothing.
 """
 
 from __future__ import annotations
@@ -15,21 +18,30 @@ import time
 from collections.abc import Callable
 from ipaddress import IPv4Address
 
-from overlay.discovery import (
+from overlay.announcement import (
     Announcement,
+    Header,
+    InviteHint,
+    build_announcement,
+    open_announcement,
+    read_header,
+)
+from overlay.discovery import (
     Interface,
     Peer,
     PeerTable,
-    build_announcement,
-    parse_announcement,
     parse_arp_text,
     reachable_peers,
 )
+from overlay.sealing import DatagramSeal
 from ring.wire import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BEACON_PORT = 8090
+
+INTERVAL = 2.0
+"""Seconds between a node's beacons."""
 
 RENOTIFY = 5.0
 """Seconds before a peer still beaconing is passed to `on_peer` again. A first contact lost
@@ -60,7 +72,26 @@ def read_arp_table(device: str, path: str = "/proc/net/arp") -> str:
         raise OSError(f"cannot read the neighbour table: {exc}") from exc
 
 
-class _BeaconProtocol(asyncio.DatagramProtocol):
+def open_beacon_socket(host: str, port: int) -> socket.socket:
+    """A UDP socket bound to (host, port) that hears broadcasts, sharing the port with every
+    other node on this host (SO_REUSEADDR: each socket gets every broadcast).
+
+    Raises:
+        OSError: the port cannot be bound.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class BeaconProtocol(asyncio.DatagramProtocol):
     """Hands each datagram to Discovery; bytes only."""
 
     def __init__(self, on_datagram: Callable[[bytes, tuple[str, int]], None]) -> None:
@@ -85,9 +116,12 @@ class Discovery:
 
     Args:
         iface: the LAN interface (`choose_interface`); its subnet bounds whom we believe.
+        seal: seals our beacons and opens the members' (the network's beacon key).
+        network_id: the network's public id, in the clear part of every beacon.
         key, name, port: this node's ring key, folder name and TCP port, as beaconed.
         on_peer: told each (host, TCP port) found; called on the event loop, must not block.
         ring_id: this node's current ring id ("" before it has one), read at each beacon.
+        invites: this node's open invites, read at each beacon (see `beacon_now`).
         beacon_port: UDP port to listen on (0: any; see `address` after start).
         interval: seconds between beacons; a peer silent for 3 intervals + 1 s is forgotten.
         broadcast: where beacons go (default `iface.broadcast`); tests give 127.0.0.1.
@@ -104,13 +138,16 @@ class Discovery:
         self,
         iface: Interface,
         *,
+        seal: DatagramSeal,
+        network_id: bytes,
         key: str,
         name: str,
         port: int,
         on_peer: Callable[[str, int], None],
         ring_id: Callable[[], str],
+        invites: Callable[[], tuple[InviteHint, ...]] = tuple,
         beacon_port: int = DEFAULT_BEACON_PORT,
-        interval: float = 2.0,
+        interval: float = INTERVAL,
         broadcast: str | None = None,
         read_arp: Callable[[], str] | None = None,
         send_port: int | None = None,
@@ -121,6 +158,9 @@ class Discovery:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.iface = iface
+        self.seal = seal
+        self.network_id = network_id
+        self.invites = invites
         self.key = key
         self.name = name
         self.port = port
@@ -136,7 +176,15 @@ class Discovery:
         self.arp_interval = arp_interval
         self.clock = clock
         self.table = PeerTable(renotify)
-        self.stats = {"received": 0, "own": 0, "malformed": 0, "foreign": 0, "sent": 0}
+        self.stats = {
+            "received": 0,
+            "own": 0,
+            "malformed": 0,
+            "other network": 0,
+            "forged": 0,
+            "foreign": 0,
+            "sent": 0,
+        }
         self.address: tuple[str, int] | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._last_answer = -math.inf
@@ -153,18 +201,10 @@ class Discovery:
         Raises:
             OSError: the beacon port cannot be bound.
         """
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-            sock.bind((self.listen_host, self.beacon_port))
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
+        sock = open_beacon_socket(self.listen_host, self.beacon_port)
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _BeaconProtocol(self._on_datagram), sock=sock
+            lambda: BeaconProtocol(self._on_datagram), sock=sock
         )
         self._transport = transport
         self.address = sock.getsockname()
@@ -237,10 +277,18 @@ class Discovery:
                 log.exception("discovery step failed; retrying in %.1fs", period)
             await asyncio.sleep(period)
 
+    def beacon_now(self) -> None:
+        """Send a beacon at once, out of turn (an invite just opened: say so now)."""
+        self._send_beacon()
+
     def _send_beacon(self) -> None:
         if self._transport is None:
             return
-        packet = build_announcement(Announcement(self.key, self.ring_id(), self.name, self.port))
+        packet = build_announcement(
+            Announcement(self.key, self.ring_id(), self.name, self.port),
+            Header(self.network_id, self.invites()),
+            self.seal,
+        )
         try:
             self._transport.sendto(packet, (self.broadcast, self._target_port()))
             self.stats["sent"] += 1
@@ -249,10 +297,17 @@ class Discovery:
 
     def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         self.stats["received"] += 1
-        ann = parse_announcement(data)
-        if ann is None:
+        read = read_header(data)
+        if read is None:
             self.stats["malformed"] += 1
-            log.debug("dropped a malformed beacon of %d bytes from %s:%d", len(data), *addr)
+            return
+        header, end = read
+        if header.network_id != self.network_id:
+            self.stats["other network"] += 1
+            return
+        ann = open_announcement(data, end, self.seal)
+        if ann is None:
+            self.stats["forged"] += 1
             return
         if ann.key == self.key:
             self.stats["own"] += 1

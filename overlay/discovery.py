@@ -1,11 +1,12 @@
-"""LAN discovery without sockets: ARP and interface parsing, beacon packets, the peer table.
+"""LAN discovery without sockets: ARP and interface parsing, the peer table.
 
 Theory of operation. A node finds peers two ways: hosts it already talks to show up in the
 kernel's ARP table (the original program's only way), and nodes announce themselves with a
 UDP broadcast beacon. Every decision about what those sources say lives here, as functions of
 text, bytes and `now`: which ARP rows are live neighbours on our own subnet, which interface
-is the LAN one, what a beacon packet holds, and when a peer is worth telling the node about
-again. `overlay/beacon.py` only moves datagrams and reads files around these.
+is the LAN one, and when a peer is worth telling the node about again (what a beacon packet
+holds is `overlay/announcement.py`). `overlay/beacon.py` only moves datagrams and reads files
+around these.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
-from typing import Any
 
-import msgpack
+from overlay.announcement import Announcement
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +29,6 @@ ATF_COM = 0x2
 LIVE_STATES = frozenset({"REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT"})
 """`ip neigh` states whose entry has a link-layer address, i.e. flag 0x2 in /proc/net/arp;
 never FAILED, INCOMPLETE, NONE or NOARP."""
-
-MAGIC = b"LSHB"
-VERSION = 1
-MAX_PACKET = 1024
-"""Largest beacon accepted or sent: one unfragmented datagram on any Ethernet LAN."""
-
-MAX_KEY = 64
-MAX_RING_ID = 256
-MAX_NAME = 255
-"""Byte limits (UTF-8) of the text fields; a ring id may be as long as the ring allows."""
 
 
 @dataclass(frozen=True)
@@ -196,68 +186,6 @@ def choose_interface(
     default = parse_default_route(_read_route_table() if route_text is None else route_text)
     chosen = next((i for i in interfaces if i.name == default), None)
     return chosen or (interfaces[0] if interfaces else None)
-
-
-@dataclass(frozen=True)
-class Announcement:
-    """What a beacon says: who sends it, which ring it is in, and its TCP port."""
-
-    key: str
-    ring_id: str
-    name: str
-    port: int
-
-
-def _fits(value: Any, limit: int, empty_ok: bool) -> bool:
-    return (
-        isinstance(value, str)
-        and (empty_ok or value != "")
-        and len(value.encode("utf-8", "surrogatepass")) <= limit
-    )
-
-
-def _valid(key: Any, ring_id: Any, name: Any, port: Any) -> bool:
-    port_ok = isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536
-    return (
-        port_ok
-        and _fits(key, MAX_KEY, False)
-        and _fits(ring_id, MAX_RING_ID, True)
-        and _fits(name, MAX_NAME, True)
-    )
-
-
-def build_announcement(a: Announcement) -> bytes:
-    """Encode a beacon: MAGIC, one version byte, then a msgpack map {k, r, n, p}.
-
-    Raises:
-        ValueError: a field is out of its limits (a bug in this node, not the network's).
-    """
-    if not _valid(a.key, a.ring_id, a.name, a.port):
-        raise ValueError(f"announcement out of limits: {a!r}")
-    body: bytes = msgpack.packb({"k": a.key, "r": a.ring_id, "n": a.name, "p": a.port})
-    return MAGIC + bytes([VERSION]) + body
-
-
-def parse_announcement(data: bytes) -> Announcement | None:
-    """Decode a beacon, or None for anything else (wrong magic or version, bad fields).
-
-    Unknown map keys are ignored, so later versions may add fields without a new version.
-    """
-    if len(data) > MAX_PACKET or not data.startswith(MAGIC) or data[4:5] != bytes([VERSION]):
-        return None
-    try:
-        body = msgpack.unpackb(data[5:], raw=False, max_map_len=32, max_array_len=32)
-    except (ValueError, TypeError, msgpack.UnpackException):
-        return None
-    if not isinstance(body, dict):
-        return None
-    fields: tuple[Any, Any, Any, Any] = (
-        body.get("k"),
-        body.get("r", ""),
-        body.get("n", ""),
-        body.get("p"),
-    )
-    return Announcement(*fields) if _valid(*fields) else None
 
 
 @dataclass(frozen=True)

@@ -289,10 +289,12 @@ class Node:
             return None
 
     async def _start_discovery(self, iface: Interface) -> None:
-        assert self.ring is not None
+        assert self.ring is not None and self.seals is not None and self.credentials is not None
         ring = self.ring
         self.discovery = Discovery(
             iface,
+            seal=self.seals.beacon,
+            network_id=self.credentials.network.network_id,
             key=ring.me.key,
             name=ring.me.name,
             port=ring.me.port,

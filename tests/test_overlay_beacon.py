@@ -12,11 +12,22 @@ from collections.abc import AsyncIterator
 from ipaddress import IPv4Network
 from pathlib import Path
 
+import msgpack
 import pytest
 
+from overlay.announcement import (
+    Announcement,
+    Header,
+    build_announcement,
+    open_announcement,
+    read_header,
+)
 from overlay.beacon import RENOTIFY, Discovery, read_arp_table
-from overlay.discovery import Announcement, Interface, build_announcement
+from overlay.discovery import Interface
 from overlay.lab.net import Lab, LabError, missing_tools
+from overlay.network_key import NetworkKey
+from overlay.sealing import DatagramSeal
+from tests.credentials import NETWORK
 from tests.waiting import wait_for
 
 LOOPBACK = Interface("lo", "127.0.0.1", IPv4Network("127.0.0.0/8"), "127.0.0.1")
@@ -43,6 +54,25 @@ PEER = ("127.0.0.2", 40000)
 
 Calls = list[tuple[str, int]]
 
+SENDER = DatagramSeal(NETWORK.beacon_key, "beacon")
+
+
+def beacon_seal() -> DatagramSeal:
+    """A member's beacon seal (each node has its own: its own replay cache)."""
+    return DatagramSeal(NETWORK.beacon_key, "beacon")
+
+
+def beacon(a: Announcement) -> bytes:
+    """A member's beacon saying `a` (a new one at each call: a beacon is taken once)."""
+    return build_announcement(a, Header(NETWORK.network_id), SENDER)
+
+
+def parse(data: bytes) -> Announcement | None:
+    read = read_header(data)
+    if read is None or read[0].network_id != NETWORK.network_id:
+        return None
+    return open_announcement(data, read[1], beacon_seal())
+
 
 def free_udp_ports(n: int) -> list[int]:
     """n distinct free UDP ports on 127.0.0.1, found by binding port 0."""
@@ -64,6 +94,8 @@ def loopback_discovery(key: str, port: int, calls: Calls, **kw: object) -> Disco
     kw.setdefault("interval", 0.05)
     return Discovery(
         kw.pop("iface", LOOPBACK),  # type: ignore[arg-type]
+        seal=beacon_seal(),
+        network_id=NETWORK.network_id,
         key=key,
         name=f"node-{key}",
         port=port,
@@ -167,14 +199,56 @@ class TestEarlyAnswer:
         try:
             await wait_for(lambda: node.stats["own"] == 1)
             for i in (1, 2, 3):
-                node._on_datagram(build_announcement(Announcement(f"p{i}", "", "", 9100 + i)), PEER)
+                node._on_datagram(beacon(Announcement(f"p{i}", "", "", 9100 + i)), PEER)
             assert node.stats["sent"] == 2, "the first newcomer is answered at once"
             await wait_for(lambda: node.stats["own"] == 3)
             assert node.stats["sent"] == 3, "the next two share one answer"
-            node._on_datagram(build_announcement(Announcement("p1", "", "", 9101)), PEER)
+            node._on_datagram(beacon(Announcement("p1", "", "", 9101)), PEER)
             assert node.stats["sent"] == 3, "a peer already known gets no answer"
         finally:
             await node.stop()
+
+
+class TestStrangersBeacons:
+    """Issue 11: 25 broadcast beacons of a stranger made every node leave its ring for the
+    stranger's. Now a beacon that is not a member's of this network changes nothing: no peer,
+    no answer, nothing passed to the ring."""
+
+    @pytest.mark.parametrize("kind", ["version 1", "forged", "another network", "replayed"])
+    async def test_a_strangers_beacons_do_nothing(self, kind: str) -> None:
+        calls: Calls = []
+        node = loopback_discovery("me", 9001, calls, beacon_port=0, interval=60.0)
+        await node.start()
+        try:
+            await wait_for(lambda: node.stats["own"] == 1)
+            stranger = NetworkKey.generate()
+            ann = Announcement("stranger", "ring-of-the-stranger", "s", 9666)
+            if kind == "replayed":
+                captured = beacon(Announcement("member", "", "m", 9100))
+                node._on_datagram(captured, ("127.0.0.3", 40000))
+                calls.clear()
+            sent = node.stats["sent"]
+            for _ in range(25):
+                if kind == "version 1":
+                    data = b"LSHB\x01" + msgpack.packb({"k": "stranger", "r": "x", "p": 9666})
+                elif kind == "forged":
+                    data = build_announcement(
+                        ann, Header(NETWORK.network_id), DatagramSeal(stranger.beacon_key, "b")
+                    )
+                elif kind == "another network":
+                    data = build_announcement(
+                        ann, Header(stranger.network_id), DatagramSeal(stranger.beacon_key, "b")
+                    )
+                else:
+                    data = captured
+                node._on_datagram(data, PEER)
+            assert calls == []
+            assert node.stats["sent"] == sent, "not even an answer beacon"
+            assert all(p.host != PEER[0] for p in node.peers())
+        finally:
+            await node.stop()
+        expected = {"version 1": "malformed", "another network": "other network"}
+        assert node.stats[expected.get(kind, "forged")] == 25
 
 
 class TestOwnPackets:
@@ -197,7 +271,8 @@ class TestOwnPackets:
             listener.bind(("127.0.0.1", 0))
             listener.settimeout(5)
             node = Discovery(
-                iface, key="me", name="me", port=9001, on_peer=lambda h, p: None,
+                iface, seal=beacon_seal(), network_id=NETWORK.network_id,
+                key="me", name="me", port=9001, on_peer=lambda h, p: None,
                 ring_id=lambda: "", beacon_port=0, listen_host="127.0.0.1",
                 send_port=listener.getsockname()[1], read_arp=lambda: "",
             )  # fmt: skip
@@ -207,7 +282,7 @@ class TestOwnPackets:
                 data = await asyncio.to_thread(listener.recv, 2048)
             finally:
                 await node.stop()
-        assert data == build_announcement(Announcement("me", "", "me", 9001))
+        assert parse(data) == Announcement("me", "", "me", 9001)
 
     async def test_beacons_from_outside_the_subnet_are_ignored(self) -> None:
         ports = free_udp_ports(2)
@@ -231,10 +306,9 @@ class TestIssueLostFirstContact:
         now = [0.0]
         calls: Calls = []
         node = loopback_discovery("me", 9001, calls, clock=lambda: now[0], interval=2.0)
-        beacon = build_announcement(Announcement("peer", "", "", 9100))
         for t in (0.0, 2.0, RENOTIFY - 0.1, RENOTIFY, RENOTIFY + 2.0, 2 * RENOTIFY):
             now[0] = t
-            node._on_datagram(beacon, PEER)
+            node._on_datagram(beacon(Announcement("peer", "", "", 9100)), PEER)
         assert RENOTIFY <= 5.0
         assert calls == [(PEER[0], 9100)] * 3
 
@@ -242,7 +316,7 @@ class TestIssueLostFirstContact:
         now = [0.0]
         calls: Calls = []
         node = loopback_discovery("me", 9001, calls, clock=lambda: now[0], interval=2.0)
-        node._on_datagram(build_announcement(Announcement("peer", "", "", 9100)), PEER)
+        node._on_datagram(beacon(Announcement("peer", "", "", 9100)), PEER)
         now[0] = 10 * RENOTIFY
         assert node.peers() == []
         assert calls == [(PEER[0], 9100)]
@@ -335,11 +409,16 @@ import asyncio, json, socket, sys, time
 sys.path.insert(0, sys.argv[1])
 from overlay.beacon import Discovery
 from overlay.discovery import choose_interface, list_interfaces
+from overlay.network_key import NetworkKey
+from overlay.sealing import DatagramSeal
 
 async def main(out, i, n):
     iface = choose_interface(list_interfaces())
     found = []
-    node = Discovery(iface, key=f"k{i}", name=f"n{i}", port=8091, ring_id=lambda: "lab",
+    network = NetworkKey(bytes(32))
+    node = Discovery(iface, seal=DatagramSeal(network.beacon_key, "beacon"),
+                     network_id=network.network_id,
+                     key=f"k{i}", name=f"n{i}", port=8091, ring_id=lambda: "lab",
                      on_peer=lambda h, p: found.append([h, p]), interval=0.2)
     await node.start()
     deadline = time.monotonic() + 15

@@ -1,25 +1,19 @@
-"""LAN discovery without sockets: ARP rows, interfaces, routes, beacon packets, the peer table."""
+"""LAN discovery without sockets: ARP rows, interfaces, routes, the peer table."""
 
 from __future__ import annotations
 
 import json
 from ipaddress import IPv4Network
 
-import msgpack
 import pytest
 
+from overlay.announcement import Announcement
 from overlay.discovery import (
-    MAGIC,
-    MAX_PACKET,
-    VERSION,
-    Announcement,
     ArpEntry,
     Interface,
     PeerTable,
-    build_announcement,
     choose_interface,
     list_interfaces,
-    parse_announcement,
     parse_arp_text,
     parse_default_route,
     parse_ip_addr_json,
@@ -152,60 +146,6 @@ class TestInterfaces:
 
 
 ANN = Announcement("a" * 32, "ring-7", "192.0.2.2:8091", 8091)
-
-
-class TestAnnouncement:
-    def test_round_trip(self) -> None:
-        packet = build_announcement(ANN)
-        assert packet.startswith(MAGIC + bytes([VERSION]))
-        assert len(packet) <= MAX_PACKET
-        assert parse_announcement(packet) == ANN
-
-    def test_largest_announcement_fits_one_packet(self) -> None:
-        big = Announcement("k" * 64, "r" * 256, "é" * 127, 65535)
-        assert len(build_announcement(big)) <= MAX_PACKET
-        assert parse_announcement(build_announcement(big)) == big
-
-    @pytest.mark.parametrize(
-        "bad",
-        [
-            Announcement("", "r", "n", 8091),
-            Announcement("k" * 65, "r", "n", 8091),
-            Announcement("k", "r" * 257, "n", 8091),
-            Announcement("k", "r", "n" * 256, 8091),
-            Announcement("k", "r", "n", 0),
-            Announcement("k", "r", "n", 65536),
-            Announcement("k", "r", "n", True),
-        ],
-    )
-    def test_out_of_limits_is_refused_at_build(self, bad: Announcement) -> None:
-        with pytest.raises(ValueError):
-            build_announcement(bad)
-
-    @pytest.mark.parametrize(
-        "data",
-        [
-            b"",
-            b"LSHB",
-            b"XXXX\x01" + msgpack.packb({"k": "a", "p": 1}),
-            b"LSHB\x02" + msgpack.packb({"k": "a", "p": 1}),
-            b"LSHB\x01\xc1",
-            b"LSHB\x01" + msgpack.packb([1, 2]),
-            b"LSHB\x01" + msgpack.packb({"k": "a"}),
-            b"LSHB\x01" + msgpack.packb({"k": "a", "p": "8091"}),
-            b"LSHB\x01" + msgpack.packb({"k": b"a", "p": 8091}),
-            b"LSHB\x01" + msgpack.packb({"k": "a", "p": 8091}) + b"trailing",
-            b"LSHB\x01" + msgpack.packb({"k": "a", "p": 8091, "x": "y" * MAX_PACKET}),
-            b"LSHB\x01" + msgpack.packb({1: "a"}),
-            b"LSHB\x01\xdf\xff\xff\xff\xff",
-        ],
-    )
-    def test_anything_else_parses_to_none(self, data: bytes) -> None:
-        assert parse_announcement(data) is None
-
-    def test_unknown_keys_are_ignored_and_ring_and_name_default_empty(self) -> None:
-        packet = MAGIC + bytes([VERSION]) + msgpack.packb({"k": "a", "p": 9, "future": [1]})
-        assert parse_announcement(packet) == Announcement("a", "", "", 9)
 
 
 class TestPeerTable:
