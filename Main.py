@@ -1,5 +1,6 @@
 """Start a node: `python3 Main.py [--dht] [--port P] [--host ADDR] [--shared DIR] [--name NAME]
-[--peer HOST:PORT]... [--no-discovery] [--interval SECONDS] [--network-key PATH] [-v]`.
+[--peer HOST:PORT]... [--no-discovery] [--interval SECONDS] [--network-key PATH] [--join CODE]
+[-v]`.
 
 Argument parsing only; the node itself is overlay.node.Node.
 """
@@ -10,16 +11,24 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Awaitable
+from dataclasses import replace
+from typing import TypeVar
 
+from overlay.admission import admit
 from overlay.config import Settings, parse_args
+from overlay.discovery import lan_interface
 from overlay.identity import IdentityError
 from overlay.keystore import CredentialsError
 from overlay.logs import PerCauseLimit
 from overlay.node import Node
+from overlay.pairing import PairingError
 from overlay.progress import Bars
 from overlay.prompt import Console, run_console, stdin_lines
+from ring.wire import cancel_and_wait
 
 log = logging.getLogger("lanshare")
+T = TypeVar("T")
 
 
 def setup_logging(verbose: int) -> None:
@@ -38,23 +47,34 @@ def setup_logging(verbose: int) -> None:
 
 
 async def run(settings: Settings) -> int:
-    """Run a node until `exit`, Ctrl-D at a terminal, Ctrl-C or SIGTERM; then leave the ring."""
-    node = Node(settings)
-    try:
-        await node.start()
-    except (OSError, IdentityError, CredentialsError) as exc:
-        print(f"cannot start: {exc}", file=sys.stderr)
-        await node.close()
-        return 1
+    """Become a member (`overlay/admission.py`: a key held, a code, founding, or waiting for a
+    code at the prompt), run the node until `exit`, Ctrl-D at a terminal, Ctrl-C or SIGTERM;
+    then leave the ring."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
-    console, bars = with_bars(node)
     lines = stdin_lines(loop)
+    interactive = sys.stdin.isatty()
+    node = Node(settings)
+    try:
+        lan = lan_interface(settings.host)
+        admitted = await until(stopping, admit(settings, lan, lines, sys.stdout, interactive))
+        if admitted is None:
+            return 0
+        node.settings = replace(settings, peers=admitted.ring or settings.peers)
+        await node.start(admitted.credentials)
+    except (OSError, IdentityError, CredentialsError, PairingError) as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        await node.close()
+        return 1
+    console, bars = with_bars(node)
     if bars is not None:
         lines = bars.watch_input(lines)
-    prompt = asyncio.ensure_future(run_console(console, lines, sys.stdin.isatty()))
+    notes = admitted.notes
+    prompt = asyncio.ensure_future(
+        run_console(console, lines, interactive, banner=not admitted.greeted, notes=notes)
+    )
     stop = asyncio.ensure_future(stopping.wait())
     await asyncio.wait({prompt, stop}, return_when=asyncio.FIRST_COMPLETED)
     for task in (prompt, stop):
@@ -67,6 +87,18 @@ async def run(settings: Settings) -> int:
     return 0
 
 
+async def until(stopping: asyncio.Event, work: Awaitable[T]) -> T | None:
+    """`work`'s result, or None if a signal came first (work is cancelled then)."""
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(stopping.wait())
+    await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    stop.cancel()
+    if not task.done():
+        await cancel_and_wait([task])
+        return None
+    return task.result()
+
+
 def with_bars(node: Node) -> tuple[Console, Bars | None]:
     """The prompt, and at a terminal the download bars drawn under it (running).
 
@@ -75,7 +107,7 @@ def with_bars(node: Node) -> tuple[Console, Bars | None]:
     """
     if not sys.stdout.isatty() or node.sync is None:
         return Console(node), None
-    bars = Bars(node.sync.transfers, sys.stdout)
+    bars = Bars(lambda: node.sync.transfers() if node.sync else [], sys.stdout)
     if sys.stderr.isatty():
         for handler in logging.getLogger().handlers:
             if isinstance(handler, logging.StreamHandler):

@@ -36,6 +36,7 @@ class Settings:
     settle: float = 1.0
     allow_mass_delete: bool = False
     network_key: Path | None = None
+    join: str | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -139,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
         " every node given the same file is a member. Kept in the state folder afterwards",
     )
     parser.add_argument(
+        "--join",
+        metavar="CODE",
+        help="join a network with a code from 'invite' on one of its hosts (found on the LAN,"
+        " or at the --peer HOST:PORT that 'invite' printed) and store its key",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log to stderr (-vv: debug)"
     )
     return parser
@@ -163,4 +170,5 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         settle=max(0.0, args.settle),
         allow_mass_delete=args.allow_mass_delete,
         network_key=args.network_key,
+        join=args.join,
     )

@@ -20,7 +20,13 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from overlay.certificates import ca_certificate, key_hex, node_certificate
-from overlay.keystore import NETWORK_KEY_FILE, load_network, load_node_key
+from overlay.keystore import (
+    NETWORK_KEY_FILE,
+    CredentialsError,
+    load_network,
+    load_node_key,
+    save_network,
+)
 from overlay.network_key import NetworkKey
 from ring.wire import Door, Tls
 
@@ -81,3 +87,23 @@ def load_credentials(state_dir: Path, key_file: Path | None = None) -> Credentia
             state_dir / NETWORK_KEY_FILE,
         )
     return credentials
+
+
+def holds_network(state_dir: Path, key_file: Path | None = None) -> bool:
+    """Whether `load_credentials` would find a network rather than found one."""
+    return key_file is not None or (state_dir / NETWORK_KEY_FILE).exists()
+
+
+def adopt_network(state_dir: Path, network: NetworkKey) -> Credentials:
+    """Make `network` this node's from now on (joined by code): store its key, keep the node's.
+
+    Raises:
+        CredentialsError: the state folder cannot be written, or its node key is unusable.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        save_network(state_dir, network)
+    except OSError as exc:
+        raise CredentialsError(f"cannot store the network key in {state_dir}: {exc}") from None
+    log.info("joined network %s; its key is in %s", network.network_id.hex(), state_dir)
+    return Credentials(network, load_node_key(state_dir))

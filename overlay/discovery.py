@@ -188,6 +188,16 @@ def choose_interface(
     return chosen or (interfaces[0] if interfaces else None)
 
 
+def lan_interface(host: str | None) -> Interface | None:
+    """`choose_interface` among this host's interfaces; None (with a warning) if they cannot
+    be listed."""
+    try:
+        return choose_interface(list_interfaces(), host)
+    except OSError as exc:
+        log.warning("cannot list network interfaces: %s", exc)
+        return None
+
+
 @dataclass(frozen=True)
 class Peer:
     """A peer seen on the LAN; `announcement` is None for one found only in the ARP table."""

@@ -20,8 +20,10 @@ from dht.index import Holder, HolderIndex
 from overlay.beacon import Discovery
 from overlay.config import DEFAULT_PORT, Settings
 from overlay.credentials import Credentials, load_credentials
-from overlay.discovery import Interface, choose_interface, list_interfaces
+from overlay.discovery import Interface, lan_interface
 from overlay.identity import Identity, default_name, load_or_create
+from overlay.invites import Invites
+from overlay.joining import move_by_code
 from overlay.loopwatch import LoopWatch
 from overlay.progress import transfers_text
 from overlay.prompt import status_text
@@ -64,7 +66,9 @@ class Node:
         self.credentials: Credentials | None = None
         self.seals: NetworkSeals | None = None
         self._tasks = Tasks("node")
+        self.invites: Invites | None = None
         self._bootstrapped: set[tuple[str, int]] = set()
+        self._listeners: list[Callable[[str], None]] = []
         self.loopwatch = LoopWatch()
 
     @property
@@ -81,15 +85,16 @@ class Node:
 
     # ----------------------------------------------------------------- lifecycle
 
-    async def start(self) -> None:
-        """Load the credentials (founding a network if there are none), bind, scan the shared
-        folder, join a ring (or found one), and start every service.
+    async def start(self, credentials: Credentials | None = None) -> None:
+        """Load the credentials (founding a network if there are none) unless given, bind, scan
+        the shared folder, join a ring (or found one), and start every service.
 
         Raises:
             CredentialsError, IdentityError: the state folder's keys or identity are unusable.
             OSError: the port is taken, or the state folder cannot be written.
         """
         self._tasks.spawn(self.loopwatch.run())
+        self._bootstrapped = set()
         settings = self.settings
         iface = self._interface()
         host = settings.host or (iface.address if iface else "127.0.0.1")
@@ -97,7 +102,7 @@ class Node:
         # into a ring, met on the other one, that its own LAN's peers cannot reach.
         bind = settings.host or (iface.address if iface else "0.0.0.0")
         state_dir = settings.state_dir
-        self.credentials = load_credentials(state_dir, settings.network_key)
+        self.credentials = credentials or load_credentials(state_dir, settings.network_key)
         self.seals = NetworkSeals(self.credentials.network)
         door = self.credentials.door()
         self.server = FrameServer(bind, settings.port, door=door)
@@ -110,11 +115,8 @@ class Node:
         )
         me = Member(self.identity.key, self.identity.name, host, port)
         if settings.dht:
-            self.index = HolderIndex(
-                hashlib.sha1(bytes.fromhex(me.key)).digest(),
-                Holder(me.key, host, port),
-                sealer=self.seals.dht,
-            )
+            node_id = hashlib.sha1(bytes.fromhex(me.key)).digest()
+            self.index = HolderIndex(node_id, Holder(me.key, host, port), sealer=self.seals.dht)
             await self.index.listen(port, host)  # one address: datagrams are sealed for it
         self.sync = SyncEngine(
             settings.shared.resolve(),
@@ -131,6 +133,7 @@ class Node:
         )
         for msg_type, handler in self.sync.routes():
             self.server.route(msg_type, handler)
+        self.sync.add_change_listener(lambda change: self._tell(change.text()))
         await self.sync.start()
         if self.index is not None:
             self.sync.add_holding_listener(self._on_holding)
@@ -138,6 +141,7 @@ class Node:
             self.index.hold(self.sync.held_hashes())
         self.ring = RingService(self.server, me)
         self.ring.add_listener(self._on_view)  # install() calls it for the first view too
+        self.invites = Invites(host, self.credentials.network.secret, lambda: self.view, self._tell)
         await self.ring.start(settings.peers)
         if self.index is not None and len(self.ring.view.members) == 1:
             self._tasks.spawn(self.index.reannounce_all())
@@ -174,6 +178,8 @@ class Node:
         The server closes before the sync engine, whose database a late request would hit.
         """
         await self._tasks.stop()
+        if self.invites is not None:
+            await self.invites.close()
         if self.discovery is not None:
             await self.discovery.stop()
         if self.ring is not None:
@@ -282,14 +288,10 @@ class Node:
             await asyncio.sleep(PEER_RETRY)
 
     def _interface(self) -> Interface | None:
-        try:
-            return choose_interface(list_interfaces(), self.settings.host)
-        except OSError as exc:
-            log.warning("cannot list network interfaces: %s", exc)
-            return None
+        return lan_interface(self.settings.host)
 
     async def _start_discovery(self, iface: Interface) -> None:
-        assert self.ring is not None and self.seals is not None and self.credentials is not None
+        assert self.ring and self.seals and self.credentials and self.invites
         ring = self.ring
         self.discovery = Discovery(
             iface,
@@ -300,8 +302,10 @@ class Node:
             port=ring.me.port,
             on_peer=ring.contact,
             ring_id=lambda: ring.view.ring_id,
+            invites=self.invites.hints,
             beacon_port=self.settings.beacon_port,
         )
+        self.invites.changed = self.discovery.beacon_now
         await self.discovery.start()
 
     # ----------------------------------------------------------------- the prompt's commands
@@ -348,9 +352,20 @@ class Node:
         return f"pushed {pushed} delete(s)" if pushed else "no deletes are waiting"
 
     def add_change_listener(self, cb: Callable[[str], None]) -> None:
-        """Call cb(line) for every change to the shared folders, e.g. "- alice/old.txt deleted"."""
-        assert self.sync is not None
-        self.sync.add_change_listener(lambda change: cb(change.text()))
+        """Call cb(line) for each change to the shared folders and what becomes of an invite."""
+        self._listeners.append(cb)
+
+    def _tell(self, line: str) -> None:
+        for cb in self._listeners:
+            cb(line)
+
+    async def invite(self) -> str:
+        """The `invite` command: a one-time code for one new host."""
+        return await self.invites.command() if self.invites else "invite: not started"
+
+    async def join(self, text: str) -> str:
+        """The `join` command: move this host, alone in its ring, to the network of a code."""
+        return await move_by_code(self, text, self._interface)
 
     def files_report(self) -> str:
         assert self.sync is not None and self.identity is not None

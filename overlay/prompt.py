@@ -13,7 +13,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TextIO, runtime_checkable
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,8 @@ HELP = """commands:
   who-has <file>   holders of a file: <owner>/<path>, a bare file name, or a hash prefix
   status           pending changes, transfers, and the last sync with each peer
   confirm-deletes  push the deletes held back because they remove most of the own folder
+  invite           a one-time code for adding a host to this network (good for 10 minutes)
+  join <code> [HOST:PORT]  move this host, alone in its ring, to the network of that code
   help             this list
   exit             leave the ring gracefully and stop"""
 
@@ -39,6 +41,15 @@ class Commands(Protocol):
     def files_report(self) -> str: ...
 
     async def who_has(self, query: str) -> str: ...
+
+
+@runtime_checkable
+class PairCommands(Protocol):
+    """What the prompt asks of a node that can invite hosts and join by code."""
+
+    async def invite(self) -> str: ...
+
+    async def join(self, text: str) -> str: ...
 
 
 @runtime_checkable
@@ -69,6 +80,9 @@ class Console:
             self._commands["status"] = self._status
             self._commands["confirm-deletes"] = self._confirm
             node.add_change_listener(self.notice)
+        if isinstance(node, PairCommands):
+            self._commands["invite"] = lambda _: node.invite()
+            self._commands["join"] = node.join
 
     async def execute(self, line: str) -> bool:
         """Run one command line and print its answer."""
@@ -152,15 +166,27 @@ def stdin_lines(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
 
 
 async def run_console(
-    console: Console, lines: asyncio.Queue[str | None], interactive: bool
+    console: Console,
+    lines: asyncio.Queue[str | None],
+    interactive: bool,
+    *,
+    banner: bool = True,
+    notes: Sequence[str] = (),
 ) -> None:
     """Serve commands until `exit`, or until end of input at a terminal (Ctrl-D).
 
     At end of input from a pipe the node keeps running without a prompt until a signal, so a
     script can feed a few commands and leave the node up.
+
+    Args:
+        banner: show the banner first (not when the host's waiting prompt showed it already).
+        notes: lines shown before the first prompt (e.g. "founded network ...").
     """
     console.interactive = interactive
-    console.say(BANNER)
+    if banner:
+        console.say(BANNER)
+    for note in notes:
+        console.say(note)
     while True:
         console.show_prompt()
         line = await lines.get()

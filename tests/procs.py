@@ -28,12 +28,14 @@ def free_port() -> int:
 
 class NodeProcess(PromptDriver):
     """`python3 Main.py --no-discovery --host 127.0.0.1 --port PORT --shared SHARED ...`, a
-    member of the test network unless `extra` gives a --network-key of its own."""
+    member of the test network unless `extra` gives a --network-key of its own, or `member`
+    is False (a host with no key: it founds a network, or joins one by code)."""
 
-    def __init__(self, shared: Path, port: int, *extra: str) -> None:
+    def __init__(self, shared: Path, port: int, *extra: str, member: bool = True) -> None:
         self.shared = shared
         self.port = port
-        network = () if "--network-key" in extra else ("--network-key", str(key_file()))
+        given = "--network-key" in extra or not member
+        network = () if given else ("--network-key", str(key_file()))
         argv = [
             sys.executable, str(ROOT / "Main.py"), "--no-discovery", "--host", "127.0.0.1",
             "--port", str(port), "--shared", str(shared), *network, *extra,

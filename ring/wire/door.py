@@ -41,10 +41,12 @@ class Door:
 
     @classmethod
     def plain(cls) -> Door:
-        """A door without TLS, for measuring what TLS costs (bench/tls_bench.py).
+        """A door without TLS: for measuring what TLS costs (bench/tls_bench.py), and for the
+        one exchange a host without credentials has with a member, joining by code, whose
+        encryption is its PAKE (overlay/pairing_wire.py).
 
-        Never used by a node: a node always has credentials, and a plain door can talk to no
-        node (their doors drop it in the handshake).
+        Never a node's own door: a node always has credentials, and a plain door can talk to no
+        node's (their doors drop it in the handshake).
         """
         return cls(None)
 
