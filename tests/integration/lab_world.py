@@ -69,10 +69,13 @@ class World:
         }  # fmt: skip
         self.share(host, files)
 
-    def start(self, host: Host, *extra: str, wait: bool = True) -> LabNode:
+    def start(
+        self, host: Host, *extra: str, wait: bool = True, member: bool = True
+    ) -> LabNode:
         """`python3 Main.py --interval 0.5 EXTRA` in `host`'s namespace, from its own folder; a
-        member of the lab's one network (its key file is made by the first node started)."""
-        network = ("--network-key", str(self.base / "network.key"))
+        member of the lab's one network (its key file is made by the first node started), or
+        with `member` False a host with no key at all."""
+        network = ("--network-key", str(self.base / "network.key")) if member else ()
         node = LabNode(host, self.base / f"h{host.index}", *NODE_ARGS, *network, *extra)
         self.nodes.append(node)
         if wait:
