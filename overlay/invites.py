@@ -67,7 +67,8 @@ class Invites:
 
     Args:
         host: the node's address; listeners bind there, and joiners without discovery are told it.
-        network_key: the 32 bytes a joiner is given.
+        network_key: the 32 bytes a joiner is given, read when an invite opens (so an invite
+            opened after a re-key hands out the new key).
         view: the ring as this node knows it now; a joiner is told its members' addresses.
         notify: a line for the prompt (an invite was taken, refused, or expired).
         changed: called when the set of open invites changes (the beacon says so at once).
@@ -78,7 +79,7 @@ class Invites:
     def __init__(
         self,
         host: str,
-        network_key: bytes,
+        network_key: Callable[[], bytes],
         view: Callable[[], View],
         notify: Callable[[str], None],
         changed: Callable[[], None] = lambda: None,
@@ -123,7 +124,7 @@ class Invites:
             raise TooManyInvites(f"{len(self._open)} invites are open already")
         number = random.choice([n for n in NUMBERS if n not in self._open])
         ring = tuple((m.host, m.port) for m in self.view().members[:MAX_RING])
-        welcome = Welcome(self.network_key, ring)
+        welcome = Welcome(self.network_key(), ring)
         invitation = Invitation(InviteCode.generate(number), welcome, self.clock(), self.ttl)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:

@@ -141,7 +141,7 @@ class Node:
             self.index.hold(self.sync.held_hashes())
         self.ring = RingService(self.server, me)
         self.ring.add_listener(self._on_view)  # install() calls it for the first view too
-        self.invites = Invites(host, self.credentials.network.secret, lambda: self.view, self._tell)
+        self.invites = Invites(host, self._network_key, lambda: self.view, self._tell)
         await self.ring.start(settings.peers)
         if self.index is not None and len(self.ring.view.members) == 1:
             self._tasks.spawn(self.index.reannounce_all())
@@ -354,6 +354,10 @@ class Node:
     def add_change_listener(self, cb: Callable[[str], None]) -> None:
         """Call cb(line) for each change to the shared folders and what becomes of an invite."""
         self._listeners.append(cb)
+
+    def _network_key(self) -> bytes:
+        assert self.credentials is not None
+        return self.credentials.network.secret
 
     def _tell(self, line: str) -> None:
         for cb in self._listeners:

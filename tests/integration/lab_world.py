@@ -69,9 +69,7 @@ class World:
         }  # fmt: skip
         self.share(host, files)
 
-    def start(
-        self, host: Host, *extra: str, wait: bool = True, member: bool = True
-    ) -> LabNode:
+    def start(self, host: Host, *extra: str, wait: bool = True, member: bool = True) -> LabNode:
         """`python3 Main.py --interval 0.5 EXTRA` in `host`'s namespace, from its own folder; a
         member of the lab's one network (its key file is made by the first node started), or
         with `member` False a host with no key at all."""

@@ -39,7 +39,7 @@ VIEW = View("ring", 1, (Member("a" * 64, "alpha", "127.0.0.1", 9001),))
 @pytest.fixture
 async def invites() -> AsyncIterator[tuple[Invites, list[str]]]:
     told: list[str] = []
-    invites = Invites("127.0.0.1", NETWORK.secret, lambda: VIEW, told.append)
+    invites = Invites("127.0.0.1", lambda: NETWORK.secret, lambda: VIEW, told.append)
     yield invites, told
     await invites.close()
 
@@ -138,7 +138,7 @@ class TestInvites:
 
     async def test_an_expired_code_fails(self) -> None:
         told: list[str] = []
-        inv = Invites("127.0.0.1", NETWORK.secret, lambda: VIEW, told.append, ttl=0.3)
+        inv = Invites("127.0.0.1", lambda: NETWORK.secret, lambda: VIEW, told.append, ttl=0.3)
         try:
             invite = await inv.open()
             await asyncio.sleep(0.5)
