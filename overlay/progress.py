@@ -96,9 +96,9 @@ class Bars:
         self._rows: dict[tuple[str, str], TaskID] = {}
         self._lock = threading.RLock()
 
-    def writer(self) -> TextIO:
+    def writer(self) -> _Writer:
         """A file-like object for the prompt and the log: safe while bars are drawn."""
-        return _Writer(self)  # type: ignore[return-value]
+        return _Writer(self)
 
     def watch_input(self, lines: asyncio.Queue[str | None]) -> asyncio.Queue[str | None]:
         """The same lines, each put back in place on the screen before the prompt sees it."""

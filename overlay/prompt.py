@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol, TextIO, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,18 @@ class SyncCommands(Protocol):
     def add_change_listener(self, cb: Callable[[str], None]) -> None: ...
 
 
+class Output(Protocol):
+    """Where the prompt writes: a terminal, a pipe, or the progress bars' writer."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
 class Console:
     """Turns command lines into node calls and text; `execute` returns False on `exit`."""
 
-    def __init__(self, node: Commands, out: TextIO = sys.stdout) -> None:
+    def __init__(self, node: Commands, out: Output = sys.stdout) -> None:
         self.node = node
         self.out = out
         self._commands: dict[str, Callable[[str], Awaitable[str]]] = {

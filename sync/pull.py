@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from ring.errors import PeerUnreachable, RemoteError, RemoteProtocolError
 from ring.wire import Door, expect
@@ -39,7 +40,7 @@ def merge_page(
     state: State,
     me: str,
     sender: str,
-    entries: list,  # type: ignore[type-arg]
+    entries: list[Any],
 ) -> dict[Key, tuple[int, bool]]:
     """Keep every record of a manifest page from `sender` that supersedes the known one, and
     advance each owner's counter to the highest seq seen.
@@ -129,7 +130,7 @@ class Puller:
         deadline = time.monotonic() + ROUND_SECONDS
         conn = await self.door.open(prev.host, prev.port, self.timeout)
         try:
-            cursor: list | None = None  # type: ignore[type-arg]
+            cursor: list[Any] | None = None
             for _ in range(ROUND_PAGES):
                 if time.monotonic() > deadline:
                     log.info(

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ring.errors import BadRequest, PeerUnreachable, RemoteError, RemoteProtocolError
 from ring.wire import Connection, Door, Handler, Message, Ok, cancel_and_wait, expect
@@ -37,7 +38,7 @@ BACKLOG_MAX = 64
 """Own pushes kept while this node has no next node; past this, changes wait for the pull."""
 
 
-def merge_pushed(state: State, origin: str, me: str, entries: list) -> list[FileRecord]:  # type: ignore[type-arg]
+def merge_pushed(state: State, origin: str, me: str, entries: list[Any]) -> list[FileRecord]:
     """Keep every pushed record of `origin` that supersedes the known one; returns them.
 
     Entries of other owners, of this node, or that break the rules are skipped (logged).

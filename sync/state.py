@@ -22,6 +22,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from sync.manifest import FileRecord
 
@@ -44,7 +45,7 @@ CREATE TABLE IF NOT EXISTS kept(
 _COLS = "owner, path, size, mtime_ns, sha256, seq, deleted"
 
 
-def _rec(row: tuple) -> FileRecord:  # type: ignore[type-arg]
+def _rec(row: tuple[Any, ...]) -> FileRecord:
     return FileRecord(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]))
 
 
@@ -64,10 +65,10 @@ class State:
         """Close the database."""
         self._db.close()
 
-    def transaction(self) -> sqlite3.Connection:
+    def transaction(self) -> _Commit:
         """A context manager that commits a group of writes at once (far faster than one by one)."""
         self._db.execute("BEGIN")
-        return _Commit(self._db)  # type: ignore[return-value]
+        return _Commit(self._db)
 
     # hash cache
     def cached(self, prefix: str) -> dict[str, tuple[int, int, str]]:

@@ -205,13 +205,13 @@ class Receiver:
                 temps.pop(index).unlink(missing_ok=True)
 
 
-def _stream(channel: Channel, f: object, size: int) -> hashlib._Hash:
+def _stream(channel: Channel, f: BinaryIO, size: int) -> hashlib._Hash:
     """Copy exactly `size` bytes from the connection to the file, hashing them."""
     digest = hashlib.sha256()
     buf = bytearray(CHUNK)
     view = memoryview(buf)
     left = size
-    write = f.write  # type: ignore[attr-defined]
+    write = f.write
     while left:
         n = channel.recv_into(view[: min(CHUNK, left)])
         if n == 0:
@@ -246,16 +246,16 @@ def _fsync_path(path: Path) -> OSError | None:
 
 
 def _finish(
-    f: object, tmp: Path, digest: hashlib._Hash, rec: FileRecord, sync: bool = True
+    f: BinaryIO, tmp: Path, digest: hashlib._Hash, rec: FileRecord, sync: bool = True
 ) -> None:
     if digest.hexdigest() != rec.sha256:
         raise HashMismatch(
             f"{rec.owner}/{rec.path}: got {digest.hexdigest()[:12]}, want {rec.sha256[:12]}"
         )
-    f.flush()  # type: ignore[attr-defined]
+    f.flush()
     os.utime(tmp, ns=(rec.mtime_ns, rec.mtime_ns))
     if sync:
-        os.fsync(f.fileno())  # type: ignore[attr-defined]
+        os.fsync(f.fileno())
 
 
 def copy_verified(src: BinaryIO, tmp: Path, rec: FileRecord) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
-from watchdog.observers.api import ObservedWatch
+from watchdog.observers.api import BaseObserver, ObservedWatch
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class FolderWatcher(FileSystemEventHandler):
         self.on_change = on_change
         self.loop = loop
         self.closed: dict[str, int] = {}
-        self._observer: Observer | None = None  # type: ignore[valid-type]
+        self._observer: BaseObserver | None = None
         self._watch: ObservedWatch | None = None
         self._identity: tuple[int, int] | None = None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from overlay.config import Settings
 from overlay.node import Node
@@ -12,7 +13,7 @@ from tests.waiting import wait_for
 
 
 def settings_for(
-    base: Path, name: str, peers: tuple[tuple[str, int], ...] = (), **options: object
+    base: Path, name: str, peers: tuple[tuple[str, int], ...] = (), **options: Any
 ) -> Settings:
     """A loopback node with no LAN discovery: this machine's LAN must never be probed; a member
     of the test network unless `network_key` says otherwise."""
@@ -24,11 +25,11 @@ def settings_for(
         name=name,
         peers=peers,
         discovery=False,
-        **options,  # type: ignore[arg-type]
+        **options,
     )
 
 
-async def start_ring(base: Path, count: int, **options: object) -> list[Node]:
+async def start_ring(base: Path, count: int, **options: Any) -> list[Node]:
     """`count` nodes joined one after another through the first; returns once the ring is whole."""
     nodes: list[Node] = []
     for i in range(count):
@@ -45,8 +46,14 @@ async def stop_all(nodes: list[Node]) -> None:
         await node.close()
 
 
+def name_of(node: Node) -> str:
+    """The name a test node was started with (`settings_for` always gives one)."""
+    assert node.settings.name is not None
+    return node.settings.name
+
+
 def own_folder(node: Node) -> Path:
-    return node.settings.shared / node.settings.name  # type: ignore[operator]
+    return node.settings.shared / name_of(node)
 
 
 def digest(path: Path) -> str:

@@ -12,6 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ring.wire import FrameServer
 from sync.engine import Peer, SyncEngine
@@ -35,12 +36,12 @@ class SyncNode:
         return self.root / self.peer.name
 
 
-async def make_node(base: Path, name: str, **options: object) -> SyncNode:
+async def make_node(base: Path, name: str, **options: Any) -> SyncNode:
     """Build an engine, route it on a fresh server bound to 127.0.0.1:0 (not started); both
     use one door (`door` in options, else a new member of the test network's)."""
     root, state = base / name / "shared", base / name / "state"
     options.setdefault("door", member_door())
-    engine = SyncEngine(root, state, name, **options)  # type: ignore[arg-type]
+    engine = SyncEngine(root, state, name, **options)
     server = FrameServer("127.0.0.1", 0, door=engine.door)
     for cls, handler in engine.routes():
         server.route(cls, handler)

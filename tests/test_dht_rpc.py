@@ -150,7 +150,9 @@ class TestCounting:
 
 
 class TestLateReplies:
-    async def test_a_node_that_answers_late_is_taken_back_not_skipped(self) -> None:
+    async def test_a_node_that_answers_late_is_taken_back_not_skipped(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         asker = HolderIndex(
             RNG.randbytes(20), Holder("asker", "127.0.0.1", 1), sealer=dht_seal(), rpc_timeout=0.05
         )
@@ -166,7 +168,7 @@ class TestLateReplies:
                 await asyncio.sleep(0.2)  # a loaded event loop: the reply comes, but late
                 return answer(sender, nodeid)
 
-            busy.protocol.rpc_ping = slow_ping  # type: ignore[method-assign]
+            monkeypatch.setattr(busy.protocol, "rpc_ping", slow_ping)
             assert await asker.protocol.call_ping(contact) == (False, None)
             assert asker.protocol.is_silent(contact)
             assert asker.protocol.router.find_neighbors(asker.node) == []

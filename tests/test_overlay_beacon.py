@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from ipaddress import IPv4Network
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
@@ -86,14 +87,14 @@ def free_udp_ports(n: int) -> list[int]:
             s.close()
 
 
-def loopback_discovery(key: str, port: int, calls: Calls, **kw: object) -> Discovery:
+def loopback_discovery(key: str, port: int, calls: Calls, **kw: Any) -> Discovery:
     """A Discovery on loopback only: binds 127.0.0.1, 'broadcasts' to 127.0.0.1, no real ARP."""
     kw.setdefault("read_arp", lambda: "")
     kw.setdefault("broadcast", "127.0.0.1")
     kw.setdefault("listen_host", "127.0.0.1")
     kw.setdefault("interval", 0.05)
     return Discovery(
-        kw.pop("iface", LOOPBACK),  # type: ignore[arg-type]
+        kw.pop("iface", LOOPBACK),
         seal=beacon_seal(),
         network_id=NETWORK.network_id,
         key=key,
@@ -101,7 +102,7 @@ def loopback_discovery(key: str, port: int, calls: Calls, **kw: object) -> Disco
         port=port,
         on_peer=lambda host, p: calls.append((host, p)),
         ring_id=lambda: "ring-1",
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 

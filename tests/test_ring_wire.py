@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from collections.abc import AsyncIterator
 
 import msgpack
 import pytest
@@ -43,7 +44,7 @@ class Echo(Message):
 
 
 def frame(body: object) -> bytes:
-    payload = msgpack.packb(body, use_bin_type=True)
+    payload: bytes = msgpack.packb(body, use_bin_type=True)
     return struct.pack(">I", len(payload)) + payload
 
 
@@ -95,7 +96,7 @@ class TestCodec:
 
 
 @pytest.fixture
-async def echo_server() -> FrameServer:
+async def echo_server() -> AsyncIterator[FrameServer]:
     async def echo(msg: Message, conn: Connection) -> Message:
         assert isinstance(msg, Echo)
         if msg.text == "refuse":

@@ -41,7 +41,8 @@ class TestRoundTrips:
     def test_heartbeat_estimates_are_replaced_and_samples_take_over(self) -> None:
         t = table({"a": 0.050, "b": 0.040}, a=0.002)
         t.heard({"b": 0.030})
-        assert (t.rtt("a"), t.rtt("b")) == (pytest.approx(0.002), 0.030)
+        assert t.rtt("a") == pytest.approx(0.002)
+        assert t.rtt("b") == 0.030
 
     def test_a_sample_is_fresh_until_it_is_probe_max_age_old(self) -> None:
         t = table(a=0.002)

@@ -6,6 +6,7 @@ The bounds are docs/DHT.md's cost model.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import os
@@ -24,7 +25,7 @@ from ring.membership import View
 from tests.credentials import dht_seal
 from tests.helpers_dht import content_hash, start_cluster
 from tests.helpers_dht import stop_all as hstop_all
-from tests.nodes import own_folder, settings_for, start_ring, stop_all
+from tests.nodes import name_of, own_folder, settings_for, start_ring, stop_all
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -73,12 +74,20 @@ def spent(before: Counts, after: Counts) -> Counts:
     return {kind: count - before.get(kind, 0) for kind, count in after.items()}
 
 
+def held(node: Node) -> set[str]:
+    """The hashes `node` holds on disk."""
+    assert node.sync is not None
+    return node.sync.held_hashes()
+
+
 def watch_views(nodes: list[Node]) -> list[tuple[str, View]]:
     """Every view any node installs from now on, with the node's name."""
     seen: list[tuple[str, View]] = []
     for node in nodes:
         assert node.ring is not None
-        node.ring.add_listener(lambda view, name=node.settings.name: seen.append((name, view)))
+        node.ring.add_listener(
+            functools.partial(lambda name, view: seen.append((name, view)), name_of(node))
+        )
     return seen
 
 
@@ -106,7 +115,7 @@ def check_load_costs(nodes: list[Node], before: list[tuple[Counts, int, int]], t
         bound = (size - 1) * (3 * rounds + 2 * math.ceil(FILES / KEYS_PER_REQUEST))
         log.info(
             "%s: RPCs %s, %d lookups, %d rounds; bound for all but lookups %d",
-            node.settings.name,
+            name_of(node),
             sent,
             lookups,
             rounds,
@@ -129,7 +138,7 @@ async def rejoin(tmp_path: Path, nodes: list[Node]) -> tuple[Node, Counts]:
     for node in nodes:
         node.loopwatch.reset()
     peers = (("127.0.0.1", nodes[0].port),)
-    back = Node(settings_for(tmp_path, leaver.settings.name, peers, dht=True, interval=1.0))
+    back = Node(settings_for(tmp_path, name_of(leaver), peers, dht=True, interval=1.0))
     nodes.append(back)
     await back.start()
     assert back.index is not None and len(back.index.held) == FILES
@@ -161,7 +170,7 @@ class TestThousandFiles:
                 node.loopwatch.reset()
             started = time.monotonic()
             await asyncio.to_thread(write_files, own_folder(nodes[0]) / "many", FILES)
-            await wait_for(lambda: all(len(n.sync.held_hashes()) == FILES for n in nodes), 120)
+            await wait_for(lambda: all(len(held(n)) == FILES for n in nodes), 120)
             await wait_for(quiet(nodes), 30)
             took = time.monotonic() - started
             log.info("took %.1f s, worst loop lag %.0f ms", took, worst_lag(nodes) * 1000)
@@ -181,7 +190,7 @@ class TestThousandFiles:
             assert kinds.get(HAND_OVER, 0) <= hand_over
             assert worst_lag(nodes) < LAG_BOUND
             assert back.index is not None
-            sha = next(iter(back.sync.held_hashes()))
+            sha = next(iter(held(back)))
             found = {h.holder_id for h in await back.index.holders(sha)}
             assert found == {n.ring.me.key for n in nodes if n.ring is not None}
         finally:

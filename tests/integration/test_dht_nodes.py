@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import time
@@ -11,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from overlay.node import Node
-from ring.wire import Connection, Handler, Message
+from ring.wire import Connection, FrameServer, Handler, Message
 from sync.messages import FileData, FileRequest
-from tests.nodes import digest, holds, own_folder, settings_for, start_ring, stop_all
+from tests.nodes import digest, holds, name_of, own_folder, settings_for, start_ring, stop_all
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -26,6 +27,12 @@ async def holder_names(node: Node, query: str) -> set[str]:
     return set(name for name, _, _ in HOLDER_LINE.findall(await node.who_has(query)))
 
 
+def server_of(node: Node) -> FrameServer:
+    """A started node's server."""
+    assert node.server is not None
+    return node.server
+
+
 def served_bytes(node: Node, total: int) -> list[int]:
     """Count the bytes of a `total`-byte file that `node` serves to completion (FILE requests).
 
@@ -33,7 +40,7 @@ def served_bytes(node: Node, total: int) -> list[int]:
     each request's range, once its handler has finished sending it.
     """
     count = [0]
-    handler = node.server.handler(FileRequest)  # type: ignore[union-attr]
+    handler = server_of(node).handler(FileRequest)
     assert handler is not None
 
     async def counting(msg: Message, conn: Connection) -> Message | None:
@@ -42,7 +49,7 @@ def served_bytes(node: Node, total: int) -> list[int]:
         count[0] += msg.length if msg.length is not None else total - msg.offset
         return reply
 
-    node.server.route(FileRequest, counting)  # type: ignore[union-attr]
+    server_of(node).route(FileRequest, counting)
     return count
 
 
@@ -56,7 +63,7 @@ def add_delay(node: Node, seconds: float) -> None:
 
         return late
 
-    node.server.wrap(slow)  # type: ignore[union-attr]
+    server_of(node).wrap(slow)
 
 
 class TestWhoHas:
@@ -69,19 +76,19 @@ class TestWhoHas:
                 path = own_folder(nodes[index]) / rel
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(os.urandom(20_000 + index))
-                files[(nodes[index].settings.name, rel)] = digest(path)
+                files[(name_of(nodes[index]), rel)] = digest(path)
             await wait_for(
                 lambda: all(holds(n, o, r, h) for n in nodes for (o, r), h in files.items()), 90
             )
-            everyone = {n.settings.name for n in nodes}
+            everyone = {name_of(n) for n in nodes}
             for (owner, rel), sha in files.items():
                 query = f"{owner}/{rel}"
-                await wait_for(lambda q=query: self._lists(nodes[5], q, everyone), 30)
+                await wait_for(functools.partial(self._lists, nodes[5], query, everyone), 30)
                 for _round in range(2):
                     for node in nodes:
                         holders = await holder_names(node, query)
-                        on_disk = {n.settings.name for n in nodes if holds(n, owner, rel, sha)}
-                        assert holders == on_disk, (node.settings.name, query)
+                        on_disk = {name_of(n) for n in nodes if holds(n, owner, rel, sha)}
+                        assert holders == on_disk, (name_of(node), query)
         finally:
             await stop_all(nodes)
 
@@ -104,14 +111,14 @@ class TestWhoHas:
             a = nodes[1]
             path = own_folder(a) / "gone soon.txt"
             path.write_bytes(b"short-lived\n" * 1000)
-            query = f"{a.settings.name}/gone soon.txt"
-            everyone = {n.settings.name for n in nodes}
+            query = f"{name_of(a)}/gone soon.txt"
+            everyone = {name_of(n) for n in nodes}
             await wait_for(lambda: self._lists(nodes[0], query, everyone), 30)
 
             leaver = nodes.pop(3)
             await leaver.leave()
             left_in = await wait_for(
-                lambda: self._lists(nodes[0], query, everyone - {leaver.settings.name}), 10
+                lambda: self._lists(nodes[0], query, everyone - {name_of(leaver)}), 10
             )
 
             sha = digest(path)
@@ -126,8 +133,8 @@ class TestWhoHas:
         try:
             path = own_folder(nodes[2]) / "shared.bin"
             path.write_bytes(os.urandom(50_000))
-            query = f"{nodes[2].settings.name}/shared.bin"
-            everyone = {n.settings.name for n in nodes}
+            query = f"{name_of(nodes[2])}/shared.bin"
+            everyone = {name_of(n) for n in nodes}
             await wait_for(lambda: self._lists(nodes[0], query, everyone), 30)
             victims = [nodes.pop(4), nodes.pop(3)]
             for victim in victims:
@@ -190,7 +197,7 @@ class TestNearestHolder:
                 await conn.writer.drain()
                 asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(near.close()))
 
-            near.server.route(FileRequest, die_half_way)  # type: ignore[union-attr]
+            server_of(near).route(FileRequest, die_half_way)
             await newcomer.start()
             await wait_for(lambda: holds(newcomer, "far", "big.bin", sha), 30)
             assert from_far[0] >= len(payload) // 2, from_far

@@ -14,7 +14,8 @@ from collections.abc import Callable
 import pytest
 
 from overlay.lab.node import LabNode
-from tests.integration.lab_world import World, tree, wait_until, world
+from tests.integration.lab_world import World, wait_until, world
+from tests.sync_harness import tree
 
 __all__ = ["world"]
 

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,9 @@ import pytest
 from tests.credentials import key_file
 from tests.nodes import digest
 from tests.procs import ROOT, NodeProcess, free_port
+
+Launch = Callable[..., NodeProcess]
+"""Start a named node (extra command-line options after the name) and wait for its prompt."""
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +36,7 @@ def my_id(answer: str) -> int:
 
 
 @pytest.fixture
-def launch(tmp_path: Path) -> Iterator:
+def launch(tmp_path: Path) -> Iterator[Launch]:
     started: list[NodeProcess] = []
 
     def start(name: str, *extra: str) -> NodeProcess:
@@ -49,7 +52,7 @@ def launch(tmp_path: Path) -> Iterator:
 
 
 class TestProcesses:
-    def test_nodes_join_talk_and_leave_through_stdin(self, launch) -> None:
+    def test_nodes_join_talk_and_leave_through_stdin(self, launch: Launch) -> None:
         a = launch("alpha", "--interval", "0.5")
         peer = f"127.0.0.1:{a.port}"
         b = launch("bravo", "--peer", peer, "--interval", "0.5")
@@ -76,7 +79,7 @@ class TestProcesses:
         answer = c.poll_command("peers", lambda text: ring_size(text) == 1)
         assert my_id(answer) == 0
 
-    def test_kill_9_of_node_0_heals_and_a_newcomer_joins(self, launch) -> None:
+    def test_kill_9_of_node_0_heals_and_a_newcomer_joins(self, launch: Launch) -> None:
         a = launch("alpha")
         b = launch("bravo", "--peer", f"127.0.0.1:{a.port}")
         c = launch("charlie", "--peer", f"127.0.0.1:{a.port}")
@@ -91,7 +94,7 @@ class TestProcesses:
         answer = d.poll_command("peers", lambda text: ring_size(text) == 3)
         assert my_id(answer) == 2
 
-    def test_who_has_typed_at_a_dht_node(self, launch) -> None:
+    def test_who_has_typed_at_a_dht_node(self, launch: Launch) -> None:
         a = launch("alpha", "--dht", "--interval", "0.5")
         b = launch("bravo", "--dht", "--peer", f"127.0.0.1:{a.port}", "--interval", "0.5")
         (a.shared / "alpha").mkdir(parents=True, exist_ok=True)
@@ -107,11 +110,13 @@ class TestProcesses:
         assert f"127.0.0.1:{a.port}" in answer and f"127.0.0.1:{b.port}" in answer
         assert "no file matches" in b.command("who-has nothing-like-this")
 
-    def test_who_has_without_dht_says_so(self, launch) -> None:
+    def test_who_has_without_dht_says_so(self, launch: Launch) -> None:
         a = launch("alpha")
         assert "start the node with --dht" in a.command("who-has anything")
 
-    def test_a_second_node_on_a_taken_port_fails_clearly(self, launch, tmp_path: Path) -> None:
+    def test_a_second_node_on_a_taken_port_fails_clearly(
+        self, launch: Launch, tmp_path: Path
+    ) -> None:
         a = launch("alpha")
         clash = NodeProcess(tmp_path / "clash", a.port, "--name", "clash")
         try:
@@ -123,7 +128,7 @@ class TestProcesses:
 
 class TestGracefulStops:
     @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-    def test_a_signal_leaves_the_ring_gracefully(self, launch, signum: int) -> None:
+    def test_a_signal_leaves_the_ring_gracefully(self, launch: Launch, signum: int) -> None:
         a = launch("alpha")
         b = launch("bravo", "--peer", f"127.0.0.1:{a.port}")
         a.poll_command("peers", lambda text: ring_size(text) == 2)
@@ -133,7 +138,7 @@ class TestGracefulStops:
         answer = a.command("peers")
         assert ring_size(answer) == 1, "the leave was not announced: the ring still lists bravo"
 
-    def test_ctrl_d_at_a_terminal_leaves(self, launch, tmp_path: Path) -> None:
+    def test_ctrl_d_at_a_terminal_leaves(self, launch: Launch, tmp_path: Path) -> None:
         a = launch("alpha")
         controller, terminal = pty.openpty()
         proc = subprocess.Popen(

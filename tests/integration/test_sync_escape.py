@@ -13,7 +13,7 @@ import ctypes
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -47,7 +47,7 @@ def exchange(a: Path, b: Path) -> None:
         raise OSError(ctypes.get_errno(), f"cannot exchange {a} and {b}")
 
 
-def swapping(node: SyncNode, outside: Path, what: str) -> Iterator[None]:
+def swapping(node: SyncNode, outside: Path, what: str) -> Generator[None, None, None]:
     """Swap `victim/sub/f` (what="file") or `victim/sub` (what="folder") with a symlink to the
     same name outside Shared/, back and forth in a thread, until the generator is closed."""
     served = node.own / "sub" / "f" if what == "file" else node.own / "sub"
