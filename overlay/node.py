@@ -87,7 +87,8 @@ class Node:
 
     async def start(self, credentials: Credentials | None = None) -> None:
         """Load the credentials (founding a network if there are none) unless given, bind, scan
-        the shared folder, join a ring (or found one), and start every service.
+        the shared folder, join a ring (or found one), and start every service. Long on
+        purpose: it is the order the parts are built and wired in, read top to bottom.
 
         Raises:
             CredentialsError, IdentityError: the state folder's keys or identity are unusable.
