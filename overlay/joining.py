@@ -194,7 +194,8 @@ async def take_invite(
     places = list(given)
     if not places and watch is None:
         raise NoInviter(
-            "no discovery here: give the address 'invite' printed, join <code> HOST:PORT"
+            "no discovery here: give the address 'invite' printed"
+            " (join <code> HOST:PORT, or --join CODE --peer HOST:PORT)"
         )
     if not places and watch is not None:
         await watch.wait(lambda: watch.invite_places(code.number), LOCATE_FOR)
