@@ -28,6 +28,7 @@ from pathlib import Path
 from ring.wire import Door, Handler, Message, cancel_and_wait
 from sync.apply import Applier
 from sync.fetcher import Fetcher, Locate
+from sync.hashing import Hasher
 from sync.holdings import Holdings
 from sync.keep import Keeper
 from sync.manifest import FileRecord, Peer, is_sha256, plan
@@ -37,7 +38,7 @@ from sync.pull import Puller
 from sync.push import Pusher
 from sync.replica import Replicas
 from sync.reports import Change, SyncStatus, folder_warning, held_warning
-from sync.scanner import TMP_DIR, Hasher, OwnFolder
+from sync.scanner import TMP_DIR, OwnFolder
 from sync.serve import Server
 from sync.sources import RoundTrips
 from sync.state import State
