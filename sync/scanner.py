@@ -86,11 +86,12 @@ def unsettled(
 ) -> set[str]:
     """Files that may still be being written: modified less than `settle_ns` ago.
 
-    A file counts as settled early when its writer closed it after its last modification
-    (`closed`: rel -> when a close-after-write was seen, in wall-clock ns), so a file saved in
-    one go is sent at once and one written slowly through an open handle waits until it is
-    closed or quiet. A modification time far in the future (a copied file, a skewed clock)
-    does not hold a file back forever.
+    A file counts as settled at once when it arrived complete after its last modification
+    (`closed`: rel -> when it was closed after writing or moved into place, in wall-clock ns;
+    an entry "folder/" holds for everything below a folder moved in), so a file saved in one
+    go or renamed into the folder is sent at once and one written slowly through an open
+    handle waits until it is closed or quiet. A modification time far in the future (a copied
+    file, a skewed clock) does not hold a file back forever.
     """
     if settle_ns <= 0:
         return set()
@@ -99,10 +100,19 @@ def unsettled(
         mtime_ns = stamp[1]
         if abs(now_ns - mtime_ns) >= settle_ns:
             continue
-        if closed.get(rel, -1) >= mtime_ns:
+        if _arrived(rel, closed) >= mtime_ns:
             continue
         out.add(rel)
     return out
+
+
+def _arrived(rel: str, closed: dict[str, int]) -> int:
+    """When `rel`, or a folder above it, last arrived complete (-1: never seen to)."""
+    best = closed.get(rel, -1)
+    parts = rel.split("/")
+    for depth in range(1, len(parts)):
+        best = max(best, closed.get("/".join(parts[:depth]) + "/", -1))
+    return best
 
 
 def folder_problem(root: Path, name: str) -> str | None:
