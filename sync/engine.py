@@ -1,9 +1,10 @@
 """The sync engine: the asyncio shell that scans, serves, pulls and pushes for one node.
 
 It owns the node's sync state, wires the parts and runs their loops: serving (its `routes()` go
-on the node's FrameServer); one background loop that, every `interval` seconds, rescans the own
-folder (new seq numbers for changes) and runs a pull round from the previous node in the ring
-(`pull.py`); with `watch`, a rescan soon after each file-system event; pushing its own changes
+on the node's FrameServer); one background loop that, every `interval` seconds and at once when
+the node gets a new previous node (it joined or rejoined the ring, or its neighbour changed),
+rescans the own folder (new seq numbers for changes) and runs a pull round from the previous
+node in the ring (`pull.py`); with `watch`, a rescan soon after each file-system event; pushing its own changes
 to the next node at once, and applying the pushes of others (`push.py`), each in a pass of its
 own beside any round (`apply.py`). Decisions live in `manifest.py`; replicas are kept by
 `replica.py`, downloads run in `fetcher.py`, and what the user hears is worded in `reports.py`.
@@ -120,6 +121,7 @@ class SyncEngine:
         self._prev: Peer | None = None
         self._scan_lock = asyncio.Lock()  # apart from rounds: a download never holds up a scan
         self._scan_wanted = asyncio.Event()
+        self._pull_soon = asyncio.Event()
         self._confirmed = False
         self._tasks: list[asyncio.Task[None]] = []
         self._fetched: dict[str, float] = {}
@@ -149,12 +151,7 @@ class SyncEngine:
         )
         self.applier = Applier(self.name, self.state, self.replicas, self.fetcher, self._tell)
         self.puller = Puller(
-            self.door,
-            self.name,
-            self.state,
-            self.fetcher,
-            self.applier,
-            self.timeout,
+            self.door, self.name, self.state, self.fetcher, self.applier, self.timeout
         )
 
     @property
@@ -214,7 +211,13 @@ class SyncEngine:
         self, prev: Peer | None, peers: dict[str, Peer], next: Peer | None = None
     ) -> None:
         """Who my previous node is, every member by name (to reach owners), and my next node
-        (where pushes go; None: push nothing)."""
+        (where pushes go; None: push nothing).
+
+        A running engine given a new previous node pulls from it at once: a node that joins or
+        comes back catches up on what it missed without waiting for the next interval.
+        """
+        if self._tasks and prev is not None and prev != self._prev:
+            self._pull_soon.set()
         self._prev = prev
         self.applier.peers = dict(peers)
         self.pusher.set_next(next, len(peers) + 1)
@@ -329,7 +332,11 @@ class SyncEngine:
 
     async def _loop(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
+            try:
+                await asyncio.wait_for(self._pull_soon.wait(), self.interval)
+            except TimeoutError:
+                pass
+            self._pull_soon.clear()
             try:
                 await self.rescan()
                 await self.pull_once()
