@@ -4,10 +4,11 @@ It owns the node's sync state, wires the parts and runs their loops: serving (it
 on the node's FrameServer); one background loop that, every `interval` seconds and at once when
 the node gets a new previous node (it joined or rejoined the ring, or its neighbour changed),
 rescans the own folder (new seq numbers for changes) and runs a pull round from the previous
-node in the ring (`pull.py`); with `watch`, a rescan soon after each file-system event; pushing its own changes
-to the next node at once, and applying the pushes of others (`push.py`), each in a pass of its
-own beside any round (`apply.py`). Decisions live in `manifest.py`; replicas are kept by
-`replica.py`, downloads run in `fetcher.py`, and what the user hears is worded in `reports.py`.
+node in the ring (`pull.py`); with `watch`, a rescan soon after each file-system event;
+pushing its own changes to the next node at once, and applying the pushes of others
+(`push.py`), each in a pass of its own beside any round (`apply.py`). Decisions live in
+`manifest.py`; replicas are kept by `replica.py`, downloads run in `fetcher.py`, and what the
+user hears is worded in `reports.py`.
 The ring tells it who is where with `set_topology`; a DHT may tell it who holds what through
 `locate`. Its `round_trips` table ranks where each fetch goes (`sources.py`): its own downloads
 time peers, and the node feeds in probes and heartbeats.
@@ -51,8 +52,9 @@ __all__ = ["Change", "FileRecord", "Locate", "Peer", "SyncEngine", "SyncStatus"]
 
 log = logging.getLogger(__name__)
 
-DEBOUNCE = 0.1
-"""Seconds between a file-system event and the rescan it asks for (events come in bursts)."""
+DEBOUNCE = 0.02
+"""Seconds between a file-system event and the rescan it asks for: events come in bursts, and
+those that come while a scan runs are taken in by one scan after it."""
 
 KEPT_SHOWN = 5
 """Kept copies `status` names (the newest); it counts them all."""

@@ -58,6 +58,9 @@ ENDGAME_BYTES = 16 * 1024 * 1024
 """Blocks in flight elsewhere are fetched twice only when this few bytes are missing (and at
 least `blocks.ENDGAME_BLOCKS` blocks' worth)."""
 
+STORING = 2
+"""Buffers of one worker checked and written at once, beside the one it receives into."""
+
 RECEIVE = 4 * 1024 * 1024
 """Bytes of a range reply received before they go to be checked and written (whole blocks, one
 block at least)."""
@@ -96,48 +99,50 @@ class Download:
 
 
 class _Storer:
-    """Checks and stores a worker's blocks in the background while it receives the next (two
-    buffers), so receiving and hashing-plus-writing overlap instead of taking turns."""
+    """Checks and stores a worker's blocks in the background while it receives the next, up to
+    `STORING` buffers at once (each checked and written in a thread of its own), so receiving,
+    hashing and writing overlap instead of taking turns."""
 
     def __init__(self, pool: ThreadPoolExecutor, run: Download, name: str) -> None:
         self.pool, self.run, self.name = pool, run, name
         block_size = run.partial.block_size
         size = max(block_size, RECEIVE // block_size * block_size)
-        self.buffers = [memoryview(bytearray(size)) for _ in range(2)]
+        self.buffers = [memoryview(bytearray(size)) for _ in range(STORING + 1)]
         self.turn = 0
-        self.pending: Future[None] | None = None
+        self.pending: deque[Future[None]] = deque()
         self.bad = False
-        """A block failed its hash: this holder is done (set by the writing thread)."""
+        """A block failed its hash: this holder is done (set by a writing thread)."""
 
     def buffer(self) -> memoryview:
         """The buffer to receive the next blocks into (not being written)."""
         return self.buffers[self.turn]
 
     def store(self, first: int, count: int, view: memoryview) -> bool:
-        """Check and write `count` blocks from `first` (in `view`, in `buffer()`) once the last
-        ones are stored; False, storing nothing, when those held a bad block.
+        """Check and write `count` blocks from `first` (in `view`, in `buffer()`) once a
+        buffer is free; False, storing nothing, when blocks stored before held a bad one.
 
         Raises:
-            LocalDiskError: the last ones could not be written.
+            LocalDiskError: blocks stored before could not be written.
         """
-        if not self.wait():
+        while len(self.pending) >= STORING:
+            self.pending.popleft().result()
+        if self.bad:
             return False
         try:
-            self.pending = self.pool.submit(self._write, first, count, view)
+            self.pending.append(self.pool.submit(self._write, first, count, view))
         except RuntimeError:  # the pool is shut down: the engine is stopping
             raise TransferAborted("sync engine stopped") from None
-        self.turn ^= 1
+        self.turn = (self.turn + 1) % len(self.buffers)
         return True
 
     def wait(self) -> bool:
-        """Wait for the blocks being written; False when one of them was bad.
+        """Wait for every block being written; False when one of them was bad.
 
         Raises:
             LocalDiskError: they could not be written.
         """
-        pending, self.pending = self.pending, None
-        if pending is not None:
-            pending.result()
+        while self.pending:
+            self.pending.popleft().result()
         return not self.bad
 
     def _write(self, first: int, count: int, view: memoryview) -> None:
