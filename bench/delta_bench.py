@@ -7,12 +7,13 @@ the same run; medians of `--runs`.
     old version.
 (b) One file of `--rename-mib` MiB written outside the owner's folder and renamed into it,
     until the replica holds it at its final path (verified, fsynced, renamed into place): the
-    watcher, the scan (one hash pass), the push and the block download, with the settle time
-    at the default 1 s. Against raw `socket.sendfile` of the same bytes over loopback into a
-    file, plus fsync. Aim: raw time / sync time >= 0.5.
+    watcher, the scan (one hash pass), the push and the block download, between two real
+    `Main.py` processes with the settle time at its default of 1 s. Against raw
+    `socket.sendfile` of the same bytes over loopback into a file, plus fsync. Aim: raw time /
+    sync time >= 0.5.
 (c) `--small` files of 4 KiB moved into the owner's folder as one folder, until every other node
-    of a ring of 2 and of 4 holds them all (pushed round the ring), against one connection
-    carrying their bytes back to back, written as files (no hashing, no fsync).
+    of a ring of 2 and of 4 `Main.py` processes holds them all (pushed round the ring), against
+    one connection carrying their bytes back to back, written as files (no hashing, no fsync).
 
 Each run starts with `os.sync()`. Prints JSON.
 
@@ -27,6 +28,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -39,6 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.sync_bench import SMALL, baseline_small, serve_once, write_big  # noqa: E402
+from tests.procs import NodeProcess, free_port  # noqa: E402
 from tests.sync_harness import SyncNode, make_node, stop_all  # noqa: E402
 
 MiB = 1 << 20
@@ -161,50 +164,68 @@ def raw_sendfile_fsync(src: Path, dest: Path) -> float:
     return time.perf_counter() - started
 
 
-async def arrived(path: Path, timeout: float = 600.0) -> None:
-    """Wait (2 ms polls) until `path` exists."""
+def until(cond: Callable[[], bool], timeout: float = 600.0, step: float = 0.002) -> float:
+    """Poll `cond` every `step` seconds; when it became true (perf_counter)."""
     deadline = time.monotonic() + timeout
-    while not path.exists():
+    while not cond():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{path} never arrived")
-        await asyncio.sleep(0.002)
+            raise TimeoutError("the change never arrived")
+        time.sleep(step)
+    return time.perf_counter()
 
 
-async def push_pair(base: Path, tag: str, count: int) -> list[SyncNode]:
-    """A ring of `count` watching nodes (settle 1 s, the default) wired to push to each other."""
-    nodes = [
-        await make_node(base, f"{tag}{i}", interval=3600.0, watch=True, settle=1.0)
-        for i in range(count)
-    ]
-    peers = {n.peer.name: n.peer for n in nodes}
-    for i, node in enumerate(nodes):
-        node.engine.set_topology(nodes[i - 1].peer, peers, next=nodes[(i + 1) % count].peer)
-    await asyncio.gather(*(n.engine.start() for n in nodes))
-    return nodes
+class Ring:
+    """`count` real `python3 Main.py` nodes on 127.0.0.1 in one ring (pushes on, the settle
+    time at its default of 1 s, an hour between pulls), with their own folders under `base`."""
+
+    def __init__(self, base: Path, count: int) -> None:
+        extra = ["--interval", "3600"]
+        self.nodes: list[NodeProcess] = []
+        try:
+            for i in range(count):
+                peer = ["--peer", f"127.0.0.1:{self.nodes[0].port}"] if i else []
+                node = NodeProcess(
+                    base / f"n{i}" / "Shared", free_port(), "--name", f"n{i}", *extra, *peer
+                )
+                self.nodes.append(node)
+                node.wait_prompt()
+            want = re.compile(rf"ring: {count} node\(s\)")
+            self.nodes[0].poll_command("peers", lambda t: bool(want.search(t)), 60)
+        except BaseException:
+            self.stop()
+            raise
+        self.own = self.nodes[0].shared / "n0"
+        self.own.mkdir(parents=True, exist_ok=True)
+        self.replicas = [node.shared / "n0" for node in self.nodes[1:]]
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
 
 
-async def rename_in(args: argparse.Namespace, base: Path) -> dict[str, object]:
+def rename_in(args: argparse.Namespace, base: Path) -> dict[str, object]:
     """(b): a large file renamed into the folder, until verified at the peer; against raw."""
     outside = base / "outside"
     outside.mkdir()
-    owner, peer = await push_pair(base, "rename", 2)
-
-    async def once(i: int) -> dict[str, float]:
-        src = outside / f"r{i}.bin"
-        write_big(src, args.rename_mib)
-        os.sync()
-        started = time.perf_counter()
-        os.rename(src, owner.own / src.name)
-        await arrived(peer.root / owner.peer.name / src.name)
-        took = time.perf_counter() - started
-        assert sha_of(peer.root / owner.peer.name / src.name) == sha_of(owner.own / src.name)
-        os.sync()
-        raw = raw_sendfile_fsync(owner.own / src.name, base / f"raw{i}.bin")
-        (base / f"raw{i}.bin").unlink()
-        return {"sync_s": took, "raw_sendfile_fsync_s": raw}
-
-    got = await repeat(args.runs, once)
-    await stop_all([owner, peer])
+    ring = Ring(base / "rename", 2)
+    times: dict[str, list[float]] = {"sync_s": [], "raw_sendfile_fsync_s": []}
+    try:
+        for i in range(args.runs):
+            src = outside / f"r{i}.bin"
+            write_big(src, args.rename_mib)
+            arrived = ring.replicas[0] / src.name
+            os.sync()
+            started = time.perf_counter()
+            os.rename(src, ring.own / src.name)
+            times["sync_s"].append(until(arrived.exists) - started)
+            assert sha_of(arrived) == sha_of(ring.own / src.name)
+            os.sync()
+            raw = raw_sendfile_fsync(ring.own / src.name, base / f"raw{i}.bin")
+            times["raw_sendfile_fsync_s"].append(raw)
+            (base / f"raw{i}.bin").unlink()
+    finally:
+        ring.stop()
+    got = {key: median(values) for key, values in times.items()}
     return {
         "bytes": args.rename_mib * MiB,
         **got,
@@ -213,33 +234,33 @@ async def rename_in(args: argparse.Namespace, base: Path) -> dict[str, object]:
     }
 
 
-async def small_files(args: argparse.Namespace, base: Path, count: int) -> dict[str, object]:
-    """(c): a folder of small files moved into the owner's folder, until `count - 1` other
+def small_files(args: argparse.Namespace, base: Path, count: int) -> dict[str, object]:
+    """(c): a folder of small files moved into the owner's folder, until the `count - 1` other
     nodes hold them all; against one connection writing their bytes as files."""
-
-    async def once(i: int) -> dict[str, float]:
-        nodes = await push_pair(base, f"s{count}x{i}-", count)
-        owner, others = nodes[0], nodes[1:]
+    times: dict[str, list[float]] = {"sync_s": [], "raw_one_copy_s": []}
+    for i in range(args.runs):
         folder = base / f"small{count}x{i}"
         folder.mkdir()
         for k in range(args.small):
             (folder / f"f{k:05d}.bin").write_bytes(os.urandom(SMALL))
-        os.sync()
+        ring = Ring(base / f"ring{count}x{i}", count)
         try:
+            os.sync()
             started = time.perf_counter()
-            os.rename(folder, owner.own / "small")
-            for node in others:
-                while node.engine.summary().get(owner.peer.name, (0, 0))[0] < args.small:
-                    await asyncio.sleep(0.02)
-            took = time.perf_counter() - started
-            files = sorted((owner.own / "small").iterdir())
-            raw = baseline_small(files, base / f"raw-small{count}x{i}")
-            shutil.rmtree(base / f"raw-small{count}x{i}")
+            os.rename(folder, ring.own / "small")
+            done = [
+                until(lambda r=replica: _count(r / "small") >= args.small, step=0.05)
+                for replica in ring.replicas
+            ]
+            times["sync_s"].append(max(done) - started)
         finally:
-            await stop_all(nodes)
-        return {"sync_s": took, "raw_one_copy_s": raw}
-
-    got = await repeat(args.runs, once)
+            ring.stop()
+        files = sorted((ring.own / "small").iterdir())
+        os.sync()
+        times["raw_one_copy_s"].append(baseline_small(files, base / f"raw-small{count}x{i}"))
+        shutil.rmtree(base / f"ring{count}x{i}", ignore_errors=True)
+        shutil.rmtree(base / f"raw-small{count}x{i}", ignore_errors=True)
+    got = {key: median(values) for key, values in times.items()}
     return {
         "files": args.small,
         "file_bytes": SMALL,
@@ -252,12 +273,19 @@ async def small_files(args: argparse.Namespace, base: Path, count: int) -> dict[
     }
 
 
+def _count(folder: Path) -> int:
+    try:
+        return len(os.listdir(folder))
+    except FileNotFoundError:
+        return 0
+
+
 async def run(args: argparse.Namespace, base: Path) -> dict[str, object]:
     out: dict[str, object] = {"cpus": os.cpu_count(), "runs": args.runs}
     out["a_delta"] = await delta(args, base)
-    out["b_rename_in"] = await rename_in(args, base)
+    out["b_rename_in"] = rename_in(args, base)
     for count in args.nodes:
-        out[f"c_small_files_{count}_nodes"] = await small_files(args, base, count)
+        out[f"c_small_files_{count}_nodes"] = small_files(args, base, count)
     return out
 
 

@@ -122,8 +122,7 @@ class SyncEngine:
         self._listeners: list[Callable[[Change], None]] = []
         self._prev: Peer | None = None
         self._scan_lock = asyncio.Lock()  # apart from rounds: a download never holds up a scan
-        self._scan_wanted = asyncio.Event()
-        self._pull_soon = asyncio.Event()
+        self._scan_wanted, self._pull_soon = asyncio.Event(), asyncio.Event()
         self._confirmed = False
         self._tasks: list[asyncio.Task[None]] = []
         self._fetched: dict[str, float] = {}
