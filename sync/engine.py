@@ -272,7 +272,9 @@ class SyncEngine:
             return await self._rescan()
 
     async def pull_once(self) -> int:
-        """One pull round from the previous node plus the fetches; returns files changed."""
+        """One pull round from the previous node plus the fetches; returns files changed (a
+        catch-up round asked for by `set_topology` and not begun yet is this one)."""
+        self._pull_soon.clear()
         return await self.puller.round(self._prev)
 
     def transfers(self) -> list[TransferInfo]:
@@ -335,9 +337,10 @@ class SyncEngine:
         while True:
             try:
                 await asyncio.wait_for(self._pull_soon.wait(), self.interval)
+                if not self._pull_soon.is_set():
+                    continue  # a round begun meanwhile caught up already
             except TimeoutError:
                 pass
-            self._pull_soon.clear()
             try:
                 await self.rescan()
                 await self.pull_once()
