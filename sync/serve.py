@@ -115,7 +115,7 @@ class Server:
         return found
 
     async def on_blocks(self, msg: Message, conn: Connection) -> Message:
-        """The block hashes of a held file (hashed once, then cached): BLOCKS_DATA."""
+        """The block hashes of a held file (as kept, or hashed at another size): BLOCKS_DATA."""
         assert isinstance(msg, BlocksRequest)
         if not valid_block_size(msg.block_size):
             raise BadRequest(f"BLOCKS.block_size {msg.block_size} is not a power of two 64K-16M")
@@ -205,7 +205,8 @@ class Local(NamedTuple):
 
 def open_cached(root: Path, rows: list[tuple[str, Stamp]], prefer: str | None) -> Local | None:
     """Open the first of `rows` (the hash cache's (rel, stamp) of one content, the one named
-    `prefer` first) that is, once opened, a regular file still with the cached stamp.
+    `prefer` first) that is, once opened, a regular file still with the cached size, mtime and
+    inode (`hashing.fresh` without the ctime).
 
     Each is opened component by component without following a link (`opening.py`), and what
     was opened is checked, not what was looked at: a file swapped for a symlink, or changed
