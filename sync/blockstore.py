@@ -32,7 +32,7 @@ CREATE INDEX IF NOT EXISTS block_index_list ON block_index(list);
 """
 
 HITS_PER_BLOCK = 4
-"""Places looked up for one block digest (a block of zeros may be in thousands of files)."""
+"""Lists looked up for one block digest (a block of zeros may be in thousands of files)."""
 
 
 def block_key(digest: bytes) -> int:
@@ -95,18 +95,20 @@ class BlockStore:
         return None if row is None else Listed(sha256, row[0], row[1], bytes(row[2]))
 
     def places(self, keys: set[int]) -> dict[int, list[Place]]:
-        """Where blocks with these digest keys are: up to HITS_PER_BLOCK places per key, one
-        query per 500 keys."""
+        """Where blocks with these digest keys are: one place per list (its first), in up to
+        HITS_PER_BLOCK lists per key; one query per 500 keys."""
         out: dict[int, list[Place]] = {}
         pending = sorted(keys)
         for start in range(0, len(pending), 500):
             chunk = pending[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                "SELECT h.key, l.sha256, l.size, l.block_size, h.idx FROM ("
-                "SELECT key, list, idx, ROW_NUMBER() OVER (PARTITION BY key) AS n "
-                f"FROM block_index WHERE key IN ({marks})) h "
-                "JOIN block_lists l ON l.id = h.list WHERE h.n <= ?",
+                "SELECT key, sha256, size, block_size, idx FROM ("
+                "SELECT h.key, l.sha256, l.size, l.block_size, h.idx, "
+                "ROW_NUMBER() OVER (PARTITION BY h.key ORDER BY h.list) AS n FROM ("
+                "SELECT key, list, MIN(idx) AS idx FROM block_index "
+                f"WHERE key IN ({marks}) GROUP BY key, list) h "
+                "JOIN block_lists l ON l.id = h.list) WHERE n <= ?",
                 (*chunk, HITS_PER_BLOCK),
             )
             for key, sha256, size, block_size, idx in rows:

@@ -229,6 +229,7 @@ class Reuser:
         if not missing:
             return set()
         loop = asyncio.get_running_loop()
+        self.state.blocks.prune()  # no slot of the lookup goes to content no longer here
         places = self.state.blocks.places({block_key(partial.expected(i)) for i in missing})
         rel = f"{rec.owner}/{rec.path}"
         old = self.state.cache_get(rel)

@@ -134,12 +134,15 @@ class TestBlockStore:
         with pytest.raises(ValueError):
             store.put("a" * 64, 3 * FIRST_BLOCK, FIRST_BLOCK, b"\x00" * DIGEST)
 
-    def test_a_common_block_is_looked_up_a_few_places_only(self, tmp_path: Path) -> None:
+    def test_a_common_block_is_looked_up_once_in_a_few_lists_only(self, tmp_path: Path) -> None:
         store = BlockStore(sqlite3.connect(":memory:"))
-        zeros = digests(bytes(10 * FIRST_BLOCK), FIRST_BLOCK)
-        store.put("z" * 64, 10 * FIRST_BLOCK, FIRST_BLOCK, zeros)
+        for i in range(6):
+            zeros = digests(bytes(10 * FIRST_BLOCK), FIRST_BLOCK) + digests(bytes([i]), FIRST_BLOCK)
+            store.put(f"{i}" * 64, 10 * FIRST_BLOCK + 1, FIRST_BLOCK, zeros)
         key = block_key(zeros[:DIGEST])
-        assert len(store.places({key})[key]) == 4
+        found = store.places({key})[key]
+        assert len(found) == 4 and len({p.sha256 for p in found}) == 4
+        assert all(p.index == 0 for p in found)  # a list's first place for the block
 
 
 class TestCandidates:

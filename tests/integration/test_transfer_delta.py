@@ -84,9 +84,18 @@ class TestOnlyChangedBytesTravel:
         self, pair: tuple[SyncNode, SyncNode]
     ) -> None:
         owner, recv = pair
-        body = os.urandom(MiB) + (owner.own / "big.bin").read_bytes()
+        body = os.urandom(1000) + (owner.own / "big.bin").read_bytes()
         sent = await sent_for(owner, recv, "big.bin", body)
         assert sent <= len(body), sent  # fixed offsets: every block moved, all may be sent
+
+    async def test_an_insert_of_whole_blocks_sends_only_itself(
+        self, pair: tuple[SyncNode, SyncNode]
+    ) -> None:
+        """Blocks are found wherever they are in the old version, not only at their offset."""
+        owner, recv = pair
+        body = os.urandom(MiB) + (owner.own / "big.bin").read_bytes()
+        sent = await sent_for(owner, recv, "big.bin", body)
+        assert sent == MiB, sent
 
 
 class TestBlocksFromOtherFiles:
@@ -98,6 +107,20 @@ class TestBlocksFromOtherFiles:
             sent = await sent_for(owner, recv, "v2.bin", bytes(body))
             assert sent <= 3 * MiB, sent
             assert recv.engine.fetcher.reuse.copied >= SIZE - 3 * MiB
+        finally:
+            await stop_all([owner, recv])
+
+    async def test_blocks_come_from_the_version_held_now(self, tmp_path: Path) -> None:
+        """The lists of content replaced since are no place to look (their blocks repeat in
+        this test's files, so a lookup could fill up with them)."""
+        owner, recv = await synced_pair(tmp_path, {"v1.bin": SIZE})
+        try:
+            old = (owner.own / "v1.bin").read_bytes()
+            new = os.urandom(MiB) + old
+            assert await sent_for(owner, recv, "v1.bin", new) == MiB
+            edited = bytearray(old)
+            edited[5 * MiB : 6 * MiB] = os.urandom(MiB)
+            assert await sent_for(owner, recv, "v2.bin", bytes(edited)) == MiB
         finally:
             await stop_all([owner, recv])
 
