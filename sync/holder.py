@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ring.errors import PeerUnreachable, RingError
@@ -125,7 +125,7 @@ class _Storer:
             LocalDiskError: blocks stored before could not be written.
         """
         while len(self.pending) >= STORING:
-            self.pending.popleft().result()
+            self._result(self.pending.popleft())
         if self.bad:
             return False
         try:
@@ -141,9 +141,23 @@ class _Storer:
         Raises:
             LocalDiskError: they could not be written.
         """
-        while self.pending:
-            self.pending.popleft().result()
+        first: BaseException | None = None
+        while self.pending:  # every one, even after a failure: no write outlives the worker
+            try:
+                self._result(self.pending.popleft())
+            except BaseException as exc:
+                first = first or exc
+        if first is not None:
+            raise first
         return not self.bad
+
+    @staticmethod
+    def _result(pending: Future[None]) -> None:
+        """Wait for one store (one the engine's stop cancelled reads as TransferAborted)."""
+        try:
+            pending.result()
+        except CancelledError:
+            raise TransferAborted("sync engine stopped") from None
 
     def _write(self, first: int, count: int, view: memoryview) -> None:
         run, name = self.run, self.name
@@ -235,6 +249,8 @@ class HolderWorker:
             except LocalDiskError as exc:
                 with run.cond:
                     run.abort, run.stop = exc, True
+            except SyncError:
+                pass  # the engine is stopping
             with run.cond:
                 for blocks in inflight:
                     for index in blocks:

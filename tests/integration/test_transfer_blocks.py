@@ -140,8 +140,7 @@ async def test_a_restarted_node_fetches_only_the_missing_blocks(tmp_path: Path) 
     try:
         pull = asyncio.create_task(recv.engine.pull_once())
         await wait_for(lambda: len(recv.engine.fetcher.transfers.snapshot()) == 1, 20)
-        block = block_size_for(size)
-        await wait_for(lambda: owner.engine.server.sent >= 6 * block, 20)
+        await wait_for(lambda: owner.engine.server.sent >= 6 * LARGE_FILE, 20)
         await recv.engine.stop()  # cuts the download; the partial file and record stay
         await asyncio.wait_for(pull, 30)
         await recv.server.close()
@@ -156,6 +155,7 @@ async def test_a_restarted_node_fetches_only_the_missing_blocks(tmp_path: Path) 
         fetched_after = owner.engine.server.sent - sent_before
         assert sha_of(again.root / "owner" / "big.bin") == sha
         assert kept >= 5
+        block = block_size_for(size)
         assert fetched_after == size - kept * block, (fetched_after, kept)
         assert not record.exists()
         await stop_all([again])
