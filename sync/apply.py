@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 
 from ring.errors import RemoteProtocolError
 from ring.wire import cancel_and_wait
-from sync.blocks import BLOCK_SIZE
+from sync.blocks import LARGE_FILE
 from sync.claims import Claim, Claims, Key
 from sync.errors import SyncError
 from sync.fetcher import Fetcher
@@ -82,7 +82,7 @@ class Applier:
         Partial downloads of content no longer wanted are removed first.
         """
         rows = self.state.pending_rows(self.name)
-        await self.fetcher.prune({rec.sha256 for rec, _have in rows if rec.size > BLOCK_SIZE})
+        await self.fetcher.prune({rec.sha256 for rec, _have in rows if rec.size > LARGE_FILE})
         return await self._pass({_key(rec) for rec, _have in rows}, prev)
 
     async def _apply(self, keys: set[Key]) -> int:

@@ -1,11 +1,18 @@
-"""Blocks of a file: their hashes, a holder's cache of them, and who fetches which block next.
+"""Blocks of a file: their size, their hashes, a holder's cache of them, and who fetches which
+block next.
 
-Theory of operation. A large file is cut into fixed-size blocks (4 MiB; the last one shorter),
-each with its own SHA-256. The holder computes the list on demand (BLOCKS request) and keeps it
-in a `BlockCache`: the list is a function of the content hash and the block size alone, so one
-entry serves every file with that content. A receiver checks each block against the list as it
-arrives, and the whole file against the manifest's SHA-256 at the end, so a lying list costs a
-retry, never a wrong file.
+Theory of operation. A file larger than `LARGE_FILE` is cut into fixed-size blocks (the last one
+shorter), each with its own SHA-256. The block size grows with the file, as syncthing's does:
+the smallest power of two from 128 KiB that cuts the file into fewer than 2,000 blocks
+(`block_size_for`), so a small change costs a block or two (at most 1 MiB a block up to 1 GiB)
+and a block list stays small (64 KiB at most). Offsets are fixed, with no rolling hash: syncthing
+dropped its own in 2025, as it found under 1 % more blocks. The owner's scanner computes the list
+in the same read as the whole-file hash, and every node keeps the lists of the files it holds
+(`blockstore.py`); a holder asked for a list at another block size (an older receiver) computes
+it on demand and keeps it in a `BlockCache`: the list is a function of the content hash and the
+block size alone, so one entry serves every file with that content. A receiver checks each block
+against the list as it arrives, and the whole file against the manifest's SHA-256 at the end, so
+a lying list costs a retry, never a wrong file.
 
 `BlockPlan` is the sans-IO heart of a multi-source download: every holder connection asks it
 for the next block to fetch (`claim`), so a faster holder simply comes back sooner and serves
@@ -32,9 +39,17 @@ from typing import BinaryIO
 
 log = logging.getLogger(__name__)
 
-BLOCK_SIZE = 4 * 1024 * 1024
+LARGE_FILE = 4 * 1024 * 1024
+"""Files larger than this are fetched in blocks (and keep a block list); smaller ones travel
+whole, in one FILE or in a BATCH."""
 MIN_BLOCK = 64 * 1024
+"""The smallest block size the wire accepts (BLOCKS)."""
 MAX_BLOCK = 16 * 1024 * 1024
+"""The largest block size: the wire's bound, and the block of files of 32 GiB and more."""
+FIRST_BLOCK = 128 * 1024
+"""The block size of files up to 250 MiB (`block_size_for`)."""
+BLOCKS_PER_FILE = 2000
+"""A file gets the smallest block size that cuts it into fewer blocks than this."""
 DIGEST = 32
 ENDGAME_BLOCKS = 4
 """Blocks in flight elsewhere are fetched twice only when this few are missing (earlier, the
@@ -44,12 +59,24 @@ STALL = 2.0
 CHUNK = 1024 * 1024
 """Bytes read at once while hashing blocks (a 16 MiB block is not read into memory whole)."""
 CACHE_ENTRIES = 256
-"""Block lists kept by a holder (a 1 GiB file's list is 8 KiB)."""
+"""Block lists at a block size other than a file's own, kept by a holder (64 KiB at most each
+at the sizes receivers ask; a file's own list is kept in sqlite)."""
 
 
 def valid_block_size(block_size: int) -> bool:
     """Whether a block size is one this protocol accepts: a power of two, 64 KiB to 16 MiB."""
     return MIN_BLOCK <= block_size <= MAX_BLOCK and block_size & (block_size - 1) == 0
+
+
+def block_size_for(size: int) -> int:
+    """The block size of a file of `size` bytes: the smallest power of two from FIRST_BLOCK up
+    (MAX_BLOCK at most) that cuts it into fewer than BLOCKS_PER_FILE blocks, as syncthing's
+    `protocol.BlockSize`. A change of n bytes then costs at most n plus two blocks: 128 KiB
+    blocks up to 250 MiB, 1 MiB blocks from 1000 MiB to 2000 MiB."""
+    block_size = FIRST_BLOCK
+    while block_size < MAX_BLOCK and size >= BLOCKS_PER_FILE * block_size:
+        block_size *= 2
+    return block_size
 
 
 def block_count(size: int, block_size: int) -> int:
@@ -166,7 +193,10 @@ class BlockPlan:
         endgame: int = 2,
         start: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        tail: int = ENDGAME_BLOCKS,
     ) -> None:
+        """`tail`: blocks in flight elsewhere are fetched twice only when this few are missing
+        (`ENDGAME_BLOCKS` unless given: a download of small blocks gives more)."""
         self.count = count
         self.clock = clock
         self.rates: dict[str, float] = {}
@@ -177,6 +207,7 @@ class BlockPlan:
         self.bad: set[str] = set()
         self.served: Counter[str] = Counter()
         self._endgame = endgame
+        self._tail = tail
         self._fetching: dict[int, set[str]] = {}
         self.elsewhere: set[int] = set()
         """Blocks some partial holder has: full holders leave them to it while they can."""
@@ -260,7 +291,7 @@ class BlockPlan:
     def claim(self, holder: str, allowed: set[int] | None = None) -> int | None:
         """The next block `holder` should fetch, or None when it has nothing left to do.
 
-        Past the last unclaimed block, when at most `ENDGAME_BLOCKS` are missing, a block in
+        Past the last unclaimed block, when at most `tail` blocks are missing, a block in
         flight elsewhere is shared (at most `endgame` fetchers), so one slow holder cannot hold
         up the end.
         """
@@ -281,7 +312,7 @@ class BlockPlan:
                 index = (self._start + pos) % self.count
                 if index in allowed and self._free(index):
                     return self._take(index, holder)
-        if self.missing() > ENDGAME_BLOCKS:
+        if self.missing() > self._tail:
             return None
         for index in sorted(self._fetching, key=lambda i: len(self._fetching[i])):
             owners = self._fetching[index]
@@ -295,12 +326,18 @@ class BlockPlan:
         return None
 
     def claim_run(
-        self, holder: str, workers: int, most: int, allowed: set[int] | None = None
+        self,
+        holder: str,
+        workers: int,
+        most: int,
+        allowed: set[int] | None = None,
+        least: int = 1,
     ) -> list[int]:
         """Consecutive blocks for one range request: up to half this holder's share of what is
-        left unclaimed (guided scheduling: big runs early, single blocks near the end, where
-        stealing pays). Its share follows its measured rate among `workers` holders (one not
-        measured yet counts as the average), so a slow holder gets short runs.
+        left unclaimed (guided scheduling: big runs early, short ones near the end, where
+        stealing pays), `least` to `most` blocks while they are free. Its share follows its
+        measured rate among `workers` holders (one not measured yet counts as the average), so
+        a slow holder gets short runs.
         """
         first = self.claim(holder, allowed)
         if first is None:
@@ -314,7 +351,7 @@ class BlockPlan:
             want = int(left * known[holder] / total / 2)
         else:
             want = left // (2 * workers)
-        want = max(1, min(most, want))
+        want = max(least, min(most, want))
         index = first + 1
         while (
             len(run) < want

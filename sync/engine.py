@@ -1,12 +1,14 @@
 """The sync engine: the asyncio shell that scans, serves, pulls and pushes for one node.
 
 It owns the node's sync state, wires the parts and runs their loops: serving (its `routes()` go
-on the node's FrameServer); one background loop that, every `interval` seconds, rescans the own
-folder (new seq numbers for changes) and runs a pull round from the previous node in the ring
-(`pull.py`); with `watch`, a rescan soon after each file-system event; pushing its own changes
-to the next node at once, and applying the pushes of others (`push.py`), each in a pass of its
-own beside any round (`apply.py`). Decisions live in `manifest.py`; replicas are kept by
-`replica.py`, downloads run in `fetcher.py`, and what the user hears is worded in `reports.py`.
+on the node's FrameServer); one background loop that, every `interval` seconds and at once when
+the node gets a new previous node (it joined or rejoined the ring, or its neighbour changed),
+rescans the own folder (new seq numbers for changes) and runs a pull round from the previous
+node in the ring (`pull.py`); with `watch`, a rescan soon after each file-system event;
+pushing its own changes to the next node at once, and applying the pushes of others
+(`push.py`), each in a pass of its own beside any round (`apply.py`). Decisions live in
+`manifest.py`; replicas are kept by `replica.py`, downloads run in `fetcher.py`, and what the
+user hears is worded in `reports.py`.
 The ring tells it who is where with `set_topology`; a DHT may tell it who holds what through
 `locate`. Its `round_trips` table ranks where each fetch goes (`sources.py`): its own downloads
 time peers, and the node feeds in probes and heartbeats.
@@ -28,6 +30,7 @@ from pathlib import Path
 from ring.wire import Door, Handler, Message, cancel_and_wait
 from sync.apply import Applier
 from sync.fetcher import Fetcher, Locate
+from sync.hashing import Hasher
 from sync.holdings import Holdings
 from sync.keep import Keeper
 from sync.manifest import FileRecord, Peer, is_sha256, plan
@@ -37,7 +40,7 @@ from sync.pull import Puller
 from sync.push import Pusher
 from sync.replica import Replicas
 from sync.reports import Change, SyncStatus, folder_warning, held_warning
-from sync.scanner import TMP_DIR, Hasher, OwnFolder
+from sync.scanner import TMP_DIR, OwnFolder
 from sync.serve import Server
 from sync.sources import RoundTrips
 from sync.state import State
@@ -49,8 +52,9 @@ __all__ = ["Change", "FileRecord", "Locate", "Peer", "SyncEngine", "SyncStatus"]
 
 log = logging.getLogger(__name__)
 
-DEBOUNCE = 0.1
-"""Seconds between a file-system event and the rescan it asks for (events come in bursts)."""
+DEBOUNCE = 0.02
+"""Seconds between a file-system event and the rescan it asks for: events come in bursts, and
+those that come while a scan runs are taken in by one scan after it."""
 
 KEPT_SHOWN = 5
 """Kept copies `status` names (the newest); it counts them all."""
@@ -117,7 +121,7 @@ class SyncEngine:
         self._listeners: list[Callable[[Change], None]] = []
         self._prev: Peer | None = None
         self._scan_lock = asyncio.Lock()  # apart from rounds: a download never holds up a scan
-        self._scan_wanted = asyncio.Event()
+        self._scan_wanted, self._pull_soon = asyncio.Event(), asyncio.Event()
         self._confirmed = False
         self._tasks: list[asyncio.Task[None]] = []
         self._fetched: dict[str, float] = {}
@@ -147,12 +151,7 @@ class SyncEngine:
         )
         self.applier = Applier(self.name, self.state, self.replicas, self.fetcher, self._tell)
         self.puller = Puller(
-            self.door,
-            self.name,
-            self.state,
-            self.fetcher,
-            self.applier,
-            self.timeout,
+            self.door, self.name, self.state, self.fetcher, self.applier, self.timeout
         )
 
     @property
@@ -212,7 +211,13 @@ class SyncEngine:
         self, prev: Peer | None, peers: dict[str, Peer], next: Peer | None = None
     ) -> None:
         """Who my previous node is, every member by name (to reach owners), and my next node
-        (where pushes go; None: push nothing)."""
+        (where pushes go; None: push nothing).
+
+        A running engine given a new previous node pulls from it at once: a node that joins or
+        comes back catches up on what it missed without waiting for the next interval.
+        """
+        if self._tasks and prev is not None and prev != self._prev:
+            self._pull_soon.set()
         self._prev = prev
         self.applier.peers = dict(peers)
         self.pusher.set_next(next, len(peers) + 1)
@@ -266,7 +271,9 @@ class SyncEngine:
             return await self._rescan()
 
     async def pull_once(self) -> int:
-        """One pull round from the previous node plus the fetches; returns files changed."""
+        """One pull round from the previous node plus the fetches; returns files changed (a
+        catch-up round asked for by `set_topology` and not begun yet is this one)."""
+        self._pull_soon.clear()
         return await self.puller.round(self._prev)
 
     def transfers(self) -> list[TransferInfo]:
@@ -327,7 +334,12 @@ class SyncEngine:
 
     async def _loop(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
+            try:
+                await asyncio.wait_for(self._pull_soon.wait(), self.interval)
+                if not self._pull_soon.is_set():
+                    continue  # a round begun meanwhile caught up already
+            except TimeoutError:
+                pass
             try:
                 await self.rescan()
                 await self.pull_once()

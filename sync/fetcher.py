@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Protocol
 
 from ring.errors import PeerUnreachable, RemoteError, RemoteProtocolError
-from sync.blocks import BLOCK_SIZE
+from sync.blocks import LARGE_FILE
 from sync.errors import SyncError
 from sync.manifest import FileRecord, Peer
 from sync.messages import BATCH_MAX_BYTES, BATCH_MAX_FILES, SMALL_FILE
 from sync.replica import Replicas, guarded
 from sync.resume import PARTIAL_DIR, LocalDiskError, prune_partials
+from sync.reuse import Reuser
 from sync.serve import Server
 from sync.sources import RoundTrips, rank
 from sync.swarm import MAX_SOURCES, Swarm
@@ -68,11 +69,12 @@ class Fetcher:
         self.prev_holds: dict[tuple[str, str], tuple[int, bool]] = {}
         """(owner, path) -> (seq, held) as the previous node's manifest last said."""
         self.transfers = Transfers()
+        self.reuse = Reuser(root, server.state)
         self.swarm = Swarm(
             name,
             receiver,
             root / PARTIAL_DIR,
-            server.blocks,
+            self.reuse,
             server.partials,
             self.transfers,
             concurrency * MAX_SOURCES,
@@ -152,7 +154,7 @@ class Fetcher:
     async def fetch_one(self, rec: FileRecord, order: list[Peer]) -> int:
         """Download one file from the first source that serves it right (large ones in blocks,
         from several sources at once)."""
-        if rec.size > BLOCK_SIZE:
+        if rec.size > LARGE_FILE:
             return await self.fetch_blocks(rec, order)
         for peer in order:
             try:
@@ -195,15 +197,18 @@ class Fetcher:
                     return done
             try:
                 async with self._slots:
-                    path, served = await self.swarm.fetch(rec, order)
+                    got = await self.swarm.fetch(rec, order)
             except LocalDiskError as exc:
                 log.error("%s/%s: %s", rec.owner, rec.path, exc)
                 return 0
             except FETCH_ERRORS as exc:
                 log.info("fetching %s/%s in blocks failed: %s", rec.owner, rec.path, exc)
                 return 0
-            log.debug("%s/%s served by %s", rec.owner, rec.path, served)
-            return await self.replicas.install([(rec, path)])
+            log.debug("%s/%s served by %s", rec.owner, rec.path, got.served)
+            landed = await self.replicas.install([(rec, got.path)])
+            if landed:
+                self.reuse.remember(rec, got.block_size, got.hashes)
+            return landed
 
     async def fetch_batch(self, peer: Peer, items: list[Planned]) -> int:
         """Download small files in one BATCH from `peer`; the rest go singly to other sources."""

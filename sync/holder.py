@@ -3,14 +3,18 @@ background writer, run in a worker thread.
 
 Each `HolderWorker` asks the shared `BlockPlan` (under the download's condition) for its next
 run of blocks, sends a FILE range request for it, and keeps up to `PIPELINE` requests in flight.
-It receives each block into one of two buffers and hands it to `_Storer`, which writes it (and
-feeds the whole-file hash) while the next block arrives. When blocks are checked, a block that
-fails its hash ends this holder's part in the download; a holder that vanishes gives back what
-it had claimed. Local trouble (a full disk) stops every worker of the download. Once every
-block is in, the download cuts every worker's connection at once: a slow holder's replies
-still on the way are not worth waiting for (its server sees the peer close, and carries on).
-A worker whose holder has no measured rate yet keeps one single-block request out (a probe),
-so a slow holder is found out before it is handed a run.
+A run is sized in bytes (up to `MAX_RUN_BYTES`), not in blocks, so small blocks cost no more
+requests than large ones. The worker receives a run a few blocks at a time (`RECEIVE` bytes)
+into one of two buffers and hands them to `_Storer`, which checks every block's hash and writes
+the good ones (the whole-file hash follows in a thread of its own, `resume.Partial`) while the
+next ones arrive: receiving, checking and writing overlap instead of taking turns. The first
+block that fails its hash ends this holder's part in the download, whoever else serves it; a
+holder that vanishes gives back what it had claimed. Local trouble (a full disk) stops every
+worker of the download. Once every block is in, the download cuts every worker's connection at
+once: a slow holder's replies still on the way are not worth waiting for (its server sees the
+peer close, and carries on).
+A worker whose holder has no measured rate yet keeps one request of `LEAST_RUN_BYTES` out (a
+probe), so a slow holder is found out before it is handed a longer run.
 """
 
 from __future__ import annotations
@@ -20,12 +24,12 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ring.errors import PeerUnreachable, RingError
 from ring.wire import Channel
-from sync.blocks import BLOCK_SIZE, BlockPlan, block_range
+from sync.blocks import BlockPlan, block_range
 from sync.errors import SyncError, TransferAborted
 from sync.manifest import FileRecord, Peer
 from sync.messages import BlocksData, BlocksRequest, FileData, FileRequest
@@ -41,9 +45,25 @@ PIPELINE = 2
 PARTIAL_POLL = 0.2
 """Seconds between two asks of a partial holder that had nothing new for us."""
 
-MAX_RUN = 16
-"""Most consecutive blocks in one FILE range request (64 MiB): few requests while much is left,
-single blocks near the end, where work stealing matters."""
+MAX_RUN_BYTES = 64 * 1024 * 1024
+"""Most bytes in one FILE range request (whole blocks, one block at least): few requests while
+much is left, single blocks near the end, where work stealing matters."""
+
+LEAST_RUN_BYTES = 4 * 1024 * 1024
+"""Fewest bytes in a range request while that many are free in a row (whole blocks), and the
+size of a probe: small blocks do not make the end of a download a string of tiny requests,
+each a round trip."""
+
+ENDGAME_BYTES = 16 * 1024 * 1024
+"""Blocks in flight elsewhere are fetched twice only when this few bytes are missing (and at
+least `blocks.ENDGAME_BLOCKS` blocks' worth)."""
+
+STORING = 2
+"""Buffers of one worker checked and written at once, beside the one it receives into."""
+
+RECEIVE = 4 * 1024 * 1024
+"""Bytes of a range reply received before they go to be checked and written (whole blocks, one
+block at least)."""
 
 
 @dataclass
@@ -63,7 +83,6 @@ class Download:
         self.cond = threading.Condition()
         self.stop = False
         self.workers = 1
-        self.check_blocks = True
         self.abort: LocalDiskError | None = None
         self.channels: dict[str, Channel] = {}
         """Each worker's connection, to cut them all once the plan is complete."""
@@ -80,50 +99,94 @@ class Download:
 
 
 class _Storer:
-    """Stores a worker's blocks in the background while it receives the next (two buffers), so
-    receiving and writing-plus-hashing overlap instead of taking turns."""
+    """Checks and stores a worker's blocks in the background while it receives the next, up to
+    `STORING` buffers at once (each checked and written in a thread of its own), so receiving,
+    hashing and writing overlap instead of taking turns."""
 
     def __init__(self, pool: ThreadPoolExecutor, run: Download, name: str) -> None:
         self.pool, self.run, self.name = pool, run, name
-        self.buffers = [memoryview(bytearray(BLOCK_SIZE)) for _ in range(2)]
+        block_size = run.partial.block_size
+        size = max(block_size, RECEIVE // block_size * block_size)
+        self.buffers = [memoryview(bytearray(size)) for _ in range(STORING + 1)]
         self.turn = 0
-        self.pending: Future[None] | None = None
+        self.pending: deque[Future[None]] = deque()
+        self.bad = False
+        """A block failed its hash: this holder is done (set by a writing thread)."""
 
     def buffer(self) -> memoryview:
-        """The buffer to receive the next block into (not being written)."""
+        """The buffer to receive the next blocks into (not being written)."""
         return self.buffers[self.turn]
 
-    def store(self, index: int, view: memoryview) -> None:
-        """Write `view` (in `buffer()`) as block `index` once the previous block is written."""
-        self.wait()
-        try:
-            self.pending = self.pool.submit(self._write, index, view)
-        except RuntimeError:  # the pool is shut down: the engine is stopping
-            raise TransferAborted("sync engine stopped") from None
-        self.turn ^= 1
-
-    def wait(self) -> None:
-        """Wait for the block being written.
+    def store(self, first: int, count: int, view: memoryview) -> bool:
+        """Check and write `count` blocks from `first` (in `view`, in `buffer()`) once a
+        buffer is free; False, storing nothing, when blocks stored before held a bad one.
 
         Raises:
-            LocalDiskError: it could not be written.
+            LocalDiskError: blocks stored before could not be written.
         """
-        pending, self.pending = self.pending, None
-        if pending is not None:
-            pending.result()
-
-    def _write(self, index: int, view: memoryview) -> None:
-        run = self.run
+        while len(self.pending) >= STORING:
+            self._result(self.pending.popleft())
+        if self.bad:
+            return False
         try:
-            if not run.partial.write(index, view):
-                run.transfer.add(-len(view))
+            self.pending.append(self.pool.submit(self._write, first, count, view))
+        except RuntimeError:  # the pool is shut down: the engine is stopping
+            raise TransferAborted("sync engine stopped") from None
+        self.turn = (self.turn + 1) % len(self.buffers)
+        return True
+
+    def wait(self) -> bool:
+        """Wait for every block being written; False when one of them was bad.
+
+        Raises:
+            LocalDiskError: they could not be written.
+        """
+        first: BaseException | None = None
+        while self.pending:  # every one, even after a failure: no write outlives the worker
+            try:
+                self._result(self.pending.popleft())
+            except BaseException as exc:
+                first = first or exc
+        if first is not None:
+            raise first
+        return not self.bad
+
+    @staticmethod
+    def _result(pending: Future[None]) -> None:
+        """Wait for one store (one the engine's stop cancelled reads as TransferAborted)."""
+        try:
+            pending.result()
+        except CancelledError:
+            raise TransferAborted("sync engine stopped") from None
+
+    def _write(self, first: int, count: int, view: memoryview) -> None:
+        run, name = self.run, self.name
+        partial = run.partial
+        block_size = partial.block_size
+        good = 0
+        while good < count:
+            piece = view[good * block_size : (good + 1) * block_size]
+            if hashlib.sha256(piece).digest() != partial.expected(first + good):
+                break
+            good += 1
+        stored = view[: good * block_size]
+        try:
+            fresh = partial.write(first, stored) if good else 0
         except BaseException:
             with run.cond:
-                run.plan.release(index, self.name)
+                for index in range(first, first + count):
+                    run.plan.release(index, name)
                 run.cond.notify_all()
             raise
+        run.transfer.add(fresh - len(view))
         with run.cond:
-            run.plan.done(index, self.name, len(view))
+            for index in range(first, first + good):
+                run.plan.done(index, name, block_range(index, partial.size, block_size)[1])
+            if good < count:
+                self.bad = True
+                run.plan.failed(first + good, name)
+                for index in range(first + good + 1, first + count):
+                    run.plan.release(index, name)
             if run.plan.complete:
                 run.finished()
             run.cond.notify_all()
@@ -162,6 +225,8 @@ class HolderWorker:
         try:
             allowed = self.listed.have if self.listed is not None else self._holds(channel)
             while not run.stop:
+                if not storer.wait():  # the last blocks held a bad one: ask for nothing more
+                    return
                 self._request_more(channel, name, run, inflight, allowed)
                 if not inflight:
                     if allowed is None or not self._more_later(run):
@@ -171,7 +236,6 @@ class HolderWorker:
                 if not self._receive(channel, name, run, inflight[0], storer):
                     return
                 inflight.popleft()
-            storer.wait()
         except LocalDiskError as exc:
             with run.cond:
                 run.abort, run.stop = exc, True
@@ -185,6 +249,8 @@ class HolderWorker:
             except LocalDiskError as exc:
                 with run.cond:
                     run.abort, run.stop = exc, True
+            except SyncError:
+                pass  # the engine is stopping
             with run.cond:
                 for blocks in inflight:
                     for index in blocks:
@@ -202,7 +268,8 @@ class HolderWorker:
         """
         run = self.download
         rec = run.rec
-        reply = channel.exchange(BlocksRequest(rec.sha256, rec.owner, rec.path, BLOCK_SIZE))
+        block_size = run.partial.block_size
+        reply = channel.exchange(BlocksRequest(rec.sha256, rec.owner, rec.path, block_size))
         if not isinstance(reply, BlocksData) or reply.hashes != run.partial.hashes:
             raise TransferAborted(f"{self.peer.name} has another block list for {rec.path}")
         if reply.have is None:
@@ -236,10 +303,12 @@ class HolderWorker:
         # uplink then carries blocks nobody else has rather than a queue of those others have
         measured = name in run.plan.rates
         depth = PIPELINE if measured and (allowed is not None or not run.plan.elsewhere) else 1
-        most = MAX_RUN if measured else 1
+        block_size = run.partial.block_size
+        least = max(1, LEAST_RUN_BYTES // block_size)
+        most = max(least, MAX_RUN_BYTES // block_size) if measured else least
         while len(inflight) < depth:
             with run.cond:
-                blocks = run.plan.claim_run(name, run.workers, most, allowed)
+                blocks = run.plan.claim_run(name, run.workers, most, allowed, least)
                 while (
                     not blocks
                     and allowed is None
@@ -248,11 +317,11 @@ class HolderWorker:
                     and run.plan.busy()
                 ):
                     run.cond.wait(0.5)
-                    blocks = run.plan.claim_run(name, run.workers, most)
+                    blocks = run.plan.claim_run(name, run.workers, most, least=least)
             if not blocks:
                 return
-            offset = block_range(blocks[0], rec.size, BLOCK_SIZE)[0]
-            end = sum(block_range(blocks[-1], rec.size, BLOCK_SIZE))
+            offset = block_range(blocks[0], rec.size, block_size)[0]
+            end = sum(block_range(blocks[-1], rec.size, block_size))
             ask = FileRequest(rec.sha256, rec.owner, rec.path, offset, end - offset)
             channel.send(ask)
             inflight.append(blocks)
@@ -260,36 +329,27 @@ class HolderWorker:
     def _receive(
         self, channel: Channel, name: str, run: Download, blocks: list[int], storer: _Storer
     ) -> bool:
-        """Read the reply to one range request, block by block (each one leaves `blocks` once
-        stored); False when this holder must stop (it sent a bad block)."""
+        """Read the reply to one range request, a buffer of blocks at a time (they leave
+        `blocks` as they go to be stored); False when this holder must stop (it sent a bad
+        block)."""
         rec = run.rec
-        offset = block_range(blocks[0], rec.size, BLOCK_SIZE)[0]
-        size = sum(block_range(blocks[-1], rec.size, BLOCK_SIZE)) - offset
+        block_size = run.partial.block_size
+        offset = block_range(blocks[0], rec.size, block_size)[0]
+        size = sum(block_range(blocks[-1], rec.size, block_size)) - offset
         header = channel.read()
         if not isinstance(header, FileData) or (header.offset, header.size) != (offset, size):
             raise TransferAborted(f"{name} answered blocks {blocks[0]}.. with the wrong range")
+        per_buffer = len(storer.buffer()) // block_size
         while blocks:
-            if not self._block(channel, name, run, blocks[0], storer):
-                return False
-            blocks.pop(0)
-        return True
-
-    def _block(
-        self, channel: Channel, name: str, run: Download, index: int, storer: _Storer
-    ) -> bool:
-        """Receive and check one block of a range reply, and have it stored."""
-        rec = run.rec
-        length = block_range(index, rec.size, BLOCK_SIZE)[1]
-        view = storer.buffer()[:length]
-        started = time.monotonic()
-        recv_body(channel, view, run.transfer.add)
-        with run.cond:
-            run.plan.measured(name, length, time.monotonic() - started)
-        if run.check_blocks and hashlib.sha256(view).digest() != run.partial.expected(index):
-            run.transfer.add(-length)
+            count = min(per_buffer, len(blocks))
+            start = block_range(blocks[0], rec.size, block_size)[0]
+            length = sum(block_range(blocks[count - 1], rec.size, block_size)) - start
+            view = storer.buffer()[:length]
+            started = time.monotonic()
+            recv_body(channel, view, run.transfer.add)
             with run.cond:
-                run.plan.failed(index, name)
-                run.cond.notify_all()
-            return False
-        storer.store(index, view)
+                run.plan.measured(name, length, time.monotonic() - started)
+            if not storer.store(blocks[0], count, view):
+                return False
+            del blocks[:count]
         return True

@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from sync.hashing import stamp_of
 from sync.opening import lstat_at, open_folder
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class Outcome:
 
     error: Exception | None = None
     aside: Path | None = None
+    ident: tuple[int, int] = (0, 0)
+    """(inode, ctime_ns) of the file placed, as it stood right after (for the hash cache)."""
 
 
 def _set_aside(folder: int, name: str, expected: Seen, aside_dir: Path) -> Path | None:
@@ -66,6 +69,12 @@ def _set_aside(folder: int, name: str, expected: Seen, aside_dir: Path) -> Path 
     aside = aside_dir / f"{uuid.uuid4().hex}.kept"
     os.rename(name, aside, src_dir_fd=folder)
     return aside
+
+
+def _ident(folder: int, name: str) -> tuple[int, int]:
+    """(inode, ctime_ns) of what stands at `name` now ((0, 0) if nothing: not known)."""
+    st = lstat_at(folder, name)
+    return (0, 0) if st is None else stamp_of(st)[2:]
 
 
 def _fsync_folders(root: Path, folders: set[tuple[str, ...]]) -> None:
@@ -104,6 +113,7 @@ def place_many(
             try:
                 outcome.aside = _set_aside(fd, parts[-1], expected, aside_dir)
                 os.replace(tmp, parts[-1], dst_dir_fd=fd)
+                outcome.ident = _ident(fd, parts[-1])
             finally:
                 os.close(fd)
             folders.add(tuple(parts[:-1]))
@@ -162,6 +172,7 @@ def move(
                 outcome.aside = _set_aside(dfd, dest_parts[-1], dest_seen, aside_dir)
                 os.replace(src_parts[-1], dest_parts[-1], src_dir_fd=sfd, dst_dir_fd=dfd)
                 os.utime(dest_parts[-1], ns=(mtime_ns, mtime_ns), dir_fd=dfd)
+                outcome.ident = _ident(dfd, dest_parts[-1])
                 os.fsync(dfd)
             finally:
                 os.close(dfd)

@@ -29,14 +29,14 @@ from pathlib import Path
 from ring.errors import RemoteProtocolError
 from sync.claims import Key
 from sync.errors import SyncError, UnsafePath, Waiting
+from sync.hashing import Hasher, stamp_of
 from sync.holdings import Holdings
 from sync.keep import Keeper
-from sync.manifest import FileRecord, clamp_mtime
+from sync.manifest import FileRecord
 from sync.paths import Confiner, confine
 from sync.placing import ASIDE_DIR, Outcome, Seen, move, place_many, remove, seen
 from sync.reports import Change, kept, printable
 from sync.resume import disk_error
-from sync.scanner import Hasher
 from sync.serve import Server
 from sync.state import State
 from sync.transfer import Receiver, copy_verified
@@ -137,12 +137,14 @@ class Replicas:
         if not stat.S_ISREG(st.st_mode):
             return NOT_A_FILE
         rel = f"{owner}/{path}"
-        cached = self.state.cache_get(rel)
-        if cached is not None and cached[:2] == (st.st_size, clamp_mtime(st.st_mtime_ns)):
+        cached = self.state.cache_get(rel, stamp_of(st))
+        if cached is not None:
             return cached[2]
-        sha, size, mtime_ns = await self.hasher.hash(target)
-        self.state.cache_put(rel, size, mtime_ns, sha)
-        return sha
+        fh = await self.hasher.hash(target)
+        self.state.cache_put(rel, fh.size, fh.mtime_ns, fh.sha256, fh.stamp[2:])
+        if fh.hashes:
+            self.state.blocks.put(fh.sha256, fh.size, fh.block_size, fh.hashes)
+        return fh.sha256
 
     async def to_trash(self, owner: str, path: str, source: Path, what: str) -> None:
         """Move a user's file, link or folder out of sync's way into the trash, and tell."""
@@ -216,8 +218,7 @@ class Replicas:
         have = self.have(rec.owner, rec.path)
         current = await self.current_hash(rec.owner, rec.path, target)
         if current == rec.sha256:
-            await asyncio.to_thread(os.utime, target, ns=(rec.mtime_ns, rec.mtime_ns))
-            self._installed(rec)
+            self._installed(rec, await asyncio.to_thread(_touch, target, rec.mtime_ns))
             return 1
         if current is not None and current != have:
             await self.to_trash(rec.owner, rec.path, target, "your local edit")
@@ -294,7 +295,7 @@ class Replicas:
         with self.state.transaction():
             self.state.set_have(gone.owner, gone.path, None)
             self.holdings.drop(have)
-            self._installed(target)
+            self._installed(target, outcome.ident)
         log.debug("moved %s/%s to %s", gone.owner, gone.path, target.path)
         return True
 
@@ -319,7 +320,7 @@ class Replicas:
                     self._not_stored(rec, outcome.error)
                     continue
                 try:
-                    self._installed(rec)
+                    self._installed(rec, outcome.ident)
                 except Exception:  # placed; the next pass finds the bytes there and adopts them
                     log.exception("cannot record %s/%s as placed", rec.owner, rec.path)
                     continue
@@ -337,9 +338,12 @@ class Replicas:
             )
         self.not_stored[key] = why
 
-    def _installed(self, rec: FileRecord) -> None:
+    def _installed(self, rec: FileRecord, ident: tuple[int, int]) -> None:
+        """Note bytes placed at a replica path: `ident` is the (inode, ctime_ns) they stood
+        with right after (for the hash cache)."""
         old_have = self.have(rec.owner, rec.path)
-        self.state.cache_put(f"{rec.owner}/{rec.path}", rec.size, rec.mtime_ns, rec.sha256)
+        rel = f"{rec.owner}/{rec.path}"
+        self.state.cache_put(rel, rec.size, rec.mtime_ns, rec.sha256, ident)
         self.state.set_have(rec.owner, rec.path, rec.sha256)
         self.not_stored.pop((rec.owner, rec.path), None)
         self.holdings.add(rec.sha256)
@@ -349,6 +353,12 @@ class Replicas:
     def unstored(self) -> dict[str, str]:
         """ "owner/path" (printable) -> why, for every replica file that could not be placed."""
         return {printable(f"{o}/{p}"): why for (o, p), why in self.not_stored.items()}
+
+
+def _touch(target: Path, mtime_ns: int) -> tuple[int, int]:
+    """Give the file at `target` the record's mtime; its (inode, ctime_ns) after that."""
+    os.utime(target, ns=(mtime_ns, mtime_ns))
+    return stamp_of(os.lstat(target))[2:]
 
 
 def _is_folder(path: Path) -> bool:

@@ -1,8 +1,9 @@
 """Walking a folder and hashing files, off the event loop, with a hash cache in front.
 
-`walk` lists regular files (symlinks and special files are skipped: they are never shared and
-never followed); `Hasher` computes SHA-256 in 1 MiB reads in a worker thread and counts how many
-files it hashed, so tests and logs can prove that an unchanged tree costs no hashing.
+`walk` lists regular files with their `Stamp` (symlinks and special files are skipped: they are
+never shared and never followed); `hashing.Hasher` hashes what the cache cannot vouch for, the
+block list of a large file in the same read, and counts how many files it hashed, so tests and
+logs can prove that an unchanged tree costs no hashing.
 `OwnFolder.scan` turns the owner's folder into new records, and holds back what must wait: files
 still being written, anything at all while the folder is missing, and too many deletes at once.
 """
@@ -10,7 +11,6 @@ still being written, anything at all while the folder is missing, and too many d
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import stat
@@ -18,22 +18,23 @@ import time
 from pathlib import Path
 
 from sync.errors import UnsafePath
-from sync.manifest import FileRecord, clamp_mtime, held_deletes, own_changes
+from sync.hashing import FileHash, Hasher, Stamp, fresh, stamp_of
+from sync.manifest import FileRecord, held_deletes, own_changes
 from sync.paths import check_relpath
 from sync.reports import printable
 from sync.state import State
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1024 * 1024
 DEVICE_KEY = "own_device"
 TMP_DIR = ".lanshare-tmp"
 
 
 def walk(
     top: Path, unreadable: list[str] | None = None, refused: dict[str, str] | None = None
-) -> dict[str, tuple[int, int]]:
-    """Every regular file under `top`: relative POSIX path -> (size, mtime_ns).
+) -> dict[str, Stamp]:
+    """Every regular file under `top`: relative POSIX path -> its stamp (size, mtime_ns, inode,
+    ctime_ns).
 
     Symlinks (to files or folders) are skipped with a log line, as are names that would be
     refused on the wire (so a peer never sees a path it must reject) and names this host
@@ -46,7 +47,7 @@ def walk(
             and never turn an unreadable folder into deletes.
         refused: if given, gets every name skipped for its name, shown `printable`, with why.
     """
-    out: dict[str, tuple[int, int]] = {}
+    out: dict[str, Stamp] = {}
     stack = [(top, "")]
     while stack:
         folder, prefix = stack.pop()
@@ -71,87 +72,47 @@ def walk(
             if stat.S_ISDIR(st.st_mode):
                 stack.append((Path(entry.path), rel + "/"))
             elif stat.S_ISREG(st.st_mode):
-                out[rel] = (st.st_size, clamp_mtime(st.st_mtime_ns))
+                out[rel] = stamp_of(st)
             elif stat.S_ISLNK(st.st_mode):
                 log.info("not sharing symlink %s", entry.path)
     return out
 
 
-def hash_file(path: Path) -> tuple[str, int, int]:
-    """SHA-256 of a file and the (size, mtime_ns) it had when hashing started (the time as a
-    record carries it, `clamp_mtime`).
-
-    If the file changes while being read, the size/mtime check before serving or the next scan
-    catches it, since the stat is taken first.
-    """
-    st = os.stat(path)
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest(), st.st_size, clamp_mtime(st.st_mtime_ns)
-
-
-class Hasher:
-    """Hashes files in a worker thread and counts every file it hashed."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    async def hash(self, path: Path) -> tuple[str, int, int]:
-        """(sha256, size, mtime_ns) of one file, hashed off the event loop."""
-        self.count += 1
-        return await asyncio.to_thread(hash_file, path)
-
-    async def hash_many(
-        self, root: Path, rels: list[str], failed: dict[str, str] | None = None
-    ) -> dict[str, tuple[str, int, int]]:
-        """Hash many files in one worker-thread trip; files that cannot be read are left out
-        (and put in `failed`, shown `printable`, with why, if given)."""
-        self.count += len(rels)
-        return await asyncio.to_thread(_hash_all, root, rels, failed)
-
-
-def _hash_all(
-    root: Path, rels: list[str], failed: dict[str, str] | None
-) -> dict[str, tuple[str, int, int]]:
-    out = {}
-    for rel in rels:
-        try:
-            out[rel] = hash_file(root / rel)
-        except FileNotFoundError:
-            continue  # gone since the walk: the next scan sees it gone
-        except OSError as exc:
-            log.info("cannot hash %s: %s", printable(str(root / rel)), exc)
-            if failed is not None:
-                failed[printable(rel)] = f"cannot be read: {exc.strerror or exc}"
-    return out
-
-
 def unsettled(
-    on_disk: dict[str, tuple[int, int]],
+    on_disk: dict[str, Stamp],
     now_ns: int,
     settle_ns: int,
     closed: dict[str, int],
 ) -> set[str]:
     """Files that may still be being written: modified less than `settle_ns` ago.
 
-    A file counts as settled early when its writer closed it after its last modification
-    (`closed`: rel -> when a close-after-write was seen, in wall-clock ns), so a file saved in
-    one go is sent at once and one written slowly through an open handle waits until it is
-    closed or quiet. A modification time far in the future (a copied file, a skewed clock)
-    does not hold a file back forever.
+    A file counts as settled at once when it arrived complete after its last modification
+    (`closed`: rel -> when it was closed after writing or moved into place, in wall-clock ns;
+    an entry "folder/" holds for everything below a folder moved in), so a file saved in one
+    go or renamed into the folder is sent at once and one written slowly through an open
+    handle waits until it is closed or quiet. A modification time far in the future (a copied
+    file, a skewed clock) does not hold a file back forever.
     """
     if settle_ns <= 0:
         return set()
     out = set()
-    for rel, (_size, mtime_ns) in on_disk.items():
+    for rel, stamp in on_disk.items():
+        mtime_ns = stamp[1]
         if abs(now_ns - mtime_ns) >= settle_ns:
             continue
-        if closed.get(rel, -1) >= mtime_ns:
+        if _arrived(rel, closed) >= mtime_ns:
             continue
         out.add(rel)
     return out
+
+
+def _arrived(rel: str, closed: dict[str, int]) -> int:
+    """When `rel`, or a folder above it, last arrived complete (-1: never seen to)."""
+    best = closed.get(rel, -1)
+    parts = rel.split("/")
+    for depth in range(1, len(parts)):
+        best = max(best, closed.get("/".join(parts[:depth]) + "/", -1))
+    return best
 
 
 def folder_problem(root: Path, name: str) -> str | None:
@@ -244,10 +205,19 @@ class OwnFolder:
         device = str(os.stat(own).st_dev)
         changes = self._hold(known, changes, scanned, device, allow_mass_delete)
         with self.state.transaction():
-            for rel, (sha, size, mtime_ns) in hashed.items():
-                self.state.cache_put(f"{self.name}/{rel}", size, mtime_ns, sha)
+            for rel, fh in hashed.items():
+                key = f"{self.name}/{rel}"
+                self.state.cache_put(key, fh.size, fh.mtime_ns, fh.sha256, fh.stamp[2:])
+                if fh.hashes:
+                    self.state.blocks.put(fh.sha256, fh.size, fh.block_size, fh.hashes)
+            for rel, st in on_disk.items():
+                entry = cache.get(f"{self.name}/{rel}")
+                if rel not in hashed and entry and entry[0][2] == 0 and fresh(entry[0], st):
+                    # an entry from before stamps: it vouches for the file as it is now
+                    self.state.cache_put(f"{self.name}/{rel}", st[0], st[1], entry[1], st[2:])
             for rel in cache.keys() - {f"{self.name}/{r}" for r in on_disk}:
                 self.state.cache_drop(rel)
+            self.state.blocks.prune()
             for rec in changes:
                 self.state.put_record(rec, None if rec.deleted else rec.sha256)
             if changes:
@@ -256,7 +226,7 @@ class OwnFolder:
                 self.state.set_meta(DEVICE_KEY, device)
         return changes, known
 
-    def _settling(self, on_disk: dict[str, tuple[int, int]], closed: dict[str, int]) -> None:
+    def _settling(self, on_disk: dict[str, Stamp], closed: dict[str, int]) -> None:
         """Note the files that may still be being written, and when to look at them again."""
         now = time.time_ns()
         self.unsettled = waiting = unsettled(on_disk, now, self.settle_ns, closed)
@@ -266,36 +236,37 @@ class OwnFolder:
 
     async def _hash(
         self,
-        on_disk: dict[str, tuple[int, int]],
-        cache: dict[str, tuple[int, int, str]],
+        on_disk: dict[str, Stamp],
+        cache: dict[str, tuple[Stamp, str]],
         known: dict[str, FileRecord],
         unreadable: list[str],
         failed: dict[str, str],
-    ) -> tuple[dict[str, tuple[str, int, int]], dict[str, tuple[int, int, str]]]:
+    ) -> tuple[dict[str, FileHash], dict[str, tuple[int, int, str]]]:
         """Hash what the cache cannot vouch for; what stands on disk now, as far as is known.
         Files that cannot be read go into `failed` (name -> why).
 
         Returns:
-            rel -> (sha256, size, mtime_ns) of every file hashed now, and rel -> (size,
-            mtime_ns, sha256) of every file to publish: unsettled files, and files in folders
-            that could not be listed, keep their last record.
+            rel -> the hashes of every file hashed now, and rel -> (size, mtime_ns, sha256) of
+            every file to publish: unsettled files, and files in folders that could not be
+            listed, keep their last record.
         """
         prefix = self.name + "/"
         waiting = self.unsettled
         stale = [
             rel
             for rel, st in on_disk.items()
-            if rel not in waiting and (cache.get(prefix + rel) or (0, 0, ""))[:2] != st
+            if rel not in waiting
+            and not (prefix + rel in cache and fresh(cache[prefix + rel][0], st))
         ]
         hashed = await self.hasher.hash_many(self.root / self.name, stale, failed)
         scanned: dict[str, tuple[int, int, str]] = {}
-        for rel, (size, mtime_ns) in on_disk.items():
+        for rel, st in on_disk.items():
             old = known.get(rel)
             if rel in hashed:
-                sha, size, mtime_ns = hashed[rel]
-                scanned[rel] = (size, mtime_ns, sha)
+                fh = hashed[rel]
+                scanned[rel] = (fh.size, fh.mtime_ns, fh.sha256)
             elif rel not in stale and rel not in waiting:
-                scanned[rel] = (size, mtime_ns, cache[prefix + rel][2])
+                scanned[rel] = (st[0], st[1], cache[prefix + rel][1])
             elif old is not None and not old.deleted:
                 scanned[rel] = (old.size, old.mtime_ns, old.sha256)  # unreadable or unsettled
         for rel, old in known.items():

@@ -2,9 +2,13 @@
 
 Content addressing: a FILE or BATCH item names the SHA-256 it wants and the owner/path where
 the asker expects it. Any local file whose cached hash matches is served, the named path first,
-but only after it is opened without following a link and its size and mtime are checked, on
-the opened file, against the hash cache: a file changed since it was hashed is never served
-under the old hash ("stale"), and a path swapped for a symlink never serves what it points to.
+but only after it is opened without following a link and its size, mtime and inode are
+checked, on the opened file, against the hash cache: a file changed since it was hashed is not
+served under the old hash ("stale"), and a path swapped for a symlink never serves what it
+points to. (An edit that keeps size, mtime and inode is caught by the receiver's block check,
+and by the next scan, which looks at the ctime too.) BLOCKS is answered from the block list
+kept when the file was hashed or downloaded (`blockstore.py`); only a list at another block
+size is hashed on demand.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from typing import BinaryIO, NamedTuple
 
 from ring.errors import BadRequest, Refused
 from ring.wire import Connection, Handler, Message, read_for_sending
-from sync.blocks import BlockCache, valid_block_size
-from sync.manifest import clamp_mtime, is_sha256, record_to_entry
+from sync.blocks import BlockCache, block_size_for, valid_block_size
+from sync.hashing import Stamp, fresh, stamp_of
+from sync.manifest import is_sha256, record_to_entry
 from sync.messages import (
     BATCH_MAX_BYTES,
     BATCH_MAX_FILES,
@@ -109,7 +114,7 @@ class Server:
         return found
 
     async def on_blocks(self, msg: Message, conn: Connection) -> Message:
-        """The block hashes of a held file (hashed once, then cached): BLOCKS_DATA."""
+        """The block hashes of a held file (as kept, or hashed at another size): BLOCKS_DATA."""
         assert isinstance(msg, BlocksRequest)
         if not valid_block_size(msg.block_size):
             raise BadRequest(f"BLOCKS.block_size {msg.block_size} is not a power of two 64K-16M")
@@ -123,13 +128,24 @@ class Server:
                 msg.sha256, partial.size, msg.block_size, partial.hashes, partial.have()
             )
         try:
-            hashes = await self.blocks.get(msg.sha256, msg.block_size, found.file, found.size)
+            hashes = await self._block_list(msg.sha256, msg.block_size, found)
         except OSError as exc:
             log.warning("cannot hash the blocks of %s: %s", msg.sha256[:16], exc)
             raise Refused("stale", f"{msg.sha256[:16]} cannot be read here now") from None
         finally:
             found.file.close()
         return BlocksData(msg.sha256, found.size, msg.block_size, hashes)
+
+    async def _block_list(self, sha256: str, block_size: int, found: Local) -> bytes:
+        """The block list of content `sha256` at `block_size`: the stored one when that is its
+        size, else hashed from the opened file (and stored, if at the file's own size)."""
+        stored = self.state.blocks.get(sha256)
+        if stored is not None and stored.block_size == block_size and stored.size == found.size:
+            return stored.hashes
+        hashes = await self.blocks.get(sha256, block_size, found.file, found.size)
+        if block_size == block_size_for(found.size) and stored is None:
+            self.state.blocks.put(sha256, found.size, block_size, hashes)
+        return hashes
 
     async def on_file(self, msg: Message, conn: Connection) -> None:
         """Send FILE_DATA and the body, or refuse: bad_path, not_found, stale, bad_request.
@@ -186,15 +202,16 @@ class Local(NamedTuple):
     size: int
 
 
-def open_cached(root: Path, rows: list[tuple[str, int, int]], prefer: str | None) -> Local | None:
-    """Open the first of `rows` (the hash cache's (rel, size, mtime_ns) of one content, the one
-    named `prefer` first) that is, once opened, a regular file with the cached size and mtime.
+def open_cached(root: Path, rows: list[tuple[str, Stamp]], prefer: str | None) -> Local | None:
+    """Open the first of `rows` (the hash cache's (rel, stamp) of one content, the one named
+    `prefer` first) that is, once opened, a regular file still with the cached size, mtime and
+    inode (`hashing.fresh` without the ctime).
 
     Each is opened component by component without following a link (`opening.py`), and what
     was opened is checked, not what was looked at: a file swapped for a symlink, or changed
     since it was hashed ("stale"), is never served under the old hash.
     """
-    for rel, size, mtime_ns in sorted(rows, key=lambda row: row[0] != prefer):
+    for rel, stamp in sorted(rows, key=lambda row: row[0] != prefer):
         owner, _, path = rel.partition("/")
         try:
             check_owner(owner)
@@ -202,21 +219,21 @@ def open_cached(root: Path, rows: list[tuple[str, int, int]], prefer: str | None
             f, st = open_regular(root, [owner, *path.split("/")])
         except (OSError, BadRequest):
             continue
-        if (st.st_size, clamp_mtime(st.st_mtime_ns)) == (size, mtime_ns):
-            return Local(f, size)
+        if fresh(stamp, stamp_of(st), ctime=False):
+            return Local(f, st.st_size)
         f.close()
     return None
 
 
 def _read_bodies(
-    root: Path, asked: list[tuple[str, str]], cache: dict[str, list[tuple[str, int, int]]]
+    root: Path, asked: list[tuple[str, str]], cache: dict[str, list[tuple[str, Stamp]]]
 ) -> list[tuple[str, bytes | None]]:
     """The body of each (sha256, where asked) held here, within BATCH_MAX_BYTES in all (None:
     not sent), each read from the file opened and checked (in a worker thread)."""
     out: list[tuple[str, bytes | None]] = []
     budget = BATCH_MAX_BYTES
     for sha, prefer in asked:
-        rows = [row for row in cache.get(sha, []) if row[1] <= budget]
+        rows = [row for row in cache.get(sha, []) if row[1][0] <= budget]
         found = open_cached(root, rows, prefer)
         body = None
         if found is not None:

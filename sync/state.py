@@ -3,9 +3,9 @@
 One connection, used only from the event loop's thread (each call is short; hashing and file
 I/O happen elsewhere). Tables:
 
-- hash_cache(rel, size, mtime_ns, sha256): "<owner>/<path>" of any file under the shared root
-  whose content this node hashed or wrote; a file whose size and mtime still match is not
-  hashed again.
+- hash_cache(rel, size, mtime_ns, sha256, ino, ctime_ns): "<owner>/<path>" of any file under
+  the shared root whose content this node hashed or wrote, with its `Stamp`; a file whose stamp
+  still matches (`hashing.fresh`) is not hashed again.
 - records(owner, path, size, mtime_ns, sha256, seq, deleted, have): the highest-seq record
   known per path; `have` is the hash of the bytes this node placed there (the last synced
   hash), NULL when it holds nothing there.
@@ -15,6 +15,7 @@ I/O happen elsewhere). Tables:
   the own folder was on at the last scan that deleted nothing unexpected.
 - kept(at, owner, path, copy): every copy of a user's change to a replica that sync moved out
   of its way (`keep.py`), with where it went under the trash folder, for `status`.
+- block_lists, block_index: the block lists of large content held here (`blockstore.py`).
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from sync.blockstore import BlockStore
+from sync.hashing import Stamp, fresh
 from sync.manifest import FileRecord
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS hash_cache(
-    rel TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL);
+    rel TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL,
+    ino INTEGER NOT NULL DEFAULT 0, ctime_ns INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS hash_cache_sha ON hash_cache(sha256);
 CREATE TABLE IF NOT EXISTS records(
     owner TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
@@ -58,6 +62,13 @@ class State:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(hash_cache)")}
+        for column in ("ino", "ctime_ns"):  # a cache from before stamps: entries know no inode
+            if column not in columns:
+                self._db.execute(
+                    f"ALTER TABLE hash_cache ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+                )
+        self.blocks = BlockStore(self._db)
         self._journal: dict[tuple[str, str], str | None] | None = None
         self._journaling = 0
 
@@ -71,44 +82,56 @@ class State:
         return _Commit(self._db)
 
     # hash cache
-    def cached(self, prefix: str) -> dict[str, tuple[int, int, str]]:
-        """rel -> (size, mtime_ns, sha256) for every cached file under `prefix` ("owner/")."""
+    def cached(self, prefix: str) -> dict[str, tuple[Stamp, str]]:
+        """rel -> (stamp, sha256) for every cached file under `prefix` ("owner/")."""
         rows = self._db.execute(
-            "SELECT rel, size, mtime_ns, sha256 FROM hash_cache WHERE substr(rel, 1, ?) = ?",
+            "SELECT rel, size, mtime_ns, ino, ctime_ns, sha256 FROM hash_cache "
+            "WHERE substr(rel, 1, ?) = ?",
             (len(prefix), prefix),
         )
-        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+        return {r[0]: ((r[1], r[2], r[3], r[4]), r[5]) for r in rows}
 
-    def cache_get(self, rel: str) -> tuple[int, int, str] | None:
-        """The cached (size, mtime_ns, sha256) of one file."""
+    def cache_get(self, rel: str, stamp: Stamp | None = None) -> tuple[int, int, str] | None:
+        """The cached (size, mtime_ns, sha256) of one file; with `stamp`, only if the file with
+        that stamp is still the one hashed (`hashing.fresh`)."""
         row = self._db.execute(
-            "SELECT size, mtime_ns, sha256 FROM hash_cache WHERE rel = ?", (rel,)
+            "SELECT size, mtime_ns, ino, ctime_ns, sha256 FROM hash_cache WHERE rel = ?", (rel,)
         ).fetchone()
-        return None if row is None else (row[0], row[1], row[2])
+        if row is None or (
+            stamp is not None and not fresh((row[0], row[1], row[2], row[3]), stamp)
+        ):
+            return None
+        return (row[0], row[1], row[4])
 
-    def cache_put(self, rel: str, size: int, mtime_ns: int, sha256: str) -> None:
-        """Remember the hash of a file as of (size, mtime_ns)."""
+    def cache_put(
+        self, rel: str, size: int, mtime_ns: int, sha256: str, ident: tuple[int, int] = (0, 0)
+    ) -> None:
+        """Remember the hash of a file as of (size, mtime_ns) and `ident`, its (inode,
+        ctime_ns) (0, 0: not known)."""
         self._db.execute(
-            "INSERT OR REPLACE INTO hash_cache VALUES (?, ?, ?, ?)", (rel, size, mtime_ns, sha256)
+            "INSERT OR REPLACE INTO hash_cache(rel, size, mtime_ns, sha256, ino, ctime_ns) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (rel, size, mtime_ns, sha256, *ident),
         )
 
     def cache_drop(self, rel: str) -> None:
         """Forget a file (deleted or moved away)."""
         self._db.execute("DELETE FROM hash_cache WHERE rel = ?", (rel,))
 
-    def cache_by_hashes(self, wanted: set[str]) -> dict[str, list[tuple[str, int, int]]]:
-        """sha256 -> (rel, size, mtime_ns) of every cached file with it, one query per 500."""
-        found: dict[str, list[tuple[str, int, int]]] = {}
+    def cache_by_hashes(self, wanted: set[str]) -> dict[str, list[tuple[str, Stamp]]]:
+        """sha256 -> (rel, stamp) of every cached file with it, one query per 500."""
+        found: dict[str, list[tuple[str, Stamp]]] = {}
         pending = sorted(wanted)
         for start in range(0, len(pending), 500):
             chunk = pending[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT sha256, rel, size, mtime_ns FROM hash_cache WHERE sha256 IN ({marks})",
+                "SELECT sha256, rel, size, mtime_ns, ino, ctime_ns FROM hash_cache "
+                f"WHERE sha256 IN ({marks})",
                 chunk,
             )
-            for sha, rel, size, mtime_ns in rows:
-                found.setdefault(sha, []).append((rel, size, mtime_ns))
+            for sha, rel, size, mtime_ns, ino, ctime_ns in rows:
+                found.setdefault(sha, []).append((rel, (size, mtime_ns, ino, ctime_ns)))
         return found
 
     # records

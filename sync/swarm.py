@@ -1,14 +1,15 @@
 """Multi-source block downloads: the asyncio side that starts, watches and concludes them.
 
-`Swarm.fetch` gets the block list (BLOCKS) from the first holder that answers, opens or resumes
-the partial file (`resume.Partial`), and runs one `holder.HolderWorker` per holder (at most
-`MAX_SOURCES`) in a thread pool; the workers share a `BlockPlan`, so faster holders serve more
-of the file. With several holders every block is checked as it arrives and a holder that sends
-a bad one is avoided for this content in later rounds too; with one holder there is nobody to
-blame but it, so blocks are only checked through the whole-file hash (a resume still re-checks
-each kept block). At the end the whole file must have the manifest's SHA-256, else the list was
-wrong: the partial file goes, and so does trust in whoever sent the list. Local trouble (disk
-full) removes the partial file; anything else leaves it for the next round to resume.
+`Swarm.fetch` gets the block list (BLOCKS, at the file's own block size, `block_size_for`) from
+the first holder that answers, opens or resumes the partial file (`resume.Partial`), copies in
+every block already on this node (`reuse.py`: the old version of the file, or any file with the
+same block), and runs one `holder.HolderWorker` per holder (at most `MAX_SOURCES`) in a thread
+pool for the rest; the workers share a `BlockPlan`, so faster holders serve more of the file.
+Every block is checked as it arrives, and a holder that sends a bad one is dropped at once and
+avoided for this content in later rounds too. At the end the whole file must have the
+manifest's SHA-256, else the list was wrong: the partial file goes, and so does trust in whoever
+sent the list. Local trouble (disk full) removes the partial file; anything else leaves it for
+the next round to resume.
 """
 
 from __future__ import annotations
@@ -19,16 +20,24 @@ import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from ring.errors import PeerUnreachable, RemoteError, RemoteProtocolError
 from ring.wire import expect
-from sync.blocks import BLOCK_SIZE, DIGEST, BlockCache, BlockPlan, block_count, block_range
+from sync.blocks import (
+    DIGEST,
+    ENDGAME_BLOCKS,
+    BlockPlan,
+    block_count,
+    block_range,
+    block_size_for,
+)
 from sync.errors import HashMismatch, TransferAborted
-from sync.holder import Download, HolderWorker, Listed
+from sync.holder import ENDGAME_BYTES, Download, HolderWorker, Listed
 from sync.manifest import FileRecord, Peer
 from sync.messages import BlocksData, BlocksRequest
 from sync.resume import Partial, have_set
+from sync.reuse import Reuser
 from sync.sources import spread
 from sync.tracker import Transfers
 from sync.transfer import Receiver
@@ -41,7 +50,17 @@ MAX_SOURCES = 4
 """Holders one download uses at once."""
 
 LIST_TIMEOUT = 60.0
-"""A holder hashes the whole file before its first BLOCKS answer; give it time."""
+"""A holder may hash the whole file before its first BLOCKS answer; give it time."""
+
+
+class Fetched(NamedTuple):
+    """A block download done: the data file to rename into place, bytes per holder, and the
+    block list it was checked against (to keep once the file is placed)."""
+
+    path: Path
+    served: dict[str, int]
+    block_size: int
+    hashes: bytes
 
 
 class Swarm:
@@ -52,31 +71,34 @@ class Swarm:
         name: str,
         receiver: Receiver,
         folder: Path,
-        cache: BlockCache,
+        reuse: Reuser,
         partials: dict[str, Partial],
         transfers: Transfers,
         threads: int,
         timeout: float,
     ) -> None:
-        self.name, self.receiver, self.folder, self.cache = name, receiver, folder, cache
+        self.name, self.receiver, self.folder, self.reuse = name, receiver, folder, reuse
         self.partials = partials
         self.transfers = transfers
         self.timeout = timeout
         self.avoid: dict[str, set[str]] = {}
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="sync-block")
         self._writers = ThreadPoolExecutor(threads, thread_name_prefix="sync-block-write")
+        self._digests = ThreadPoolExecutor(threads, thread_name_prefix="sync-block-digest")
         receiver.on_close(self.close)
 
     def close(self) -> None:
         """No new workers; running ones end when the receiver cuts their sockets."""
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._writers.shutdown(wait=False, cancel_futures=True)
+        self._digests.shutdown(wait=False, cancel_futures=True)
 
-    async def fetch(self, rec: FileRecord, holders: list[Peer]) -> tuple[Path, dict[str, int]]:
-        """Download `rec` from several holders at once into a verified file.
+    async def fetch(self, rec: FileRecord, holders: list[Peer]) -> Fetched:
+        """Download `rec` from several holders at once into a verified file, copying what is
+        here already.
 
         Returns:
-            The data file (fsynced, mtime set) to rename into place, and bytes per holder.
+            The data file (fsynced, mtime set) to rename into place, and what else it took.
 
         Raises:
             LocalDiskError: this node cannot store it (the partial file is gone).
@@ -90,33 +112,39 @@ class Swarm:
             trusted = list(holders)
         holders = spread(trusted, self.name, rec.sha256, MAX_SOURCES)
         others = [p for p in trusted if p not in holders]
-        hashes, lister, listed = await self._in_pool(self._block_list, rec, holders + others)
+        block_size = block_size_for(rec.size)
+        hashes, lister, listed = await self._in_pool(
+            self._block_list, rec, holders + others, block_size
+        )
         if all(p.name != lister for p in holders):
             # the holders first chosen had nothing to give: the lister takes the last seat
             holders = [*holders[: MAX_SOURCES - 1], *(p for p in others if p.name == lister)]
-        partial = Partial(self.folder, rec.sha256, rec.size, BLOCK_SIZE, hashes)
+        partial = Partial(self.folder, rec.sha256, rec.size, block_size, hashes, self._digests)
         try:
             verified = await self._in_pool(partial.open)
+            verified |= await self.reuse.fill(rec, partial, verified, self._pool)
         except BaseException:
             self.receiver.release(listed.channel)
+            partial.close()
             raise
         transfer = self.transfers.begin(rec.owner, rec.path, rec.size)
         transfer.sources = tuple(p.name for p in holders)
         transfer.resumed = transfer.done = sum(
-            block_range(i, rec.size, BLOCK_SIZE)[1] for i in verified
+            block_range(i, rec.size, block_size)[1] for i in verified
         )
         start = 0 if len(holders) == 1 else zlib.crc32(f"{self.name}/{rec.sha256}".encode())
-        run = Download(rec, BlockPlan(partial.count, verified, start=start), partial, transfer)
+        tail = max(ENDGAME_BLOCKS, ENDGAME_BYTES // block_size)
+        plan = BlockPlan(partial.count, verified, start=start, tail=tail)
+        run = Download(rec, plan, partial, transfer)
         ok = False
         self.partials[rec.sha256] = partial
         try:
             await self._run_workers(run, holders, lister, listed)
-            self._conclude(run, lister)
+            await self._conclude(run, lister)
             path = await self._in_pool(partial.finish, rec.mtime_ns)
             ok = True
-            self.cache.put(rec.sha256, BLOCK_SIZE, hashes)
             self.avoid.pop(rec.sha256, None)
-            return path, dict(run.plan.served)
+            return Fetched(path, dict(run.plan.served), block_size, hashes)
         finally:
             self.partials.pop(rec.sha256, None)
             self.transfers.end(transfer, ok)
@@ -141,7 +169,6 @@ class Swarm:
                 raise TransferAborted("sync engine stopped")
             return
         run.workers = len(holders)
-        run.check_blocks = len(holders) > 1
         workers = [
             loop.run_in_executor(
                 self._pool,
@@ -165,7 +192,7 @@ class Swarm:
             run.partial.close()
             raise
 
-    def _conclude(self, run: Download, lister: str) -> None:
+    async def _conclude(self, run: Download, lister: str) -> None:
         """Raise unless every block is in and the whole file has the manifest's hash."""
         rec, plan, partial = run.rec, run.plan, run.partial
         if plan.bad:
@@ -178,12 +205,14 @@ class Swarm:
             raise TransferAborted(
                 f"{rec.owner}/{rec.path}: {plan.missing()} of {plan.count} blocks still missing"
             )
-        if not partial.whole_ok:
+        if not await self._in_pool(lambda: partial.whole_ok):
             partial.discard()
             self.avoid.setdefault(rec.sha256, set()).add(lister)
             raise HashMismatch(f"{rec.owner}/{rec.path}: the block list from {lister} was wrong")
 
-    def _block_list(self, rec: FileRecord, holders: list[Peer]) -> tuple[bytes, str, Listed]:
+    def _block_list(
+        self, rec: FileRecord, holders: list[Peer], block_size: int
+    ) -> tuple[bytes, str, Listed]:
         """The block hashes from the first holder that gives a list of the right shape, its
         name, and the connection it answered on with the blocks it has (in a worker thread).
 
@@ -191,8 +220,8 @@ class Swarm:
             TransferAborted, PeerUnreachable, RemoteError, RemoteProtocolError: nobody did.
         """
         last: Exception = TransferAborted("no holder")
-        ask = BlocksRequest(rec.sha256, rec.owner, rec.path, BLOCK_SIZE)
-        count = block_count(rec.size, BLOCK_SIZE)
+        ask = BlocksRequest(rec.sha256, rec.owner, rec.path, block_size)
+        count = block_count(rec.size, block_size)
         for peer in holders:
             try:
                 channel = self.receiver.connect(peer)
@@ -212,7 +241,7 @@ class Swarm:
             if (reply.sha256, reply.size, reply.block_size) == (
                 rec.sha256,
                 rec.size,
-                BLOCK_SIZE,
+                block_size,
             ) and len(reply.hashes) == count * DIGEST:
                 held = None if reply.have is None else have_set(reply.have, count)
                 return reply.hashes, peer.name, Listed(channel, held)

@@ -2,8 +2,11 @@
 
 The watcher only says *that* something changed; the scan decides *what* (events can be lost,
 merged or reordered, and the periodic rescan is the safety net). It also remembers when a file
-was closed after writing or renamed into place, so the scan can send a file saved in one go at
-once and hold back one still open for writing. If the folder is replaced or vanishes (an
+arrived complete: closed after writing (inotify's IN_CLOSE_WRITE), or renamed or moved into
+place (IN_MOVED_TO, from inside the folder or from anywhere else; a folder moved in counts for
+everything in it), so the scan sends such a file at once and holds back only one still open for
+writing. On Linux the observer reports a move from outside as a move (watchdog's "full events"),
+not as a creation that may still be written to. If the folder is replaced or vanishes (an
 unmount, a rename), `check` re-arms the watch on whatever is at the path now.
 """
 
@@ -39,13 +42,15 @@ class FolderWatcher(FileSystemEventHandler):
         self.on_change = on_change
         self.loop = loop
         self.closed: dict[str, int] = {}
+        """rel -> when it was last seen arrive complete (wall-clock ns); a folder's entry ends
+        in "/" and holds for everything below it."""
         self._observer: BaseObserver | None = None
         self._watch: ObservedWatch | None = None
         self._identity: tuple[int, int] | None = None
 
     def start(self) -> None:
         """Start the observer thread and watch the folder if it is there."""
-        self._observer = Observer()
+        self._observer = _observer()
         self._observer.daemon = True
         self._observer.start()
         self.check()
@@ -97,11 +102,11 @@ class FolderWatcher(FileSystemEventHandler):
         """Runs on the observer thread: note closes, then wake the loop."""
         if event.event_type in IGNORED:
             return
-        if event.event_type in ("closed", "moved") and not event.is_directory:
+        if event.event_type in ("closed", "moved"):
             # a file renamed into place (the "save to temp, then rename" habit) is done too
             rel = self._rel(event.dest_path if event.event_type == "moved" else event.src_path)
             if rel is not None:
-                self.closed[rel] = time.time_ns()
+                self.closed[rel + "/" if event.is_directory else rel] = time.time_ns()
         try:
             self.loop.call_soon_threadsafe(self.on_change)
         except RuntimeError:  # the loop is closing
@@ -109,7 +114,21 @@ class FolderWatcher(FileSystemEventHandler):
 
     def _rel(self, path: str | bytes) -> str | None:
         text = os.fsdecode(path)
+        if not text:
+            return None  # a move out of the folder: nothing arrived
         try:
-            return Path(text).relative_to(self.folder).as_posix()
+            rel = Path(text).relative_to(self.folder).as_posix()
         except ValueError:
             return None
+        return None if rel == "." else rel
+
+
+def _observer() -> BaseObserver:
+    """An observer that reports a move from outside the folder as a move (inotify's full
+    events), so what it brings needs no settle wait; elsewhere such a move reads as a creation,
+    and what it brings settles."""
+    try:
+        from watchdog.observers.inotify import InotifyObserver
+    except ImportError:  # not Linux
+        return Observer()
+    return InotifyObserver(generate_full_events=True)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ring.wire import Connection, Handler, Message
-from sync.blocks import BLOCK_SIZE
+from sync.blocks import LARGE_FILE
 from sync.messages import BlocksRequest, FileRequest
 from tests.sync_harness import SyncNode, make_ring, start_all, stop_all
 from tests.waiting import wait_for
@@ -47,7 +47,7 @@ class TestPushDuringARound:
         self, tmp_path: Path
     ) -> None:
         owner, recv = await make_ring(tmp_path, 2, interval=3600.0)
-        big = os.urandom(2 * BLOCK_SIZE + 1000)
+        big = os.urandom(2 * LARGE_FILE + 1000)
         (owner.own / "big.bin").write_bytes(big)
         (owner.own / "small.txt").write_bytes(b"v1")
         await start_all([owner, recv])
@@ -73,7 +73,7 @@ class TestPushDuringARound:
         self, tmp_path: Path
     ) -> None:
         owner, recv = await make_ring(tmp_path, 2, interval=3600.0)
-        body = os.urandom(2 * BLOCK_SIZE + 1000)
+        body = os.urandom(2 * LARGE_FILE + 1000)
         (owner.own / "big.bin").write_bytes(body)
         (owner.own / "copy.bin").write_bytes(body)  # the old bytes stay on offer after the edit
         heard: list[str] = []
@@ -102,7 +102,7 @@ class TestPushDuringARound:
         self, tmp_path: Path
     ) -> None:
         owner, recv = await make_ring(tmp_path, 2, interval=3600.0)
-        body = os.urandom(2 * BLOCK_SIZE + 1000)
+        body = os.urandom(2 * LARGE_FILE + 1000)
         (owner.own / "big.bin").write_bytes(body)
         await start_all([owner, recv])
         try:

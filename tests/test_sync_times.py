@@ -107,3 +107,35 @@ class TestAFileFromTheFuture:
             found.file.close()
         finally:
             await stop_all([again])
+
+
+class TestAnEditThatKeptItsMtime:
+    """Issue 14: `cp -p`, `rsync -t` or a skewed clock can leave an edited file with its old
+    size and mtime; its inode or ctime still tells, and the edit is published."""
+
+    @pytest.mark.parametrize("how", ["cp -p", "rsync -t"])
+    async def test_the_edit_is_noticed(self, tmp_path: Path, how: str) -> None:
+        nodes = await make_ring(tmp_path, 2, interval=3600.0)
+        owner = nodes[0]
+        path = owner.own / "same.txt"
+        path.write_bytes(b"first version")
+        await start_all(nodes)
+        try:
+            await pull_until(nodes, 20)
+            seq = owner.engine.state.counter("node0")
+            mtime = os.stat(path).st_mtime_ns
+            if how == "cp -p":  # written in place, then the old time put back
+                path.write_bytes(b"other version")
+                os.utime(path, ns=(mtime, mtime))
+            else:  # a new file with the old time, renamed over the old one
+                tmp = owner.own / ".same.txt.tmp"
+                tmp.write_bytes(b"other version")
+                os.utime(tmp, ns=(mtime, mtime))
+                os.replace(tmp, path)
+            assert os.stat(path).st_mtime_ns == mtime
+            assert await owner.engine.rescan() == 1
+            assert owner.engine.state.counter("node0") == seq + 1
+            await pull_until(nodes, 20)
+            assert (nodes[1].root / "node0" / "same.txt").read_bytes() == b"other version"
+        finally:
+            await stop_all(nodes)

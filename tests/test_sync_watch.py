@@ -46,11 +46,11 @@ class TestSettling:
     def test_recent_files_wait_unless_closed_since(self) -> None:
         now = 100 * 10**9
         disk = {
-            "old": (1, now - 2 * 10**9),
-            "fresh": (1, now - 10**8),
-            "closed": (1, now - 10**8),
+            "old": (1, now - 2 * 10**9, 0, 0),
+            "fresh": (1, now - 10**8, 0, 0),
+            "closed": (1, now - 10**8, 0, 0),
         }
-        disk["future"] = (1, now + 3600 * 10**9)
+        disk["future"] = (1, now + 3600 * 10**9, 0, 0)
         closed = {
             "closed": now - 5 * 10**7,
             "fresh": now - 2 * 10**8,
@@ -155,5 +155,45 @@ class TestWatcher:
             (a.own / "quick.txt").write_bytes(b"saved in one go")
             await wait_for(lambda: (b.root / "node0" / "quick.txt").exists(), 10)
             assert time.monotonic() - started < 3.0  # closed: sent long before 5 s of quiet
+        finally:
+            await stop_all(pair)
+
+
+class TestArrivingComplete:
+    """Issue 14: a file renamed or moved into the folder is whole; it waits for no settling."""
+
+    def test_a_folder_moved_in_settles_everything_below_it(self) -> None:
+        now = 100 * 10**9
+        disk = {
+            "in/a": (1, now - 10**8, 0, 0),
+            "in/deep/b": (1, now - 10**8, 0, 0),
+            "other": (1, now - 10**8, 0, 0),
+        }
+        closed = {"in/": now - 5 * 10**7}
+        assert unsettled(disk, now, 10**9, closed) == {"other"}
+
+    @pytest.mark.parametrize("what", ["file", "folder"])
+    async def test_a_renamed_in_file_is_sent_without_the_settle_wait(
+        self, tmp_path: Path, what: str
+    ) -> None:
+        pair = await make_ring(tmp_path, 2, interval=3600.0, watch=True, settle=5.0)
+        wire_push_ring(pair)
+        a, b = pair
+        outside = tmp_path / "outside"
+        (outside / "sub").mkdir(parents=True)
+        body = os.urandom(6 << 20)  # a large file: hashed in blocks, fetched in blocks
+        (outside / "sub" / "big.bin").write_bytes(body)
+        await start_all(pair)
+        try:
+            started = time.monotonic()
+            if what == "file":
+                os.rename(outside / "sub" / "big.bin", a.own / "big.bin")
+                arrived = b.root / "node0" / "big.bin"
+            else:
+                os.rename(outside / "sub", a.own / "sub")
+                arrived = b.root / "node0" / "sub" / "big.bin"
+            await wait_for(lambda: arrived.exists(), 10)
+            assert time.monotonic() - started < 2.5  # settle is 5 s: it was not waited for
+            assert arrived.read_bytes() == body
         finally:
             await stop_all(pair)

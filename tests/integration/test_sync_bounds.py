@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ring.wire import Connection, FrameServer, Message
-from sync.blocks import BLOCK_SIZE, DIGEST, block_count
+from sync.blocks import DIGEST, LARGE_FILE, block_count
 from sync.engine import Peer
 from sync.manifest import FileRecord, record_to_entry
 from sync.messages import (
@@ -90,8 +90,9 @@ class TestAClaimNobodySends:
             return ManifestData([record_to_entry(rec, True)])
 
         async def blocks(msg: Message, conn: Connection) -> Message:
-            hashes = os.urandom(block_count(size, BLOCK_SIZE) * DIGEST)
-            return BlocksData(sha, size, BLOCK_SIZE, hashes)
+            assert isinstance(msg, BlocksRequest)
+            hashes = os.urandom(block_count(size, msg.block_size) * DIGEST)
+            return BlocksData(sha, size, msg.block_size, hashes)
 
         async def never(msg: Message, conn: Connection) -> None:
             await asyncio.sleep(3600)
@@ -117,7 +118,7 @@ class TestAClaimNobodySends:
                 await asyncio.sleep(0.05)
             await pull
             allocated()
-            assert most < BLOCK_SIZE, f"{most} bytes of disk reserved for bytes nobody sent"
+            assert most < LARGE_FILE, f"{most} bytes of disk reserved for bytes nobody sent"
         finally:
             await server.close()
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from ring.errors import PeerUnreachable, RemoteError
-from sync.blocks import BLOCK_SIZE, MIN_BLOCK, hash_blocks
+from sync.blocks import LARGE_FILE, MIN_BLOCK, hash_blocks
 from sync.messages import BatchData, BatchRequest, BlocksData, BlocksRequest, FileRequest
 from tests.sync_harness import SyncNode, make_node, stop_all
 from tests.wire_client import connect
@@ -132,7 +132,7 @@ async def test_no_byte_from_outside_is_ever_served(
     node: SyncNode, tmp_path: Path, what: str
 ) -> None:
     real_blocks = hash_blocks(node.own / "sub" / "f", SIZE, MIN_BLOCK)
-    assert BLOCK_SIZE > SIZE
+    assert LARGE_FILE > SIZE
     served: dict[str, int] = {"file": 0, "batch": 0, "blocks": 0}
     leaked: dict[str, int] = {"file": 0, "batch": 0, "blocks": 0}
     swap = swapping(node, tmp_path / "outside", what)

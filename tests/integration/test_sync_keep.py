@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from ring.wire import Connection, Handler, Message
-from sync.blocks import BLOCK_SIZE
+from sync.blocks import LARGE_FILE
 from sync.engine import Change
+from sync.hashing import FileHash
 from sync.messages import BatchRequest, BlocksRequest, FileRequest
 from tests.sync_harness import (
     SyncNode,
@@ -63,7 +64,7 @@ def edit_while_hashing(node: SyncNode, target: Path, edit: bytes) -> None:
     hasher = node.engine.hasher
     real = hasher.hash
 
-    async def hash_then_edit(path: Path) -> tuple[str, int, int]:
+    async def hash_then_edit(path: Path) -> FileHash:
         result = await real(path)
         if Path(path) == target:
             hasher.hash = real  # type: ignore[method-assign]
@@ -98,7 +99,7 @@ def listen(node: SyncNode) -> list[Change]:
 
 
 class TestAnEditDuringADownloadIsKept:
-    @pytest.mark.parametrize("size", [1000, 2 * BLOCK_SIZE + 1000], ids=["batch", "blocks"])
+    @pytest.mark.parametrize("size", [1000, 2 * LARGE_FILE + 1000], ids=["batch", "blocks"])
     async def test_the_edit_is_kept_and_the_update_lands(self, tmp_path: Path, size: int) -> None:
         owner, recv = await synced_pair(tmp_path, {"doc.bin": os.urandom(size)})
         try:

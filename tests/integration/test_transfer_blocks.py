@@ -14,7 +14,7 @@ import msgpack
 import pytest
 
 from ring.wire import Connection, FrameServer, Handler, Message
-from sync.blocks import BLOCK_SIZE, BlockCache, block_count
+from sync.blocks import LARGE_FILE, BlockCache, block_count, block_size_for
 from sync.engine import Peer
 from sync.fetcher import Locate
 from sync.messages import BlocksData, BlocksRequest, FileData, FileRequest
@@ -165,7 +165,8 @@ async def test_a_restarted_node_fetches_only_the_missing_blocks(tmp_path: Path) 
         fetched_after = owner.engine.server.sent - sent_before
         assert sha_of(again.root / "owner" / "big.bin") == sha
         assert kept >= 5
-        assert fetched_after == size - kept * BLOCK_SIZE, (fetched_after, kept)
+        block = block_size_for(size)
+        assert fetched_after == size - kept * block, (fetched_after, kept)
         assert not record.exists()
         await stop_all([again])
     finally:
@@ -215,8 +216,8 @@ async def test_a_corrupting_holder_is_caught_and_avoided(tmp_path: Path) -> None
         await recv.engine.pull_once()
         assert sha_of(recv.root / "owner" / "big.bin") == sha
         assert 1 <= len(asked) <= 2  # one bad block (plus one pipelined), then dropped
-        assert owner.engine.server.sent >= size - BLOCK_SIZE
-        assert block_count(size, BLOCK_SIZE) == size // BLOCK_SIZE
+        assert owner.engine.server.sent >= size - LARGE_FILE
+        assert block_count(size, LARGE_FILE) == size // LARGE_FILE
     finally:
         await evil.close()
         await stop_all([owner, recv])
@@ -270,7 +271,7 @@ async def test_the_holder_with_the_file_is_found_past_holders_that_have_nothing(
     """Located holders that hold nothing yet (receivers that have just started) rank before the
     owner, and the download's first choice of holders leaves the owner out: the block list is
     then asked of the others too, and whoever gives it serves the file."""
-    size = 2 * BLOCK_SIZE + 1000
+    size = 2 * LARGE_FILE + 1000
     owner = await make_node(tmp_path, "zz-owner", interval=3600.0)
     sha = big_file(owner.own / "big.bin", size)
     empty = [FrameServer("127.0.0.1", 0, door=member_door()) for _ in range(10)]
