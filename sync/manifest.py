@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ring.errors import BadRequest
@@ -31,9 +31,18 @@ class Peer:
     port: int
 
 
+SIGNATURE_SIZE = 64
+"""Bytes of an Ed25519 signature, the owner's mark on each of its records (`sync/signing.py`)."""
+
+
 @dataclass(frozen=True)
 class FileRecord:
-    """One version of one file of one owner (a tombstone when `deleted`)."""
+    """One version of one file of one owner (a tombstone when `deleted`).
+
+    `sig` is the owner's signature of the other fields (`sync/signing.py`), b"" until the owner
+    signs it; it travels and is stored with the record but is no part of what the record says,
+    so two records that say the same thing are equal whether or not one carries it.
+    """
 
     owner: str
     path: str
@@ -42,6 +51,7 @@ class FileRecord:
     sha256: str
     seq: int
     deleted: bool
+    sig: bytes = field(default=b"", compare=False)
 
 
 @dataclass(frozen=True)
@@ -58,8 +68,11 @@ def supersedes(new: FileRecord, old: FileRecord | None) -> bool:
 
 
 def record_to_entry(rec: FileRecord, held: bool) -> dict[str, Any]:
-    """The msgpack map of a manifest entry; `held` says whether the sender has these bytes."""
-    return {
+    """The msgpack map of a manifest entry; `held` says whether the sender has these bytes.
+
+    The owner's signature goes along (`sig`) when the record has one.
+    """
+    entry = {
         "owner": rec.owner,
         "path": rec.path,
         "size": rec.size,
@@ -69,6 +82,9 @@ def record_to_entry(rec: FileRecord, held: bool) -> dict[str, Any]:
         "deleted": rec.deleted,
         "held": held,
     }
+    if rec.sig:
+        entry["sig"] = rec.sig
+    return entry
 
 
 INT64_MAX = 2**63 - 1
@@ -121,9 +137,12 @@ def entry_to_record(entry: Any) -> tuple[FileRecord, bool]:
     deleted = bool(entry.get("deleted", False))
     if not deleted and not is_sha256(sha):
         raise BadRequest("manifest entry has a bad sha256")
+    sig = entry.get("sig", b"")
+    if not isinstance(sig, bytes) or len(sig) not in (0, SIGNATURE_SIZE):
+        raise BadRequest(f"manifest entry has a sig that is not {SIGNATURE_SIZE} bytes")
     check_owner(owner)
     check_relpath(path)
-    rec = FileRecord(owner, path, size, mtime_ns, sha, seq, deleted)
+    rec = FileRecord(owner, path, size, mtime_ns, sha, seq, deleted, sig)
     return rec, bool(entry.get("held", False))
 
 
