@@ -26,6 +26,7 @@ from overlay.loopwatch import LoopWatch
 from overlay.progress import transfers_text
 from overlay.prompt import status_text
 from overlay.reports import files_text, holders_text, human_size, peers_text
+from overlay.rosterfile import load_roster
 from ring.membership import Member, View
 from ring.service import RingService
 from ring.wire import FrameServer, Tasks
@@ -106,6 +107,7 @@ class Node:
             self.credentials.key,
         )
         me = Member(self.identity.key, self.identity.name, host, port)
+        roster = load_roster(state_dir)
         if settings.dht:
             self.index = HolderIndex(
                 hashlib.sha1(bytes.fromhex(me.key)).digest(), Holder(me.key, host, port)
@@ -116,6 +118,8 @@ class Node:
             state_dir,
             me.name,
             door=door,
+            sign=self.credentials.node_key.sign,
+            owner_key=roster.key_of,
             interval=settings.interval,
             concurrency=settings.concurrency,
             locate=self._locate if self.index else None,
@@ -131,7 +135,7 @@ class Node:
             self.sync.add_holding_listener(self._on_holding)
         if self.index is not None:
             self.index.hold(self.sync.held_hashes())
-        self.ring = RingService(self.server, me)
+        self.ring = RingService(self.server, me, roster=roster)
         self.ring.add_listener(self._on_view)  # install() calls it for the first view too
         await self.ring.start(settings.peers)
         if self.index is not None and len(self.ring.view.members) == 1:

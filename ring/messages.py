@@ -1,9 +1,10 @@
 """The ring's messages: one frozen dataclass per type, carried by `ring/wire/`.
 
-Views and members travel as plain maps (`View.to_wire`, `Member.to_wire`) and are checked
-with `View.from_wire` / `Member.from_wire` by whoever receives them, since the wire checks
-field types only shallowly. docs/PROTOCOL.md ("Ring membership") describes each message and
-its replies.
+Views, members and rosters travel as plain maps (`View.to_wire`, `Member.to_wire`,
+`Roster.to_wire`) and are checked with `View.from_wire` / `Member.from_wire` /
+`Roster.from_wire` by whoever receives them, since the wire checks field types only shallowly.
+A roster rides beside a view (JOIN_OK, UPDATE, PONG) and in a JOIN; an empty one is left out.
+docs/PROTOCOL.md ("Ring membership") describes each message and its replies.
 """
 
 from __future__ import annotations
@@ -15,16 +16,19 @@ from ring.wire import Message, message
 
 @message("JOIN")
 class Join(Message):
-    """Ask to be admitted; the leader answers JOIN_OK, any other member REDIRECT."""
+    """Ask to be admitted; the leader answers JOIN_OK, any other member REDIRECT. The joiner's
+    roster brings the leader the revocations it knows."""
 
     member: dict[str, Any]
+    roster: dict[str, Any] | None = None
 
 
 @message("JOIN_OK")
 class JoinOk(Message):
-    """The joiner is in: the view that now holds it."""
+    """The joiner is in: the view that now holds it, and the leader's roster."""
 
     view: dict[str, Any]
+    roster: dict[str, Any] | None = None
 
 
 @message("REDIRECT")
@@ -38,9 +42,10 @@ class Redirect(Message):
 
 @message("UPDATE")
 class Update(Message):
-    """The leader pushes a changed view to every member; answered with OK."""
+    """The leader pushes a changed view (and its roster) to every member; answered with OK."""
 
     view: dict[str, Any]
+    roster: dict[str, Any] | None = None
 
 
 @message("LEAVE")
@@ -67,6 +72,7 @@ class Pong(Message):
     ring_id: str
     version: int
     view: dict[str, Any] | None = None
+    roster: dict[str, Any] | None = None
 
 
 @message("FAIL")

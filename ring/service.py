@@ -5,8 +5,11 @@
 (UPDATE, or a PONG that carries one), and re-joins when a view leaves it out. It builds its
 parts, which see it only as a `RingContext` (`ring/context.py`): `ring/leader.py` (changes made
 as members[0]), `ring/heartbeat.py` (PING both ways, reporting the dead), `ring/merging.py`
-(HELLO, MERGE). Every request of the ring goes out through `RingService.request`. The server
-belongs to the caller: this service routes its messages onto it and never closes it.
+(HELLO, MERGE). Every request of the ring goes out through `RingService.request` (or `ask`,
+which also tells who answered). A view from a peer is acted on only if the member that handed
+it over may (`ring/authority.py`); the roster that rides beside it (`ring/roster.py`) gives
+this node the names bound to keys and the revoked keys. The server belongs to the caller: this
+service routes its messages onto it and never closes it.
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from ring.errors import PeerUnreachable, RemoteError, RemoteProtocolError, RingError
+from ring.authority import Vouch, vouch
+from ring.errors import Forbidden, PeerUnreachable, RemoteError, RemoteProtocolError, RingError
 from ring.heartbeat import Heartbeat
-from ring.joining import Done, JoinWalk, Pause
+from ring.joining import Ask, Done, JoinWalk, Pause
 from ring.leader import Leader
 from ring.membership import Member, Source, Verdict, View, found, judge, label, renumbering
 from ring.merging import Merger
-from ring.messages import Join, Ping, Pong, Update
+from ring.messages import Join, JoinOk, Ping, Pong, Update
+from ring.roster import Roster, fingerprint
 from ring.status import Status, check_alive, next_status, require_member
 from ring.wire import Connection, FrameServer, Message, Ok, Tasks, expect
 
@@ -41,9 +46,31 @@ class RingService:
         heartbeat: float = 0.5,
         misses: int = 3,
         clock: Callable[[], float] = time.monotonic,
+        roster: Roster | None = None,
     ) -> None:
+        """Nothing is sent until `start`.
+
+        Args:
+            server: the node's server, on which the ring's messages are routed.
+            me: this node; `me.key` is its identity on every connection.
+            heartbeat: seconds between pings of the next member.
+            misses: failed pings in a row that make a member a suspect.
+            clock: monotonic seconds.
+            roster: the names bound to keys that this node knows (kept by the caller);
+                this node's own name is bound to its key if free.
+        """
         self.server = server
         self.me = me
+        self.roster = roster if roster is not None else Roster()
+        taken = self.roster.conflict(me.name, me.key)
+        if taken is not None:
+            log.warning(
+                "the name %r is bound to another key (%s) in this node's roster",
+                me.name,
+                fingerprint(taken.key),
+            )
+        self.roster.bind(me.name, me.key, time.time_ns())
+        self.refused: set[tuple[str, int]] = set()
         self.heartbeat = heartbeat
         self.clock = clock
         self.view = View("", 0, (me,))
@@ -179,8 +206,71 @@ class RingService:
             except Exception:
                 log.exception("view listener failed")
 
+    def receive_from(self, view: View, source: Source, sender: str, roster: Any = None) -> None:
+        """Act on a view that the member `sender` handed over, if it may (`vouch`); a takeover
+        is believed once the current leader fails a ping. The roster beside it gives its
+        revocations, and its bindings if the view is believed."""
+        verdict = judge(self.view, view, self.me.key, self.status, source)
+        trust = vouch(self.view, view, sender)
+        believed = trust is Vouch.ACCEPT and verdict in (Verdict.INSTALL, Verdict.REJOIN)
+        self.take_roster(roster, bindings=believed)
+        if verdict is Verdict.IGNORE:
+            return
+        if verdict is Verdict.MERGE:
+            self.receive(view, source)
+        elif trust is Vouch.ACCEPT:
+            self.receive(view, source)
+        elif trust is Vouch.CHECK:
+            self.spawn(self._check_takeover(view, source, sender, roster))
+        else:
+            log.warning(
+                "%s ignores view v%d of %s from %s: not its leader",
+                self.me.name,
+                view.version,
+                view.ring_id[:32],
+                fingerprint(sender),
+            )
+
+    async def _check_takeover(self, view: View, source: Source, sender: str, roster: Any) -> None:
+        """Install a takeover view only if this node's leader does not answer as alive."""
+        leader = self.view.leader
+        pong = await self.ping(leader, self.probe_timeout)
+        if pong is not None and pong.ring_id == self.view.ring_id:
+            log.warning(
+                "%s ignores view v%d from %s: the leader %s is alive",
+                self.me.name,
+                view.version,
+                fingerprint(sender),
+                leader.name,
+            )
+            return
+        self.take_roster(roster, bindings=True)
+        self.receive(view, source)
+
+    def take_roster(self, body: Any, *, bindings: bool) -> None:
+        """Merge a roster a member sent: its revocations always (any member may forget
+        another), its bindings only from a member this node believes about the ring."""
+        if body is None:
+            return
+        try:
+            other = Roster.from_wire(body)
+        except RemoteProtocolError as exc:
+            log.warning("%s: a bad roster: %s", self.me.name, exc)
+            return
+        if not bindings:
+            other = Roster(revoked=other.revoked)
+        for kept, refused in self.roster.merge(other):
+            log.warning(
+                "the ring binds the name %r to key %s; this node keeps key %s for it"
+                " ('forget %s' here to give it up)",
+                kept.name,
+                fingerprint(refused.key),
+                fingerprint(kept.key),
+                kept.name,
+            )
+
     def receive(self, view: View, source: Source) -> None:
-        """Act on a view from a peer as `judge` decides: install, re-join, merge, or ignore."""
+        """Act on a trusted view as `judge` decides: install, re-join, merge, or ignore."""
         verdict = judge(self.view, view, self.me.key, self.status, source)
         if verdict is Verdict.INSTALL:
             self.install(view)
@@ -204,7 +294,7 @@ class RingService:
         walk = JoinWalk(
             self.me.key, peers, deadline=self.clock() + self.join_patience, patient=patient
         )
-        join = Join(self.me.to_wire())
+        join = Join(self.me.to_wire(), self.roster.wire())
         while True:
             step = walk.next_step(self.clock())
             if isinstance(step, Done):
@@ -215,11 +305,39 @@ class RingService:
                 await asyncio.sleep(self.heartbeat)
                 continue
             try:
-                reply = await self.request(step.host, step.port, join, self.timeout)
+                reply = await self._join_at(step, join)
             except (PeerUnreachable, RemoteError, RemoteProtocolError) as exc:
                 walk.failed(exc)
             else:
                 walk.replied(reply)
+
+    async def _join_at(self, step: Ask, join: Join) -> Message:
+        """Send JOIN where the walk says; a JOIN_OK must come from the leader of its view, and
+        its roster is taken. A refusal of this node's name is told, and remembered.
+
+        Raises:
+            PeerUnreachable, RemoteError, RemoteProtocolError: as `request`, and a JOIN_OK
+                that a member other than its view's leader sent.
+        """
+        try:
+            reply, sender = await self.ask(step.host, step.port, join, self.timeout)
+        except RemoteError as exc:
+            if exc.code == "name_taken":
+                self.refused.add((step.host, step.port))
+                log.error(
+                    "%s cannot join the ring at %s:%d: %s",
+                    self.me.name,
+                    step.host,
+                    step.port,
+                    exc.reason,
+                )
+            raise
+        if isinstance(reply, JoinOk):
+            view = View.from_wire(reply.view)
+            if view.leader.key != sender:
+                raise Forbidden(f"a JOIN_OK from {fingerprint(sender)}, not its leader")
+            self.take_roster(reply.roster, bindings=True)
+        return reply
 
     def rejoin(self, first: list[tuple[str, int]]) -> None:
         """Re-join a ring through `first`, then our old members, then the configured peers."""
@@ -242,10 +360,13 @@ class RingService:
         self._set_status("joined")
 
     async def ping(self, member: Member, timeout: float) -> Pong | None:
-        """One PING; None if `member` does not answer PONG in time."""
+        """One PING; None if `member` itself (its key on the connection) does not answer PONG
+        in time."""
         msg = Ping(self.me.key, self.view.ring_id, self.view.version)
         try:
-            reply = await self.request(member.host, member.port, msg, timeout)
+            reply, sender = await self.ask(member.host, member.port, msg, timeout)
+            if sender != member.key:
+                raise Forbidden(f"{fingerprint(sender)} answers at {member.name}'s address")
             return expect(reply, Pong)
         except RingError as exc:
             log.debug("%s: no pong from %s: %s", self.me.name, member.name, exc)
@@ -261,7 +382,15 @@ class RingService:
             RemoteError: the peer answered ERROR.
             RemoteProtocolError: the peer answered with a malformed frame.
         """
-        return await self.server.door.request(host, port, msg, timeout, reuse=True)
+        return (await self.ask(host, port, msg, timeout))[0]
+
+    async def ask(self, host: str, port: int, msg: Message, timeout: float) -> tuple[Message, str]:
+        """`request`, and the identity of the member that answered.
+
+        Raises:
+            As `request`.
+        """
+        return await self.server.door.ask(host, port, msg, timeout, reuse=True)
 
     # -- handlers -----------------------------------------------------------------------------
 
@@ -276,7 +405,10 @@ class RingService:
     async def _on_update(self, msg: Message, conn: Connection) -> Message:
         self.check_alive()
         assert isinstance(msg, Update)
-        self.receive(View.from_wire(msg.view), "update")
+        view = View.from_wire(msg.view)
+        if vouch(self.view, view, conn.identity) is Vouch.REFUSE and view != self.view:
+            raise Forbidden("an UPDATE comes only from the ring's leader")
+        self.receive_from(view, "update", conn.identity, msg.roster)
         return Ok()
 
     # -- plumbing -----------------------------------------------------------------------------

@@ -99,6 +99,23 @@ class Door:
         Raises:
             PeerUnreachable, RemoteError, RemoteProtocolError: as `Connection.exchange`.
         """
+        return (await self.ask(host, port, msg, timeout, reuse=reuse))[0]
+
+    async def ask(
+        self,
+        host: str,
+        port: int,
+        msg: Message,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        reuse: bool = False,
+    ) -> tuple[Message, str]:
+        """`request`, and the identity of the peer that answered (the ring checks who sent
+        the views it is handed).
+
+        Raises:
+            PeerUnreachable, RemoteError, RemoteProtocolError: as `Connection.exchange`.
+        """
         peer = (host, port)
         conn = self._kept.take(peer) if reuse else None
         if conn is None:
@@ -112,7 +129,7 @@ class Door:
             self._kept.give(peer, conn)
         else:
             await conn.close()
-        return reply
+        return reply, conn.identity
 
     async def close(self) -> None:
         """Close the connections kept for reuse (the node is stopping)."""
