@@ -7,7 +7,7 @@ parts, which see it only as a `RingContext` (`ring/context.py`): `ring/leader.py
 as members[0]), `ring/heartbeat.py` (PING both ways, reporting the dead), `ring/merging.py`
 (HELLO, MERGE). Every request of the ring goes out through `RingService.request` (or `ask`,
 which also tells who answered). A view from a peer is acted on only if the member that handed
-it over may (`ring/authority.py`); the roster that rides beside it (`ring/roster.py`) gives
+it over may (`ring/intake.py`); the roster that rides beside it (`ring/roster.py`) gives
 this node the names bound to keys and the revoked keys. The server belongs to the caller: this
 service routes its messages onto it and never closes it.
 """
@@ -20,17 +20,17 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from ring.authority import Vouch, vouch
 from ring.errors import Forbidden, PeerUnreachable, RemoteError, RemoteProtocolError, RingError
 from ring.heartbeat import Heartbeat
+from ring.intake import Intake
 from ring.joining import Ask, Done, JoinWalk, Pause
 from ring.leader import Leader
 from ring.membership import Member, Source, Verdict, View, found, judge, label, renumbering
 from ring.merging import Merger
-from ring.messages import Join, JoinOk, Ping, Pong, Update
+from ring.messages import Join, JoinOk, Ping, Pong
 from ring.roster import Roster, fingerprint
 from ring.status import Status, check_alive, next_status, require_member
-from ring.wire import Connection, FrameServer, Message, Ok, Tasks, expect
+from ring.wire import FrameServer, Message, Tasks, expect
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class RingService:
         self.peers: list[tuple[str, int]] = []
         self.leadership = Leader(self)
         self.merger = Merger(self, push=self.leadership.push)
+        self.intake = Intake(self)
         self._heartbeat = Heartbeat(
             self,
             misses,
@@ -93,7 +94,7 @@ class RingService:
         self._listeners: list[Callable[[View], None]] = []
         self._tasks = Tasks(me.name)
         self._rejoin: asyncio.Task[None] | None = None
-        server.route(Update, self._on_update)
+        self.intake.route(server)
         self._heartbeat.route(server)
         self.leadership.route(server)
         self.merger.route(server)
@@ -207,67 +208,9 @@ class RingService:
                 log.exception("view listener failed")
 
     def receive_from(self, view: View, source: Source, sender: str, roster: Any = None) -> None:
-        """Act on a view that the member `sender` handed over, if it may (`vouch`); a takeover
-        is believed once the current leader fails a ping. The roster beside it gives its
-        revocations, and its bindings if the view is believed."""
-        verdict = judge(self.view, view, self.me.key, self.status, source)
-        trust = vouch(self.view, view, sender)
-        believed = trust is Vouch.ACCEPT and verdict in (Verdict.INSTALL, Verdict.REJOIN)
-        self.take_roster(roster, bindings=believed)
-        if verdict is Verdict.IGNORE:
-            return
-        if verdict is Verdict.MERGE:
-            self.receive(view, source)
-        elif trust is Vouch.ACCEPT:
-            self.receive(view, source)
-        elif trust is Vouch.CHECK:
-            self.spawn(self._check_takeover(view, source, sender, roster))
-        else:
-            log.warning(
-                "%s ignores view v%d of %s from %s: not its leader",
-                self.me.name,
-                view.version,
-                view.ring_id[:32],
-                fingerprint(sender),
-            )
-
-    async def _check_takeover(self, view: View, source: Source, sender: str, roster: Any) -> None:
-        """Install a takeover view only if this node's leader does not answer as alive."""
-        leader = self.view.leader
-        pong = await self.ping(leader, self.probe_timeout)
-        if pong is not None and pong.ring_id == self.view.ring_id:
-            log.warning(
-                "%s ignores view v%d from %s: the leader %s is alive",
-                self.me.name,
-                view.version,
-                fingerprint(sender),
-                leader.name,
-            )
-            return
-        self.take_roster(roster, bindings=True)
-        self.receive(view, source)
-
-    def take_roster(self, body: Any, *, bindings: bool) -> None:
-        """Merge a roster a member sent: its revocations always (any member may forget
-        another), its bindings only from a member this node believes about the ring."""
-        if body is None:
-            return
-        try:
-            other = Roster.from_wire(body)
-        except RemoteProtocolError as exc:
-            log.warning("%s: a bad roster: %s", self.me.name, exc)
-            return
-        if not bindings:
-            other = Roster(revoked=other.revoked)
-        for kept, refused in self.roster.merge(other):
-            log.warning(
-                "the ring binds the name %r to key %s; this node keeps key %s for it"
-                " ('forget %s' here to give it up)",
-                kept.name,
-                fingerprint(refused.key),
-                fingerprint(kept.key),
-                kept.name,
-            )
+        """Act on a view (and the roster beside it) that the member `sender` handed over, if
+        that member may (`ring/intake.py`)."""
+        self.intake.receive_from(view, source, sender, roster)
 
     def receive(self, view: View, source: Source) -> None:
         """Act on a trusted view as `judge` decides: install, re-join, merge, or ignore."""
@@ -336,7 +279,7 @@ class RingService:
             view = View.from_wire(reply.view)
             if view.leader.key != sender:
                 raise Forbidden(f"a JOIN_OK from {fingerprint(sender)}, not its leader")
-            self.take_roster(reply.roster, bindings=True)
+            self.intake.take_roster(reply.roster, bindings=True)
         return reply
 
     def rejoin(self, first: list[tuple[str, int]]) -> None:
@@ -401,15 +344,6 @@ class RingService:
     def require_member(self) -> None:
         """Handlers acting on the ring call this first: silent if crashed, refused if no member."""
         require_member(self.status)
-
-    async def _on_update(self, msg: Message, conn: Connection) -> Message:
-        self.check_alive()
-        assert isinstance(msg, Update)
-        view = View.from_wire(msg.view)
-        if vouch(self.view, view, conn.identity) is Vouch.REFUSE and view != self.view:
-            raise Forbidden("an UPDATE comes only from the ring's leader")
-        self.receive_from(view, "update", conn.identity, msg.roster)
-        return Ok()
 
     # -- plumbing -----------------------------------------------------------------------------
 
