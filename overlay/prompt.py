@@ -27,6 +27,7 @@ HELP = """commands:
   who-has <file>   holders of a file: <owner>/<path>, a bare file name, or a hash prefix
   status           pending changes, transfers, and the last sync with each peer
   confirm-deletes  push the deletes held back because they remove most of the own folder
+  forget <name>    shut a member out for good (its key is revoked, the network re-keyed)
   help             this list
   exit             leave the ring gracefully and stop"""
 
@@ -52,6 +53,13 @@ class SyncCommands(Protocol):
     def add_change_listener(self, cb: Callable[[str], None]) -> None: ...
 
 
+@runtime_checkable
+class TrustCommands(Protocol):
+    """What the prompt asks of a node that can forget members (the real Node can)."""
+
+    async def forget(self, name: str) -> str: ...
+
+
 class Console:
     """Turns command lines into node calls and text; `execute` returns False on `exit`."""
 
@@ -69,6 +77,8 @@ class Console:
             self._commands["status"] = self._status
             self._commands["confirm-deletes"] = self._confirm
             node.add_change_listener(self.notice)
+        if isinstance(node, TrustCommands):
+            self._commands["forget"] = self._forget
 
     async def execute(self, line: str) -> bool:
         """Run one command line and print its answer."""
@@ -121,6 +131,12 @@ class Console:
     async def _confirm(self, _: str) -> str:
         assert isinstance(self.node, SyncCommands)
         return await self.node.confirm_deletes()
+
+    async def _forget(self, name: str) -> str:
+        assert isinstance(self.node, TrustCommands)
+        if not name:
+            return "usage: forget <name> (a member's name, as 'peers' shows it)"
+        return await self.node.forget(name)
 
     async def _who_has(self, query: str) -> str:
         if not query:

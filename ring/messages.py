@@ -121,3 +121,32 @@ class HelloOk(Message):
     host: str
     port: int
     size: int
+
+
+@message("FORGET")
+class Forget(Message):
+    """The sender forgot the member `key` (`forget` at its prompt): revoke it; answered OK."""
+
+    key: str
+
+
+@message("REKEY")
+class Rekey(Message):
+    """The network's new key (32 bytes), replacing the key whose network id is `previous`
+    (16 hex digits); answered OK. Sent after a FORGET, and to a member still on the old key."""
+
+    network: bytes
+    previous: str
+
+
+@message("KEY")
+class KeyRequest(Message):
+    """A member on an older key asks for the network's current one; answered KEY_DATA."""
+
+
+@message("KEY_DATA")
+class KeyData(Message):
+    """The network's current key (32 bytes), and the id of the key it replaced ("" if none)."""
+
+    network: bytes
+    previous: str

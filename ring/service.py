@@ -25,7 +25,17 @@ from ring.heartbeat import Heartbeat
 from ring.intake import Intake
 from ring.joining import Ask, Done, JoinWalk, Pause
 from ring.leader import Leader
-from ring.membership import Member, Source, Verdict, View, found, judge, label, renumbering
+from ring.membership import (
+    Member,
+    Source,
+    Verdict,
+    View,
+    found,
+    judge,
+    label,
+    remove,
+    renumbering,
+)
 from ring.merging import Merger
 from ring.messages import Join, JoinOk, Ping, Pong
 from ring.roster import Roster, fingerprint
@@ -70,6 +80,7 @@ class RingService:
                 fingerprint(taken.key),
             )
         self.roster.bind(me.name, me.key, time.time_ns())
+        self.roster.listen(self._cut_revoked)
         self.refused: set[tuple[str, int]] = set()
         self.heartbeat = heartbeat
         self.clock = clock
@@ -344,6 +355,14 @@ class RingService:
     def require_member(self) -> None:
         """Handlers acting on the ring call this first: silent if crashed, refused if no member."""
         require_member(self.status)
+
+    def _cut_revoked(self) -> None:
+        """The roster changed: as leader, cut out the members whose key it revokes."""
+        gone = [m for m in self.view.members if self.roster.is_revoked(m.key)]
+        if gone and self.is_leader and self.me not in gone:
+            log.warning("%s cuts out forgotten %s", self.me.name, ", ".join(m.name for m in gone))
+            keys = {m.key for m in gone}
+            self.leadership.change(remove(self.view, keys), exclude=keys)
 
     # -- plumbing -----------------------------------------------------------------------------
 

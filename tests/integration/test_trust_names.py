@@ -47,18 +47,20 @@ class TestOneNameTwoHosts:
 
     def test_main_processes_say_it_on_both_ends(self, tmp_path: Path) -> None:
         first = NodeProcess(tmp_path / "one" / "Shared", free_port(), "--name", "alice")
-        second = NodeProcess(
-            tmp_path / "two" / "Shared",
-            free_port(),
-            "--name",
-            "alice",
-            "--peer",
-            f"127.0.0.1:{first.port}",
-        )
+        started = [first]
         try:
             first.wait_prompt()
+            second = NodeProcess(
+                tmp_path / "two" / "Shared",
+                free_port(),
+                "--name",
+                "alice",
+                "--peer",
+                f"127.0.0.1:{first.port}",
+            )
+            started.append(second)
             second.wait_prompt()
-            deadline = time.monotonic() + 20  # the second may have started first: merge probes
+            deadline = time.monotonic() + 20
             while "cannot join the ring" not in second.errors and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert "belongs to another host" in second.errors, second.errors
@@ -66,5 +68,5 @@ class TestOneNameTwoHosts:
             assert "ring: 1 node(s)" in second.command("peers")
             assert "ring: 1 node(s)" in first.command("peers")
         finally:
-            first.stop()
-            second.stop()
+            for node in started:
+                node.stop()
