@@ -12,6 +12,7 @@ holds bytes there (`plan`). Where a fetch goes is `sync/sources.py`'s decision.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,9 +147,12 @@ def entry_to_record(entry: Any) -> tuple[FileRecord, bool]:
     return rec, bool(entry.get("held", False))
 
 
+_SHA256 = re.compile("[0-9a-f]{64}")
+
+
 def is_sha256(text: str) -> bool:
     """Whether `text` is 64 lowercase hex digits."""
-    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+    return _SHA256.fullmatch(text) is not None
 
 
 def own_changes(
