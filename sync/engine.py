@@ -42,7 +42,7 @@ from sync.replica import Replicas
 from sync.reports import Change, SyncStatus, folder_warning, held_warning
 from sync.scanner import TMP_DIR, Hasher, OwnFolder
 from sync.serve import Server
-from sync.signing import OwnerKeys, Signer, Verifier, sign_stored
+from sync.signing import OwnerKeys, Signer, Verifier, sign_stored, start_signing
 from sync.sources import RoundTrips
 from sync.state import State
 from sync.tracker import TransferInfo
@@ -190,7 +190,7 @@ class SyncEngine:
         tmp.mkdir(parents=True, exist_ok=True)
         (self.root / ASIDE_DIR).mkdir(exist_ok=True)
         self.replicas.forget_missing()
-        sign_stored(self.state, self.state.unsigned(self.name), self.sign)
+        start_signing(self.state, self.name, self.sign)
         for _owner, _path, sha, _size in list(self.state.held()):
             self.holdings.add(sha)
         try:

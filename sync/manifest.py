@@ -68,6 +68,12 @@ def supersedes(new: FileRecord, old: FileRecord | None) -> bool:
     return old is None or new.seq > old.seq
 
 
+def fills_signature(kept: FileRecord, new: FileRecord) -> bool:
+    """Whether `new` is the same change as `kept` (a record kept unsigned, from before owner
+    signatures) and brings the signature `kept` lacks."""
+    return not kept.sig and bool(new.sig) and new.seq == kept.seq and new == kept
+
+
 def record_to_entry(rec: FileRecord, held: bool) -> dict[str, Any]:
     """The msgpack map of a manifest entry; `held` says whether the sender has these bytes.
 

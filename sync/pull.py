@@ -19,7 +19,7 @@ from ring.wire import Door, expect
 from sync.apply import Applier
 from sync.claims import Key
 from sync.fetcher import Fetcher
-from sync.manifest import Peer, entry_to_record, supersedes
+from sync.manifest import Peer, entry_to_record, fills_signature, supersedes
 from sync.messages import PAGE_LIMIT, ManifestData, ManifestRequest
 from sync.signing import Verifier
 from sync.state import State
@@ -65,6 +65,8 @@ def merge_page(
                     old = state.record(rec.owner, rec.path)
                     if supersedes(rec, None if old is None else old[0]):
                         state.put_record(rec, None if old is None else old[1])
+                    elif old is not None and fills_signature(old[0], rec):
+                        state.set_sig(rec)
                     holds[(rec.owner, rec.path)] = (rec.seq, held)
             except Exception as exc:  # one entry's trouble is that entry's alone
                 bad.append(str(exc) or type(exc).__name__)

@@ -24,7 +24,14 @@ from collections.abc import Callable
 
 from ring.errors import BadRequest, PeerUnreachable, RemoteError, RemoteProtocolError
 from ring.wire import Connection, Door, Handler, Message, Ok, cancel_and_wait, expect
-from sync.manifest import FileRecord, Peer, entry_to_record, record_to_entry, supersedes
+from sync.manifest import (
+    FileRecord,
+    Peer,
+    entry_to_record,
+    fills_signature,
+    record_to_entry,
+    supersedes,
+)
 from sync.messages import NOTIFY_MAX_ENTRIES, Notify
 from sync.paths import check_owner
 from sync.signing import Verifier
@@ -57,6 +64,8 @@ def merge_pushed(state: State, origin: str, me: str, entries: list) -> list[File
                 if supersedes(rec, None if old is None else old[0]):
                     state.put_record(rec, None if old is None else old[1])
                     fresh.append(rec)
+                elif old is not None and fills_signature(old[0], rec):
+                    state.set_sig(rec)
             except Exception as exc:  # one entry's trouble is that entry's alone
                 log.warning("skipping a bad pushed entry from %s: %s", origin, exc)
                 continue

@@ -83,6 +83,16 @@ def sign_stored(state: State, records: list[FileRecord], sign: Signer) -> list[F
     return signed
 
 
+def start_signing(state: State, me: str, sign: Signer) -> None:
+    """At start: sign own records stored without a signature. A state folder from before
+    signatures also asks its peers for every record again (its counters of other owners go
+    to 0), so that the records it keeps unsigned get their owner's signature (`merge_page`
+    takes the signature of a record it already has) and it can pass them on."""
+    sign_stored(state, state.unsigned(me), sign)
+    if state.unsigned_before:
+        state.reset_counters(keep=me)
+
+
 class Verifier:
     """Checks the owner signatures of manifest entries, remembering those already checked.
 

@@ -60,7 +60,10 @@ class State:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(records)")}
-        if "sig" not in columns:  # a state folder from before owner signatures
+        self.unsigned_before = "sig" not in columns
+        """Whether this state folder comes from before owner signatures (its records have
+        none: `sync/signing.py` `start_signing` deals with it)."""
+        if self.unsigned_before:
             self._db.execute("ALTER TABLE records ADD COLUMN sig BLOB")
         self._journal: dict[tuple[str, str], str | None] | None = None
         self._journaling = 0
@@ -305,6 +308,10 @@ class State:
             (owner, len(prefix), prefix),
         ).fetchone()
         return row is not None
+
+    def reset_counters(self, keep: str) -> None:
+        """Set every owner's counter but `keep`'s to 0: the next pulls ask for everything."""
+        self._db.execute("DELETE FROM counters WHERE owner != ?", (keep,))
 
     def set_counter(self, owner: str, seq: int) -> None:
         """Set an owner's counter."""

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from overlay.certificates import key_hex
-from sync.manifest import FileRecord, record_to_entry
-from sync.signing import Verifier, record_message, sign_records
+from sync.manifest import FileRecord, fills_signature, record_to_entry
+from sync.pull import merge_page
+from sync.signing import Verifier, record_message, sign_records, start_signing
+from sync.state import State
 
 ALICE, MALLORY = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
 KEYS: dict[str, str | None] = {"alice": key_hex(ALICE.public_key()), "bob": None}
@@ -86,3 +90,49 @@ class TestVerifier:
         entries.insert(700, entry(rec("forged", 5000), MALLORY))
         kept = await verifier.check(entries, "prev")
         assert len(kept) == 1200 and kept[0]["path"] == "f0" and kept[-1]["path"] == "f1199"
+
+
+class TestStateFromBeforeSignatures:
+    """A state folder written before records had signatures: own records are signed at start,
+    and the others' are asked for again so that their signatures come in."""
+
+    def old_state(self, folder: Path) -> None:
+        folder.mkdir()
+        db = sqlite3.connect(folder / "sync.db")
+        db.executescript(
+            "CREATE TABLE records(owner TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,"
+            " mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL, seq INTEGER NOT NULL,"
+            " deleted INTEGER NOT NULL, have TEXT, PRIMARY KEY(owner, path));"
+            "CREATE TABLE counters(owner TEXT PRIMARY KEY, seq INTEGER NOT NULL);"
+            "INSERT INTO records VALUES ('me', 'mine.txt', 3, 1, '" + "ab" * 32 + "', 4, 0, NULL);"
+            "INSERT INTO records VALUES ('alice', 'a.txt', 3, 1, '" + "ab" * 32 + "', 1, 0, NULL);"
+            "INSERT INTO counters VALUES ('me', 4), ('alice', 1);"
+        )
+        db.commit()
+        db.close()
+
+    def test_own_records_are_signed_and_the_others_asked_for_again(self, tmp_path: Path) -> None:
+        me = Ed25519PrivateKey.generate()
+        self.old_state(tmp_path / "state")
+        state = State(tmp_path / "state")
+        assert state.unsigned_before
+        start_signing(state, "me", me.sign)
+        (mine,) = state.records_of("me").values()
+        assert len(mine.sig) == 64 and state.unsigned("me") == []
+        assert state.counters() == {"me": 4}
+        state.close()
+        assert not State(tmp_path / "state").unsigned_before
+
+    def test_a_signed_copy_of_a_record_kept_unsigned_fills_its_signature(
+        self, tmp_path: Path
+    ) -> None:
+        self.old_state(tmp_path / "state")
+        state = State(tmp_path / "state")
+        start_signing(state, "me", Ed25519PrivateKey.generate().sign)
+        old = FileRecord("alice", "a.txt", 3, 1, "ab" * 32, 1, False)  # as stored, unsigned
+        assert merge_page(state, "me", "prev", [entry(old)]) == {("alice", "a.txt"): (1, True)}
+        kept = state.record("alice", "a.txt")
+        assert kept is not None and len(kept[0].sig) == 64
+        other = FileRecord("alice", "a.txt", 4, old.mtime_ns, old.sha256, 1, False)
+        assert not fills_signature(kept[0], sign_records([other], ALICE.sign)[0])
+        state.close()
