@@ -18,7 +18,6 @@ import asyncio
 import json
 import logging
 import random
-import secrets
 import statistics
 import sys
 import time
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ring.membership import Member  # noqa: E402
 from ring.service import RingService  # noqa: E402
 from ring.wire import FrameServer  # noqa: E402
-from tests.credentials import member_door  # noqa: E402
+from tests.credentials import member  # noqa: E402
 
 
 async def until(cond: Callable[[], bool], timeout: float = 30.0) -> float:
@@ -53,11 +52,10 @@ def agreed(nodes: list[RingService]) -> bool:
 async def make(count: int) -> list[tuple[FrameServer, RingService]]:
     made = []
     for i in range(count):
-        server = FrameServer("127.0.0.1", 0, door=member_door())
+        creds = member()  # a node's ring key is its TLS identity
+        server = FrameServer("127.0.0.1", 0, door=creds.door())
         port = await server.start()
-        made.append(
-            (server, RingService(server, Member(secrets.token_hex(8), f"n{i}", "127.0.0.1", port)))
-        )
+        made.append((server, RingService(server, Member(creds.key, f"n{i}", "127.0.0.1", port))))
     return made
 
 

@@ -6,7 +6,13 @@ its subject from the network id, its serial from its public key, its validity is
 byte-identical trust root from K alone, and nothing about the CA is ever stored or sent.
 
 A node's certificate binds its own Ed25519 key (the node key) to the network: the CA signs it,
-it is no CA itself, and it lasts as long as the CA. It is cheap to make, so a node makes it at
+it is no CA itself, and it lasts as long as the CA.
+
+After a re-key (a new network key replaces the old one, `overlay/trust.py`) a node also sends a
+cross certificate: the new CA's key, signed by the old CA (`cross_certificate`). A member still
+on the old key trusts only the old CA, and through this certificate it can check the new one
+and learn that the network moved on; so every CA may have one CA below it (pathlen 1), and the
+cross certificate none (pathlen 0). It is cheap to make, so a node makes it at
 every start instead of storing it. Its subject names the node's key in hex, which is also the
 node's identity on every connection (`ring.wire.peer_identity`) and its ring key.
 """
@@ -53,21 +59,23 @@ def ca_name(network: NetworkKey) -> x509.Name:
     return _name(f"network {network.network_id.hex()}")
 
 
+CA_USAGE = x509.KeyUsage(
+    digital_signature=False,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
+
+
 def ca_certificate(network: NetworkKey) -> x509.Certificate:
     """The network's self-signed CA certificate, identical for every member."""
     key = network.ca_key()
     public = key.public_key()
-    usage = x509.KeyUsage(
-        digital_signature=False,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )
     return (
         x509.CertificateBuilder()
         .subject_name(ca_name(network))
@@ -76,10 +84,32 @@ def ca_certificate(network: NetworkKey) -> x509.Certificate:
         .serial_number(_serial(public))
         .not_valid_before(NOT_BEFORE)
         .not_valid_after(NOT_AFTER)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(usage, critical=True)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+        .add_extension(CA_USAGE, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .sign(key, None)
+    )
+
+
+def cross_certificate(network: NetworkKey, previous: NetworkKey) -> x509.Certificate:
+    """`network`'s CA key, certified by the CA of `previous` (the key it replaced)."""
+    public = network.ca_key().public_key()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(ca_name(network))
+        .issuer_name(ca_name(previous))
+        .public_key(public)
+        .serial_number(_serial(public))
+        .not_valid_before(NOT_BEFORE)
+        .not_valid_after(NOT_AFTER)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(CA_USAGE, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(previous.ca_key().public_key()),
+            critical=False,
+        )
+        .sign(previous.ca_key(), None)
     )
 
 

@@ -4,6 +4,12 @@ The overlay loads them once at start (`load_credentials`) and hands the parts on
 the ring and sync (`door`), and, for the parts to come, the network's derived keys
 (`network.dht_key`, `network.beacon_key`) and the node's signing key (`node_key`). A node's ring
 key (`key`) is its node public key in hex: the identity every peer sees on a connection with it.
+
+After a re-key (`overlay/trust.py`) the key the network had before is kept too (`previous`,
+`network.previous.key` in the state folder): the node's TLS then also trusts the old CA and
+sends a cross certificate, so members still on the old key can reach it and learn the new one.
+A `--network-key` file that holds that previous key (the network was re-keyed since the file
+was handed out) does not move the node back to it.
 """
 
 from __future__ import annotations
@@ -19,18 +25,22 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
 )
 
-from overlay.certificates import ca_certificate, key_hex, node_certificate
+from overlay.certificates import ca_certificate, cross_certificate, key_hex, node_certificate
 from overlay.keystore import (
     NETWORK_KEY_FILE,
     CredentialsError,
     load_network,
     load_node_key,
+    read_network,
     save_network,
 )
 from overlay.network_key import NetworkKey
 from ring.wire import Door, Tls
 
 log = logging.getLogger(__name__)
+
+PREVIOUS_KEY_FILE = "network.previous.key"
+"""The network's key before its last re-key, kept so that members still on it get the new one."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -39,6 +49,7 @@ class Credentials:
 
     network: NetworkKey
     node_key: Ed25519PrivateKey
+    previous: NetworkKey | None = None
 
     def __repr__(self) -> str:
         return f"Credentials(network={self.network!r}, key={self.key[:16]}...)"
@@ -55,12 +66,19 @@ class Credentials:
 
     def tls(self) -> Tls:
         """The TLS contexts of this node: its certificate (made now), and the network's CA."""
+        return Tls(*self.tls_pems())
+
+    def tls_pems(self) -> tuple[bytes, bytes, bytes]:
+        """(certificate and chain, private key, trusted CAs) as PEM: the node's certificate,
+        and after a re-key the cross certificate and the previous CA too."""
         pem = Encoding.PEM
-        return Tls(
-            cert_pem=node_certificate(self.network, self.node_key).public_bytes(pem),
-            key_pem=self.node_key.private_bytes(pem, PrivateFormat.PKCS8, NoEncryption()),
-            ca_pem=ca_certificate(self.network).public_bytes(pem),
-        )
+        chain = [node_certificate(self.network, self.node_key).public_bytes(pem)]
+        cas = [ca_certificate(self.network).public_bytes(pem)]
+        if self.previous is not None:
+            chain.append(cross_certificate(self.network, self.previous).public_bytes(pem))
+            cas.append(ca_certificate(self.previous).public_bytes(pem))
+        key = self.node_key.private_bytes(pem, PrivateFormat.PKCS8, NoEncryption())
+        return b"".join(chain), key, b"".join(cas)
 
     def door(self) -> Door:
         """A door that opens and accepts connections with these credentials."""
@@ -78,8 +96,19 @@ def load_credentials(state_dir: Path, key_file: Path | None = None) -> Credentia
         CredentialsError: a key file is malformed, or cannot be read or written.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
+    previous = load_previous(state_dir)
+    stored = state_dir / NETWORK_KEY_FILE
+    before = read_network(stored) if stored.exists() else None
+    if key_file is not None and previous is not None and key_file.exists():
+        if read_network(key_file) == previous:
+            log.info("%s holds the network's key before its re-key; keeping the new one", key_file)
+            key_file = None
     network, founded = load_network(state_dir, key_file)
-    credentials = Credentials(network, load_node_key(state_dir))
+    if previous is not None and network not in (before, previous):
+        (state_dir / PREVIOUS_KEY_FILE).unlink()  # moved to another network altogether
+    if network != before or previous == network:
+        previous = None
+    credentials = Credentials(network, load_node_key(state_dir), previous)
     if founded:
         log.info(
             "founded a new network %s; its key is in %s",
@@ -103,7 +132,18 @@ def adopt_network(state_dir: Path, network: NetworkKey) -> Credentials:
     state_dir.mkdir(parents=True, exist_ok=True)
     try:
         save_network(state_dir, network)
+        (state_dir / PREVIOUS_KEY_FILE).unlink(missing_ok=True)  # that of the network it left
     except OSError as exc:
         raise CredentialsError(f"cannot store the network key in {state_dir}: {exc}") from None
     log.info("joined network %s; its key is in %s", network.network_id.hex(), state_dir)
     return Credentials(network, load_node_key(state_dir))
+
+
+def load_previous(state_dir: Path) -> NetworkKey | None:
+    """The network's key before its last re-key, if this node went through one.
+
+    Raises:
+        CredentialsError: the file is there but cannot be read or is malformed.
+    """
+    path = state_dir / PREVIOUS_KEY_FILE
+    return read_network(path) if path.exists() else None

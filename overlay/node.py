@@ -28,7 +28,9 @@ from overlay.loopwatch import LoopWatch
 from overlay.progress import transfers_text
 from overlay.prompt import status_text
 from overlay.reports import files_text, holders_text, human_size, peers_text
+from overlay.rosterfile import load_roster
 from overlay.sealing import NetworkSeals
+from overlay.trust import Trust
 from ring.membership import Member, View
 from ring.service import RingService
 from ring.wire import FrameServer, Tasks
@@ -63,8 +65,9 @@ class Node:
         self.index: HolderIndex | None = None
         self.discovery: Discovery | None = None
         self.identity: Identity | None = None
-        self.credentials: Credentials | None = None
+        self.trust: Trust | None = None
         self.seals: NetworkSeals | None = None
+        self._network_listeners: list[Callable[[Credentials], None]] = [self._on_network_change]
         self._tasks = Tasks("node")
         self.invites: Invites | None = None
         self._bootstrapped: set[tuple[str, int]] = set()
@@ -103,16 +106,18 @@ class Node:
         # into a ring, met on the other one, that its own LAN's peers cannot reach.
         bind = settings.host or (iface.address if iface else "0.0.0.0")
         state_dir = settings.state_dir
-        self.credentials = credentials or load_credentials(state_dir, settings.network_key)
-        self.seals = NetworkSeals(self.credentials.network)
-        door = self.credentials.door()
+        credentials = credentials or load_credentials(state_dir, settings.network_key)
+        roster = load_roster(state_dir)
+        self.trust = Trust(state_dir, credentials, roster, self._network_listeners)
+        self.seals = NetworkSeals(credentials.network)
+        door = self.trust.door
         self.server = FrameServer(bind, settings.port, door=door)
         port = await self.server.start()
         self.identity = load_or_create(
             state_dir,
             settings.name,
             default_name(host, port, DEFAULT_PORT),
-            self.credentials.key,
+            credentials.key,
         )
         me = Member(self.identity.key, self.identity.name, host, port)
         if settings.dht:
@@ -124,6 +129,8 @@ class Node:
             state_dir,
             me.name,
             door=door,
+            sign=credentials.node_key.sign,
+            owner_key=roster.key_of,
             interval=settings.interval,
             concurrency=settings.concurrency,
             locate=self._locate if self.index else None,
@@ -140,7 +147,8 @@ class Node:
             self.sync.add_holding_listener(self._on_holding)
         if self.index is not None:
             self.index.hold(self.sync.held_hashes())
-        self.ring = RingService(self.server, me)
+        self.ring = RingService(self.server, me, roster=roster)
+        self.trust.attach(self.server, self.ring)
         self.ring.add_listener(self._on_view)  # install() calls it for the first view too
         self.invites = Invites(host, self._network_key, lambda: self.view, self._tell)
         await self.ring.start(settings.peers)
@@ -181,6 +189,8 @@ class Node:
         await self._tasks.stop()
         if self.invites is not None:
             await self.invites.close()
+        if self.trust is not None:
+            await self.trust.stop()
         if self.discovery is not None:
             await self.discovery.stop()
         if self.ring is not None:
@@ -195,6 +205,24 @@ class Node:
         await asyncio.sleep(0)  # kademlia frees its UDP port one loop step after stop()
 
     # ----------------------------------------------------------------- wiring
+
+    @property
+    def credentials(self) -> Credentials | None:
+        """The node's current credentials (they change when the network is re-keyed)."""
+        return None if self.trust is None else self.trust.credentials
+
+    def on_network_change(self, cb: Callable[[Credentials], None]) -> None:
+        """Call `cb(credentials)` after the network key changed (a re-key): the new key is
+        `credentials.network`, the one it replaced `credentials.previous`."""
+        self._network_listeners.append(cb)
+
+    def _on_network_change(self, credentials: Credentials) -> None:
+        """The network was re-keyed: seal datagrams and beacons with the new key from now on
+        (the previous one still opens them for a grace period) and say the new id in beacons."""
+        assert self.seals is not None
+        self.seals.rekey(credentials.network)
+        if self.discovery is not None:
+            self.discovery.network_id = credentials.network.network_id
 
     def _on_view(self, view: View) -> None:
         """A ring change: tell sync its new neighbour and owners, and the DHT whom to ask."""
@@ -345,6 +373,11 @@ class Node:
         if running:
             text += "\n" + "\n".join("  " + line for line in transfers_text(running).splitlines())
         return text
+
+    async def forget(self, name: str) -> str:
+        """Shut the member `name` out for good and re-key the network (the `forget` command)."""
+        assert self.trust is not None
+        return await self.trust.forget(name)
 
     async def confirm_deletes(self) -> str:
         """Push the deletes held back as too many at once (the `confirm-deletes` command)."""

@@ -29,6 +29,7 @@ HELP = """commands:
   confirm-deletes  push the deletes held back because they remove most of the own folder
   invite           a one-time code for adding a host to this network (good for 10 minutes)
   join <code> [HOST:PORT]  move this host, alone in its ring, to the network of that code
+  forget <name>    shut a member out for good (its key is revoked, the network re-keyed)
   help             this list
   exit             leave the ring gracefully and stop"""
 
@@ -63,6 +64,13 @@ class SyncCommands(Protocol):
     def add_change_listener(self, cb: Callable[[str], None]) -> None: ...
 
 
+@runtime_checkable
+class TrustCommands(Protocol):
+    """What the prompt asks of a node that can forget members (the real Node can)."""
+
+    async def forget(self, name: str) -> str: ...
+
+
 class Output(Protocol):
     """Where the prompt writes: a terminal, a pipe, or the progress bars' writer."""
 
@@ -91,6 +99,8 @@ class Console:
         if isinstance(node, PairCommands):
             self._commands["invite"] = lambda _: node.invite()
             self._commands["join"] = node.join
+        if isinstance(node, TrustCommands):
+            self._commands["forget"] = self._forget
 
     async def execute(self, line: str) -> bool:
         """Run one command line and print its answer."""
@@ -143,6 +153,12 @@ class Console:
     async def _confirm(self, _: str) -> str:
         assert isinstance(self.node, SyncCommands)
         return await self.node.confirm_deletes()
+
+    async def _forget(self, name: str) -> str:
+        assert isinstance(self.node, TrustCommands)
+        if not name:
+            return "usage: forget <name> (a member's name, as 'peers' shows it)"
+        return await self.node.forget(name)
 
     async def _who_has(self, query: str) -> str:
         if not query:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ring.membership import Member, View
+from ring.roster import fingerprint
 
 
 def human_size(size: int) -> str:
@@ -28,7 +29,8 @@ def _member_line(view: View, member: Member, rtt: float | None) -> str:
 
 
 def peers_text(view: View, me: Member, rtts: Mapping[str, float]) -> str:
-    """`peers`: this node, its neighbours, then the whole ring in order (RTTs by member key)."""
+    """`peers`: this node, its neighbours, then the whole ring in order (RTTs by member key),
+    each member with its key's fingerprint, so people can tell two hosts apart by their keys."""
     prev, nxt = view.prev_of(me.key), view.next_of(me.key)
     lines = [
         f"this node: id {view.position(me.key)} {me.name!r} {me.host}:{me.port}"
@@ -40,7 +42,10 @@ def peers_text(view: View, me: Member, rtts: Mapping[str, float]) -> str:
     for position, member in enumerate(view.members):
         mark = "*" if member.key == me.key else " "
         rtt = "" if member.key == me.key else "  " + human_rtt(rtts.get(member.key))
-        lines.append(f" {mark}{position:3d}  {member.name}  {member.host}:{member.port}{rtt}")
+        where = f"{member.host}:{member.port}"
+        lines.append(
+            f" {mark}{position:3d}  {member.name}  {where}  key {fingerprint(member.key)}{rtt}"
+        )
     return "\n".join(lines)
 
 

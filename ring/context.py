@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from ring.membership import Member, Source, View
 from ring.messages import Pong
+from ring.roster import Roster
 from ring.status import Status
 from ring.wire import Message
 
@@ -36,6 +37,14 @@ class RingContext(Protocol):
         """Where this node stands with respect to a ring."""
 
     @property
+    def roster(self) -> Roster:
+        """Which key each name belongs to, and the revoked keys (`ring/roster.py`)."""
+
+    @property
+    def refused(self) -> set[tuple[str, int]]:
+        """Addresses of leaders that refused this node's name: it does not merge into them."""
+
+    @property
     def timeout(self) -> float:
         """Seconds a control request (JOIN, LEAVE, UPDATE, HELLO, MERGE) may take."""
 
@@ -47,7 +56,11 @@ class RingContext(Protocol):
         """Make `view` (which holds this node) current and tell the listeners."""
 
     def receive(self, view: View, source: Source) -> None:
-        """Act on a view from a peer: install, re-join, merge, or ignore it."""
+        """Act on a view this node trusts: install, re-join, merge, or ignore it."""
+
+    def receive_from(self, view: View, source: Source, sender: str, roster: Any = None) -> None:
+        """Act on a view (and the roster beside it) that the member `sender` handed over, if
+        that member may (`ring/authority.py`)."""
 
     def rejoin(self, first: list[tuple[str, int]]) -> None:
         """Re-join a ring, trying `first` before anyone else."""
@@ -65,4 +78,11 @@ class RingContext(Protocol):
             PeerUnreachable: no connection, or no reply in `timeout` seconds.
             RemoteError: the peer answered ERROR.
             RemoteProtocolError: the peer answered with a malformed frame.
+        """
+
+    async def ask(self, host: str, port: int, msg: Message, timeout: float) -> tuple[Message, str]:
+        """`request`, and the identity of the member that answered.
+
+        Raises:
+            As `request`.
         """

@@ -49,6 +49,13 @@ class BadRequest(RemoteProtocolError):
     code = "bad_request"
 
 
+class Forbidden(RemoteProtocolError):
+    """The peer, a member, asked for what only another member may ask: a LEAVE for someone else,
+    a view from a member that does not lead the ring, a JOIN under another key."""
+
+    code = "forbidden"
+
+
 class TruncatedFrame(RemoteProtocolError):
     """The connection closed in the middle of a frame."""
 

@@ -110,10 +110,11 @@ class Heartbeat:
             return False
         if pong.view is not None:
             try:
-                ring.receive(View.from_wire(pong.view), "pong")
+                view = View.from_wire(pong.view)
             except RemoteProtocolError as exc:
                 log.warning("%s: bad view in PONG from %s: %s", ring.me.name, member.name, exc)
                 return False
+            ring.receive_from(view, "pong", member.key, pong.roster)
         if (pong.key, pong.ring_id) != (member.key, ring.view.ring_id):
             return False
         self.detector.on_reply(member.key, self.clock() - started)
@@ -123,19 +124,21 @@ class Heartbeat:
         """Report the suspects as `FailReport` routes them; adopt the VIEW that ends it."""
         ring = self.ring
         report = FailReport(ring.me, ring.view, self.detector.suspects)
+        sender = ring.me.key
         while not isinstance(step := report.next_step(ring.view), Done):
             if isinstance(step, Verify):
+                sender = ring.me.key
                 report.replied(await self.verify(set(step.dead)))
                 continue
             msg = Fail(ring.me.key, list(step.dead))
             try:
-                reply = await ring.request(*step.leader.address, msg, 4 * ring.probe_timeout)
+                reply, sender = await ring.ask(*step.leader.address, msg, 4 * ring.probe_timeout)
             except RingError as exc:
                 report.failed(exc)
             else:
                 report.replied(reply)
         if step.view is not None:
-            ring.receive(step.view, "update")
+            ring.receive_from(step.view, "update", sender)
             self.detector.cleared(step.view)
 
     async def _on_ping(self, msg: Message, conn: Connection) -> Message:
@@ -147,5 +150,6 @@ class Heartbeat:
             raise Refused("not_member", "this node is in no ring")
         view = ring.view
         stale = msg.ring_id != view.ring_id or msg.version < view.version
-        send = stale or view.position(msg.key) is None
-        return Pong(ring.me.key, view.ring_id, view.version, view.to_wire() if send else None)
+        if not stale and view.position(msg.key) is not None:
+            return Pong(ring.me.key, view.ring_id, view.version)
+        return Pong(ring.me.key, view.ring_id, view.version, view.to_wire(), ring.roster.wire())

@@ -5,19 +5,25 @@ reports are applied one at a time, each with the next version (Rule 2 of
 `ring/membership.py`). The new view goes back in the reply and is pushed to every other member
 with UPDATE in the background; a lost UPDATE is repaired by the heartbeat, whose PONG carries
 newer views. A node that is not members[0] answers JOIN and LEAVE with REDIRECT.
+
+Every request is checked against the member that sent it (`conn.identity`): a JOIN names the
+joiner's own key and a name that is free or already its own (the roster binds it then), a
+LEAVE is only for the sender itself, a FAIL comes from a member of the ring about others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 
 from ring.context import RingContext
-from ring.errors import BadRequest, PeerUnreachable, Refused, RingError
+from ring.errors import BadRequest, Forbidden, PeerUnreachable, Refused, RingError
 from ring.joining import MAX_REDIRECTS
 from ring.membership import Member, View, acting_leader, admit, remove
 from ring.messages import Fail, Join, JoinOk, Leave, Redirect, Update, ViewReply
+from ring.roster import Roster, fingerprint
 from ring.status import Status, check_alive, require_member
 from ring.wire import Connection, FrameServer, Message
 
@@ -66,10 +72,15 @@ class Leader:
         redirect = self._check_leading()
         if redirect is not None:
             return redirect
+        if newcomer.key != conn.identity:
+            raise Forbidden("a JOIN must name the joiner's own key")
+        if msg.roster is not None:
+            self.ring.roster.merge(Roster(revoked=Roster.from_wire(msg.roster).revoked))
         async with self._lock:
             redirect = self._check_leading()
             if redirect is not None:
                 return redirect
+            self._bind(newcomer)
             view = admit(self.ring.view, newcomer)
             if view is not self.ring.view:
                 log.info(
@@ -79,7 +90,34 @@ class Leader:
                     len(view.members) - 1,
                 )
                 self.change(view, exclude={newcomer.key})
-            return JoinOk(self.ring.view.to_wire())
+            return JoinOk(self.ring.view.to_wire(), self.ring.roster.wire())
+
+    def _bind(self, newcomer: Member) -> None:
+        """Bind the newcomer's name to its key (Rule 1 of `ring/roster.py`).
+
+        Raises:
+            Forbidden: the newcomer's key was revoked.
+            Refused: `name_taken`, the name belongs to another key (also logged here).
+        """
+        roster = self.ring.roster
+        if roster.is_revoked(newcomer.key):
+            raise Forbidden("this key was revoked (forgotten)")
+        taken = roster.conflict(newcomer.name, newcomer.key)
+        if taken is not None:
+            log.warning(
+                "%s refused %s (key %s): the name %r belongs to key %s",
+                self.ring.me.name,
+                newcomer.name,
+                fingerprint(newcomer.key),
+                newcomer.name,
+                fingerprint(taken.key),
+            )
+            raise Refused(
+                "name_taken",
+                f"the name {newcomer.name!r} belongs to another host (key"
+                f" {fingerprint(taken.key)}); start this host with --name and another name",
+            )
+        roster.bind(newcomer.name, newcomer.key, time.time_ns())
 
     async def _on_leave(self, msg: Message, conn: Connection) -> Message:
         assert isinstance(msg, Leave)
@@ -88,6 +126,8 @@ class Leader:
         redirect = self._check_leading()
         if redirect is not None:
             return redirect
+        if msg.key != conn.identity:
+            raise Forbidden("a LEAVE is only for the sender itself")
         async with self._lock:
             redirect = self._check_leading()
             if redirect is not None:
@@ -102,6 +142,8 @@ class Leader:
     async def _on_fail(self, msg: Message, conn: Connection) -> Message:
         assert isinstance(msg, Fail)
         require_member(self.ring.status)
+        if msg.key != conn.identity or conn.identity not in self.ring.view.keys:
+            raise Forbidden("a FAIL comes from a member of this ring, under its own key")
         too_many = len(msg.dead) > len(self.ring.view.members)
         if too_many or not all(isinstance(k, str) for k in msg.dead):
             raise BadRequest("FAIL.dead must be a short list of keys")
@@ -161,7 +203,7 @@ class Leader:
                 if len(ring.view.members) > 1:
                     new = remove(ring.view, [ring.me.key])
                     log.info("%s hands the ring over to %s", ring.me.name, new.leader.name)
-                    await self.push(new.members, Update(new.to_wire()))
+                    await self.push(new.members, Update(new.to_wire(), ring.roster.wire()))
             return
         target = ring.view.leader
         host, port = target.host, target.port
@@ -177,7 +219,7 @@ class Leader:
         ring = self.ring
         ring.install(view)
         targets = [m for m in view.members if m.key != ring.me.key and m.key not in exclude]
-        ring.spawn(self.push(targets, Update(view.to_wire())))
+        ring.spawn(self.push(targets, Update(view.to_wire(), ring.roster.wire())))
 
     async def push(self, members: Iterable[Member], msg: Message) -> None:
         """Send `msg` to each member concurrently; the unreachable are left to the heartbeat."""

@@ -5,6 +5,11 @@ of theirs. Both sides compare ring labels (`wins_merge`), so whichever side lear
 lost starts the merge: its leader sends MERGE to every member and re-joins the winner; a member
 that learns first asks its leader to do so (or re-joins alone if the leader is gone). Each
 re-join is an ordinary JOIN that the winning leader admits, one at a time.
+
+Any member of the network may propose a merge (two rings of one network belong together), but a
+HELLO must name its sender's own key, and a MERGE ("your ring lost") is taken only from this
+node's leader, or, by the leader, from a member of its ring. A node never merges into a ring
+whose leader refused its name: it would be refused again.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ring.context import RingContext
-from ring.errors import Refused, RingError
+from ring.errors import Forbidden, Refused, RingError
 from ring.membership import Label, Member, label, wins_merge
 from ring.messages import Hello, HelloOk, Merge
 from ring.status import Status, require_member
@@ -64,7 +69,7 @@ class Merger:
         """Our ring lost to `winner`: the leader sends everyone MERGE and re-joins; a member
         that was `told` (by MERGE) re-joins, one that found out itself asks the leader."""
         ring = self.ring
-        if ring.status is not Status.MEMBER:
+        if ring.status is not Status.MEMBER or address in ring.refused:
             return
         log.info("%s: ring %s merges into %s", ring.me.name, label(ring.view), winner)
         msg = Merge(winner[0], winner[1], address[0], address[1])
@@ -91,6 +96,8 @@ class Merger:
         ring = self.ring
         require_member(ring.status)
         assert isinstance(msg, Hello)
+        if msg.key != conn.identity:
+            raise Forbidden("a HELLO must name its sender's own key")
         theirs = (msg.ring_id, msg.leader)
         if msg.key not in ring.view.keys and wins_merge(theirs, label(ring.view)):
             self.merge_into(theirs, (msg.host, msg.port))
@@ -106,5 +113,9 @@ class Merger:
         theirs = (msg.ring_id, msg.leader)
         if not wins_merge(theirs, label(ring.view)):
             raise Refused("no_merge", f"ring {theirs} does not win over {label(ring.view)}")
+        leader = ring.view.leader.key
+        told_by = {leader} if leader != ring.me.key else ring.view.keys - {leader}
+        if conn.identity not in told_by:
+            raise Forbidden("a MERGE comes from the ring's leader, or to it from a member")
         self.merge_into(theirs, (msg.host, msg.port), told=True)
         return Ok()

@@ -5,8 +5,11 @@
 (UPDATE, or a PONG that carries one), and re-joins when a view leaves it out. It builds its
 parts, which see it only as a `RingContext` (`ring/context.py`): `ring/leader.py` (changes made
 as members[0]), `ring/heartbeat.py` (PING both ways, reporting the dead), `ring/merging.py`
-(HELLO, MERGE). Every request of the ring goes out through `RingService.request`. The server
-belongs to the caller: this service routes its messages onto it and never closes it.
+(HELLO, MERGE). Every request of the ring goes out through `RingService.request` (or `ask`,
+which also tells who answered). A view from a peer is acted on only if the member that handed
+it over may (`ring/intake.py`); the roster that rides beside it (`ring/roster.py`) gives
+this node the names bound to keys and the revoked keys. The server belongs to the caller: this
+service routes its messages onto it and never closes it.
 """
 
 from __future__ import annotations
@@ -17,15 +20,27 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from ring.errors import PeerUnreachable, RemoteError, RemoteProtocolError, RingError
+from ring.errors import Forbidden, PeerUnreachable, RemoteError, RemoteProtocolError, RingError
 from ring.heartbeat import Heartbeat
-from ring.joining import Done, JoinWalk, Pause
+from ring.intake import Intake
+from ring.joining import Ask, Done, JoinWalk, Pause
 from ring.leader import Leader
-from ring.membership import Member, Source, Verdict, View, found, judge, label, renumbering
+from ring.membership import (
+    Member,
+    Source,
+    Verdict,
+    View,
+    found,
+    judge,
+    label,
+    remove,
+    renumbering,
+)
 from ring.merging import Merger
-from ring.messages import Join, Ping, Pong, Update
+from ring.messages import Join, JoinOk, Ping, Pong
+from ring.roster import Roster, fingerprint
 from ring.status import Status, check_alive, next_status, require_member
-from ring.wire import Connection, FrameServer, Message, Ok, Tasks, expect
+from ring.wire import FrameServer, Message, Tasks, expect
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +56,32 @@ class RingService:
         heartbeat: float = 0.5,
         misses: int = 3,
         clock: Callable[[], float] = time.monotonic,
+        roster: Roster | None = None,
     ) -> None:
+        """Nothing is sent until `start`.
+
+        Args:
+            server: the node's server, on which the ring's messages are routed.
+            me: this node; `me.key` is its identity on every connection.
+            heartbeat: seconds between pings of the next member.
+            misses: failed pings in a row that make a member a suspect.
+            clock: monotonic seconds.
+            roster: the names bound to keys that this node knows (kept by the caller);
+                this node's own name is bound to its key if free.
+        """
         self.server = server
         self.me = me
+        self.roster = roster if roster is not None else Roster()
+        taken = self.roster.conflict(me.name, me.key)
+        if taken is not None:
+            log.warning(
+                "the name %r is bound to another key (%s) in this node's roster",
+                me.name,
+                fingerprint(taken.key),
+            )
+        self.roster.bind(me.name, me.key, time.time_ns())
+        self.roster.listen(self._cut_revoked)
+        self.refused: set[tuple[str, int]] = set()
         self.heartbeat = heartbeat
         self.clock = clock
         self.view = View("", 0, (me,))
@@ -54,6 +92,7 @@ class RingService:
         self.peers: list[tuple[str, int]] = []
         self.leadership = Leader(self)
         self.merger = Merger(self, push=self.leadership.push)
+        self.intake = Intake(self)
         self._heartbeat = Heartbeat(
             self,
             misses,
@@ -66,7 +105,7 @@ class RingService:
         self._listeners: list[Callable[[View], None]] = []
         self._tasks = Tasks(me.name)
         self._rejoin: asyncio.Task[None] | None = None
-        server.route(Update, self._on_update)
+        self.intake.route(server)
         self._heartbeat.route(server)
         self.leadership.route(server)
         self.merger.route(server)
@@ -179,8 +218,13 @@ class RingService:
             except Exception:
                 log.exception("view listener failed")
 
+    def receive_from(self, view: View, source: Source, sender: str, roster: Any = None) -> None:
+        """Act on a view (and the roster beside it) that the member `sender` handed over, if
+        that member may (`ring/intake.py`)."""
+        self.intake.receive_from(view, source, sender, roster)
+
     def receive(self, view: View, source: Source) -> None:
-        """Act on a view from a peer as `judge` decides: install, re-join, merge, or ignore."""
+        """Act on a trusted view as `judge` decides: install, re-join, merge, or ignore."""
         verdict = judge(self.view, view, self.me.key, self.status, source)
         if verdict is Verdict.INSTALL:
             self.install(view)
@@ -204,7 +248,7 @@ class RingService:
         walk = JoinWalk(
             self.me.key, peers, deadline=self.clock() + self.join_patience, patient=patient
         )
-        join = Join(self.me.to_wire())
+        join = Join(self.me.to_wire(), self.roster.wire())
         while True:
             step = walk.next_step(self.clock())
             if isinstance(step, Done):
@@ -215,11 +259,39 @@ class RingService:
                 await asyncio.sleep(self.heartbeat)
                 continue
             try:
-                reply = await self.request(step.host, step.port, join, self.timeout)
+                reply = await self._join_at(step, join)
             except (PeerUnreachable, RemoteError, RemoteProtocolError) as exc:
                 walk.failed(exc)
             else:
                 walk.replied(reply)
+
+    async def _join_at(self, step: Ask, join: Join) -> Message:
+        """Send JOIN where the walk says; a JOIN_OK must come from the leader of its view, and
+        its roster is taken. A refusal of this node's name is told, and remembered.
+
+        Raises:
+            PeerUnreachable, RemoteError, RemoteProtocolError: as `request`, and a JOIN_OK
+                that a member other than its view's leader sent.
+        """
+        try:
+            reply, sender = await self.ask(step.host, step.port, join, self.timeout)
+        except RemoteError as exc:
+            if exc.code == "name_taken":
+                self.refused.add((step.host, step.port))
+                log.error(
+                    "%s cannot join the ring at %s:%d: %s",
+                    self.me.name,
+                    step.host,
+                    step.port,
+                    exc.reason,
+                )
+            raise
+        if isinstance(reply, JoinOk):
+            view = View.from_wire(reply.view)
+            if view.leader.key != sender:
+                raise Forbidden(f"a JOIN_OK from {fingerprint(sender)}, not its leader")
+            self.intake.take_roster(reply.roster, bindings=True)
+        return reply
 
     def rejoin(self, first: list[tuple[str, int]]) -> None:
         """Re-join a ring through `first`, then our old members, then the configured peers."""
@@ -242,10 +314,13 @@ class RingService:
         self._set_status("joined")
 
     async def ping(self, member: Member, timeout: float) -> Pong | None:
-        """One PING; None if `member` does not answer PONG in time."""
+        """One PING; None if `member` itself (its key on the connection) does not answer PONG
+        in time."""
         msg = Ping(self.me.key, self.view.ring_id, self.view.version)
         try:
-            reply = await self.request(member.host, member.port, msg, timeout)
+            reply, sender = await self.ask(member.host, member.port, msg, timeout)
+            if sender != member.key:
+                raise Forbidden(f"{fingerprint(sender)} answers at {member.name}'s address")
             return expect(reply, Pong)
         except RingError as exc:
             log.debug("%s: no pong from %s: %s", self.me.name, member.name, exc)
@@ -261,7 +336,15 @@ class RingService:
             RemoteError: the peer answered ERROR.
             RemoteProtocolError: the peer answered with a malformed frame.
         """
-        return await self.server.door.request(host, port, msg, timeout, reuse=True)
+        return (await self.ask(host, port, msg, timeout))[0]
+
+    async def ask(self, host: str, port: int, msg: Message, timeout: float) -> tuple[Message, str]:
+        """`request`, and the identity of the member that answered.
+
+        Raises:
+            As `request`.
+        """
+        return await self.server.door.ask(host, port, msg, timeout, reuse=True)
 
     # -- handlers -----------------------------------------------------------------------------
 
@@ -273,11 +356,13 @@ class RingService:
         """Handlers acting on the ring call this first: silent if crashed, refused if no member."""
         require_member(self.status)
 
-    async def _on_update(self, msg: Message, conn: Connection) -> Message:
-        self.check_alive()
-        assert isinstance(msg, Update)
-        self.receive(View.from_wire(msg.view), "update")
-        return Ok()
+    def _cut_revoked(self) -> None:
+        """The roster changed: as leader, cut out the members whose key it revokes."""
+        gone = [m for m in self.view.members if self.roster.is_revoked(m.key)]
+        if gone and self.is_leader and self.me not in gone:
+            log.warning("%s cuts out forgotten %s", self.me.name, ", ".join(m.name for m in gone))
+            keys = {m.key for m in gone}
+            self.leadership.change(remove(self.view, keys), exclude=keys)
 
     # -- plumbing -----------------------------------------------------------------------------
 

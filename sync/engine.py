@@ -13,6 +13,9 @@ The ring tells it who is where with `set_topology`; a DHT may tell it who holds 
 `locate`. Its `round_trips` table ranks where each fetch goes (`sources.py`): its own downloads
 time peers, and the node feeds in probes and heartbeats.
 
+Own records are signed with this node's key (`sign`) as the scan makes them; others' records
+are checked against the key bound to their owner (`owner_key`) before they are kept.
+
 Safety of the own folder: a missing or unreadable folder pushes no deletes; a file modified
 less than `settle` seconds ago (and not closed since) waits; a scan that would delete more than
 half of at least ten files holds those deletes until `confirm_deletes()`.
@@ -42,6 +45,7 @@ from sync.replica import Replicas
 from sync.reports import Change, SyncStatus, folder_warning, held_warning
 from sync.scanner import TMP_DIR, OwnFolder
 from sync.serve import Server
+from sync.signing import OwnerKeys, Signer, Verifier, sign_stored, start_signing
 from sync.sources import RoundTrips
 from sync.state import State
 from sync.tracker import TransferInfo
@@ -73,6 +77,8 @@ class SyncEngine:
         name: str,
         *,
         door: Door,
+        sign: Signer,
+        owner_key: OwnerKeys,
         interval: float = 5.0,
         concurrency: int = 4,
         locate: Locate | None = None,
@@ -91,6 +97,8 @@ class SyncEngine:
             state_dir: where sync.db and trash/ live (not inside shared_root).
             name: this node's folder name (one component, not starting with ".").
             door: the node's door: every connection sync opens goes through it.
+            sign: signs with this node's own key (its records).
+            owner_key: the key bound to an owner name (to check others' records).
             interval: seconds between rounds of the background loop (rescan, then pull).
             concurrency: most downloads (FILE or BATCH) in flight at once.
             locate: "who holds hash H?" (any order); None until a DHT is wired.
@@ -111,12 +119,14 @@ class SyncEngine:
         self.round_trips, self.hasher, self.holdings = RoundTrips(), Hasher(), Holdings()
         self.state = State(self.state_dir)
         self.server = Server(self.root, self.state)
-        self.door = door
+        self.door, self.sign, self.verifier = door, sign, Verifier(owner_key)
         self.receiver = Receiver(self.door, self.root / TMP_DIR, timeout)
         mass = (mass_delete_share, mass_delete_min)
         self.own = OwnFolder(self.root, self.name, self.state, self.hasher, settle, *mass)
         self._build_replication(concurrency, locate)
-        self.pusher = Pusher(self.door, self.name, self.state, timeout, self._on_pushed)
+        self.pusher = Pusher(
+            self.door, self.name, self.state, timeout, self._on_pushed, self.verifier
+        )
         self._watcher: FolderWatcher | None = None
         self._listeners: list[Callable[[Change], None]] = []
         self._prev: Peer | None = None
@@ -151,7 +161,13 @@ class SyncEngine:
         )
         self.applier = Applier(self.name, self.state, self.replicas, self.fetcher, self._tell)
         self.puller = Puller(
-            self.door, self.name, self.state, self.fetcher, self.applier, self.timeout
+            self.door,
+            self.name,
+            self.state,
+            self.fetcher,
+            self.applier,
+            self.timeout,
+            self.verifier,
         )
 
     @property
@@ -178,6 +194,7 @@ class SyncEngine:
         tmp.mkdir(parents=True, exist_ok=True)
         (self.root / ASIDE_DIR).mkdir(exist_ok=True)
         self.replicas.forget_missing()
+        start_signing(self.state, self.name, self.sign)
         for _owner, _path, sha, _size in list(self.state.held()):
             self.holdings.add(sha)
         try:
@@ -370,6 +387,7 @@ class SyncEngine:
             self._watcher.forget_closes(time.time_ns() - self.own.settle_ns)
             closed = dict(self._watcher.closed)
         changes, known = await self.own.scan(closed, self.allow_mass_delete or self._confirmed)
+        changes = sign_stored(self.state, changes, self.sign)
         if self.own.problem != problem:
             self._tell(folder_warning(self.name, self.own.problem))
         for name, why in self.own.newly_not_shared.items():

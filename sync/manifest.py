@@ -12,8 +12,9 @@ holds bytes there (`plan`). Where a fetch goes is `sync/sources.py`'s decision.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ring.errors import BadRequest
@@ -31,9 +32,18 @@ class Peer:
     port: int
 
 
+SIGNATURE_SIZE = 64
+"""Bytes of an Ed25519 signature, the owner's mark on each of its records (`sync/signing.py`)."""
+
+
 @dataclass(frozen=True)
 class FileRecord:
-    """One version of one file of one owner (a tombstone when `deleted`)."""
+    """One version of one file of one owner (a tombstone when `deleted`).
+
+    `sig` is the owner's signature of the other fields (`sync/signing.py`), b"" until the owner
+    signs it; it travels and is stored with the record but is no part of what the record says,
+    so two records that say the same thing are equal whether or not one carries it.
+    """
 
     owner: str
     path: str
@@ -42,6 +52,7 @@ class FileRecord:
     sha256: str
     seq: int
     deleted: bool
+    sig: bytes = field(default=b"", compare=False)
 
 
 @dataclass(frozen=True)
@@ -57,9 +68,18 @@ def supersedes(new: FileRecord, old: FileRecord | None) -> bool:
     return old is None or new.seq > old.seq
 
 
+def fills_signature(kept: FileRecord, new: FileRecord) -> bool:
+    """Whether `new` is the same change as `kept` (a record kept unsigned, from before owner
+    signatures) and brings the signature `kept` lacks."""
+    return not kept.sig and bool(new.sig) and new.seq == kept.seq and new == kept
+
+
 def record_to_entry(rec: FileRecord, held: bool) -> dict[str, Any]:
-    """The msgpack map of a manifest entry; `held` says whether the sender has these bytes."""
-    return {
+    """The msgpack map of a manifest entry; `held` says whether the sender has these bytes.
+
+    The owner's signature goes along (`sig`) when the record has one.
+    """
+    entry = {
         "owner": rec.owner,
         "path": rec.path,
         "size": rec.size,
@@ -69,6 +89,9 @@ def record_to_entry(rec: FileRecord, held: bool) -> dict[str, Any]:
         "deleted": rec.deleted,
         "held": held,
     }
+    if rec.sig:
+        entry["sig"] = rec.sig
+    return entry
 
 
 INT64_MAX = 2**63 - 1
@@ -121,15 +144,21 @@ def entry_to_record(entry: Any) -> tuple[FileRecord, bool]:
     deleted = bool(entry.get("deleted", False))
     if not deleted and not is_sha256(sha):
         raise BadRequest("manifest entry has a bad sha256")
+    sig = entry.get("sig", b"")
+    if not isinstance(sig, bytes) or len(sig) not in (0, SIGNATURE_SIZE):
+        raise BadRequest(f"manifest entry has a sig that is not {SIGNATURE_SIZE} bytes")
     check_owner(owner)
     check_relpath(path)
-    rec = FileRecord(owner, path, size, mtime_ns, sha, seq, deleted)
+    rec = FileRecord(owner, path, size, mtime_ns, sha, seq, deleted, sig)
     return rec, bool(entry.get("held", False))
+
+
+_SHA256 = re.compile("[0-9a-f]{64}")
 
 
 def is_sha256(text: str) -> bool:
     """Whether `text` is 64 lowercase hex digits."""
-    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+    return _SHA256.fullmatch(text) is not None
 
 
 def own_changes(

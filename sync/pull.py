@@ -4,7 +4,8 @@ One round: page through the previous node's MANIFEST delta since what this node 
 each owner (`merge_page` keeps what supersedes), then run `Applier.round`, which meets
 every need known, the new ones and those a failed step left for later. Rounds run one at a
 time; pushes are applied beside them (`apply.py`). A previous node that cannot be reached
-costs only this round's delta: the pass still runs on what is known.
+costs only this round's delta: the pass still runs on what is known. Only records their owner
+signed are merged (`signing.py`): the previous node relays records, it cannot make them.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from ring.wire import Door, expect
 from sync.apply import Applier
 from sync.claims import Key
 from sync.fetcher import Fetcher
-from sync.manifest import Peer, entry_to_record, supersedes
+from sync.manifest import Peer, entry_to_record, fills_signature, supersedes
 from sync.messages import PAGE_LIMIT, ManifestData, ManifestRequest
+from sync.signing import Verifier
 from sync.state import State
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,8 @@ def merge_page(
                     old = state.record(rec.owner, rec.path)
                     if supersedes(rec, None if old is None else old[0]):
                         state.put_record(rec, None if old is None else old[1])
+                    elif old is not None and fills_signature(old[0], rec):
+                        state.set_sig(rec)
                     holds[(rec.owner, rec.path)] = (rec.seq, held)
             except Exception as exc:  # one entry's trouble is that entry's alone
                 bad.append(str(exc) or type(exc).__name__)
@@ -94,9 +98,10 @@ class Puller:
         fetcher: Fetcher,
         applier: Applier,
         timeout: float,
+        verifier: Verifier,
     ) -> None:
         self.door, self.name, self.state, self.timeout = door, name, state, timeout
-        self.fetcher, self.applier = fetcher, applier
+        self.fetcher, self.applier, self.verifier = fetcher, applier, verifier
         self.running = False
         """Whether a round runs now (for `status`)."""
         self.pulled: dict[str, float] = {}
@@ -143,7 +148,11 @@ class Puller:
                     await conn.exchange(ManifestRequest(since, PAGE_LIMIT, cursor), self.timeout),
                     ManifestData,
                 )
-                holds = merge_page(self.state, self.name, prev.name, reply.entries)
+                page = reply.entries
+                if len(page) > PAGE_LIMIT:
+                    log.warning("%s sent %d entries past the page limit", prev.name, len(page))
+                signed = await self.verifier.check(page[:PAGE_LIMIT], prev.name)
+                holds = merge_page(self.state, self.name, prev.name, signed)
                 self.fetcher.prev_holds.update(holds)
                 if not reply.more or not reply.entries:
                     break

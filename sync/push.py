@@ -8,7 +8,9 @@ the order received, one at a time. It stops before the owner (it has gone round)
 many hops as the ring has members. A push that cannot be delivered is dropped after a few
 tries: the periodic manifest pull is the catch-up path, so a push only ever makes things
 faster, never different. A node advances its "since" counter for the owner only when the
-pushed seqs follow on from it without a gap, so a missed push is still pulled later.
+pushed seqs follow on from it without a gap, so a missed push is still pulled later. Only
+records the owner signed are kept or passed on (`signing.py`): whoever relays a push, a
+forged record in it goes no further than the first node it reaches.
 
 Applying a push plans only the paths its records name, beside any pull round (`apply.py`).
 """
@@ -23,9 +25,17 @@ from typing import Any
 
 from ring.errors import BadRequest, PeerUnreachable, RemoteError, RemoteProtocolError
 from ring.wire import Connection, Door, Handler, Message, Ok, cancel_and_wait, expect
-from sync.manifest import FileRecord, Peer, entry_to_record, record_to_entry, supersedes
+from sync.manifest import (
+    FileRecord,
+    Peer,
+    entry_to_record,
+    fills_signature,
+    record_to_entry,
+    supersedes,
+)
 from sync.messages import NOTIFY_MAX_ENTRIES, Notify
 from sync.paths import check_owner
+from sync.signing import Verifier
 from sync.state import State
 
 log = logging.getLogger(__name__)
@@ -55,6 +65,8 @@ def merge_pushed(state: State, origin: str, me: str, entries: list[Any]) -> list
                 if supersedes(rec, None if old is None else old[0]):
                     state.put_record(rec, None if old is None else old[1])
                     fresh.append(rec)
+                elif old is not None and fills_signature(old[0], rec):
+                    state.set_sig(rec)
             except Exception as exc:  # one entry's trouble is that entry's alone
                 log.warning("skipping a bad pushed entry from %s: %s", origin, exc)
                 continue
@@ -78,6 +90,7 @@ class Pusher:
         state: State,
         timeout: float,
         on_pushed: Callable[[str, list[FileRecord]], None],
+        verifier: Verifier,
     ) -> None:
         """
         Args:
@@ -86,8 +99,10 @@ class Pusher:
             state: the node's sync state (records and counters).
             timeout: seconds to wait on the next node per try.
             on_pushed: called with (origin, superseding records) when a push brings news.
+            verifier: checks the owner's signature of each pushed record.
         """
         self.door = door
+        self.verifier = verifier
         self.name = name
         self.state = state
         self.timeout = timeout
@@ -155,9 +170,11 @@ class Pusher:
         check_owner(msg.origin)
         if msg.origin == self.name:
             return Ok()
-        fresh = merge_pushed(self.state, msg.origin, self.name, msg.entries)
+        signed = await self.verifier.check(msg.entries, f"a push of {msg.origin}")
+        fresh = merge_pushed(self.state, msg.origin, self.name, signed)
         self.received[msg.origin] = time.time()
-        self._enqueue(Notify(msg.origin, msg.entries, msg.hops + 1))
+        if signed:
+            self._enqueue(Notify(msg.origin, signed, msg.hops + 1))
         if fresh:
             log.info("push from %s: %d new record(s)", msg.origin, len(fresh))
             self.on_pushed(msg.origin, fresh)

@@ -6,9 +6,10 @@ I/O happen elsewhere). Tables:
 - hash_cache(rel, size, mtime_ns, sha256, ino, ctime_ns): "<owner>/<path>" of any file under
   the shared root whose content this node hashed or wrote, with its `Stamp`; a file whose stamp
   still matches (`hashing.fresh`) is not hashed again.
-- records(owner, path, size, mtime_ns, sha256, seq, deleted, have): the highest-seq record
-  known per path; `have` is the hash of the bytes this node placed there (the last synced
-  hash), NULL when it holds nothing there.
+- records(owner, path, size, mtime_ns, sha256, seq, deleted, have, sig): the highest-seq
+  record known per path; `have` is the hash of the bytes this node placed there (the last
+  synced hash), NULL when it holds nothing there; `sig` the owner's signature of the record,
+  kept so that this node can pass the record on (NULL: not signed yet, own records only).
 - counters(owner, seq): for this node, the last sequence number used; for others, the highest
   seq received from the previous node (the "since" of the next delta).
 - meta(key, value): small facts about this node's folders, e.g. which device (file system)
@@ -36,7 +37,7 @@ CREATE TABLE IF NOT EXISTS hash_cache(
 CREATE INDEX IF NOT EXISTS hash_cache_sha ON hash_cache(sha256);
 CREATE TABLE IF NOT EXISTS records(
     owner TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-    sha256 TEXT NOT NULL, seq INTEGER NOT NULL, deleted INTEGER NOT NULL, have TEXT,
+    sha256 TEXT NOT NULL, seq INTEGER NOT NULL, deleted INTEGER NOT NULL, have TEXT, sig BLOB,
     PRIMARY KEY(owner, path));
 CREATE INDEX IF NOT EXISTS records_seq ON records(owner, seq);
 CREATE INDEX IF NOT EXISTS records_sha ON records(sha256);
@@ -46,11 +47,12 @@ CREATE TABLE IF NOT EXISTS kept(
     at REAL NOT NULL, owner TEXT NOT NULL, path TEXT NOT NULL, copy TEXT NOT NULL);
 """
 
-_COLS = "owner, path, size, mtime_ns, sha256, seq, deleted"
+_COLS = "owner, path, size, mtime_ns, sha256, seq, deleted, sig"
+"""The columns of a FileRecord; `have`, when selected, follows them (row[8])."""
 
 
 def _rec(row: tuple[Any, ...]) -> FileRecord:
-    return FileRecord(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]))
+    return FileRecord(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7] or b"")
 
 
 class State:
@@ -62,13 +64,19 @@ class State:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(hash_cache)")}
+        cached = {row[1] for row in self._db.execute("PRAGMA table_info(hash_cache)")}
         for column in ("ino", "ctime_ns"):  # a cache from before stamps: entries know no inode
-            if column not in columns:
+            if column not in cached:
                 self._db.execute(
                     f"ALTER TABLE hash_cache ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
                 )
         self.blocks = BlockStore(self._db)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(records)")}
+        self.unsigned_before = "sig" not in columns
+        """Whether this state folder comes from before owner signatures (its records have
+        none: `sync/signing.py` `start_signing` deals with it)."""
+        if self.unsigned_before:
+            self._db.execute("ALTER TABLE records ADD COLUMN sig BLOB")
         self._journal: dict[tuple[str, str], str | None] | None = None
         self._journaling = 0
 
@@ -140,7 +148,7 @@ class State:
         row = self._db.execute(
             f"SELECT {_COLS}, have FROM records WHERE owner = ? AND path = ?", (owner, path)
         ).fetchone()
-        return None if row is None else (_rec(row), row[7])
+        return None if row is None else (_rec(row), row[8])
 
     def records_of(self, owner: str) -> dict[str, FileRecord]:
         """path -> record, tombstones included, for one owner."""
@@ -158,14 +166,31 @@ class State:
                 f"SELECT {_COLS}, have FROM records WHERE (owner, path) IN (VALUES {marks})",
                 [part for key in chunk for part in key],
             )
-            out.extend((_rec(r), r[7]) for r in rows)
+            out.extend((_rec(r), r[8]) for r in rows)
         return out
 
     def put_record(self, rec: FileRecord, have: str | None) -> None:
         """Store a record (replacing the path's previous one) and what this node holds of it."""
         self._db.execute(
-            "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (rec.owner, rec.path, rec.size, rec.mtime_ns, rec.sha256, rec.seq, rec.deleted, have),
+            f"INSERT OR REPLACE INTO records ({_COLS}, have) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                *(rec.owner, rec.path, rec.size, rec.mtime_ns, rec.sha256, rec.seq),
+                *(rec.deleted, rec.sig or None, have),
+            ),
+        )
+
+    def unsigned(self, owner: str) -> list[FileRecord]:
+        """The records of `owner` that carry no signature yet (this node's own, to sign)."""
+        rows = self._db.execute(
+            f"SELECT {_COLS} FROM records WHERE owner = ? AND sig IS NULL", (owner,)
+        )
+        return [_rec(r) for r in rows]
+
+    def set_sig(self, rec: FileRecord) -> None:
+        """Store the signature of `rec`, if it is still the path's record."""
+        self._db.execute(
+            "UPDATE records SET sig = ? WHERE owner = ? AND path = ? AND seq = ?",
+            (rec.sig, rec.owner, rec.path, rec.seq),
         )
 
     def set_have(self, owner: str, path: str, have: str | None) -> None:
@@ -219,7 +244,7 @@ class State:
             "(deleted = 1 AND have IS NOT NULL) OR (deleted = 0 AND have IS NOT sha256))",
             (me,),
         )
-        return [(_rec(r), r[7]) for r in rows]
+        return [(_rec(r), r[8]) for r in rows]
 
     def held(self) -> Iterator[tuple[str, str, str, int]]:
         """(owner, path, sha256, size) of every live record whose bytes this node holds."""
@@ -262,7 +287,7 @@ class State:
                     last = out[-1][0]
                     return out, (last.owner, last.seq)
                 rec = _rec(row)
-                out.append((rec, not rec.deleted and row[7] == rec.sha256))
+                out.append((rec, not rec.deleted and row[8] == rec.sha256))
         return out, None
 
     # counters
@@ -307,6 +332,10 @@ class State:
             (owner, len(prefix), prefix),
         ).fetchone()
         return row is not None
+
+    def reset_counters(self, keep: str) -> None:
+        """Set every owner's counter but `keep`'s to 0: the next pulls ask for everything."""
+        self._db.execute("DELETE FROM counters WHERE owner != ?", (keep,))
 
     def set_counter(self, owner: str, seq: int) -> None:
         """Set an owner's counter."""

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from overlay.credentials import Credentials
 from ring.errors import RingError
 from ring.membership import Member, Source, View
 from ring.messages import Pong
+from ring.roster import Roster
 from ring.service import RingService
 from ring.status import Status
 from ring.wire import FrameServer, Message
-from tests.credentials import member_door
+from tests.credentials import member
 
 
 @dataclass
@@ -24,12 +25,16 @@ class Cluster:
     heartbeat: float = 0.5
     misses: int = 3
     nodes: list[tuple[FrameServer, RingService]] = field(default_factory=list)
+    credentials: dict[str, Credentials] = field(default_factory=dict)
 
     async def node(self, name: str, key: str | None = None) -> RingService:
-        """A started server and a ring service on it, not yet in any ring."""
-        server = FrameServer("127.0.0.1", 0, door=member_door())
+        """A started server and a ring service on it, not yet in any ring; its key is the
+        identity of its door (`key`: the node with that key again, as after a restart)."""
+        creds = self.credentials[key] if key is not None else member()
+        self.credentials[creds.key] = creds
+        server = FrameServer("127.0.0.1", 0, door=creds.door())
         port = await server.start()
-        me = Member(key or secrets.token_hex(8), name, "127.0.0.1", port)
+        me = Member(creds.key, name, "127.0.0.1", port)
         svc = RingService(server, me, heartbeat=self.heartbeat, misses=self.misses)
         self.nodes.append((server, svc))
         return svc
@@ -78,7 +83,7 @@ Address = tuple[str, int]
 class FakeRing:
     """A RingContext with no sockets: `replies` scripts each address's answers (a RingError is
     raised), only the keys in `alive` answer PING, and every call a part makes is recorded in
-    `calls`, in order."""
+    `calls`, in order (a view handed over by a member as one it receives)."""
 
     me: Member
     view: View
@@ -88,12 +93,17 @@ class FakeRing:
     replies: dict[Address, list[Message | RingError]] = field(default_factory=dict)
     alive: set[str] = field(default_factory=set)
     calls: list[tuple[Any, ...]] = field(default_factory=list)
+    roster: Roster = field(default_factory=Roster)
+    refused: set[Address] = field(default_factory=set)
 
     def install(self, view: View) -> None:
         self.calls.append(("install", view))
         self.view = view
 
     def receive(self, view: View, source: Source) -> None:
+        self.calls.append(("receive", view, source))
+
+    def receive_from(self, view: View, source: Source, sender: str, roster: Any = None) -> None:
         self.calls.append(("receive", view, source))
 
     def rejoin(self, first: list[Address]) -> None:
@@ -114,3 +124,9 @@ class FakeRing:
         if isinstance(outcome, RingError):
             raise outcome
         return outcome
+
+    async def ask(self, host: str, port: int, msg: Message, timeout: float) -> tuple[Message, str]:
+        """`request`; the answer comes from the member of the view at that address."""
+        reply = await self.request(host, port, msg, timeout)
+        at = [m.key for m in self.view.members if m.address == (host, port)]
+        return reply, at[0] if at else ""

@@ -2,6 +2,9 @@
 
 Each node has its own FrameServer on 127.0.0.1:0 and its own shared and state folders; the
 nodes are wired in a fixed ring order with `set_topology` (node i's previous node is i-1).
+Every owner name gets one key for the whole test run (`key_of`): what a roster would hold, so
+engines sign their records and check each other's (also across restarts), and a test can sign
+records of a fake owner (`signed_entry`).
 """
 
 from __future__ import annotations
@@ -14,10 +17,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from overlay.certificates import key_hex
 from ring.wire import FrameServer
-from sync.engine import Peer, SyncEngine
+from sync.engine import FileRecord, Peer, SyncEngine
+from sync.manifest import record_to_entry
 from sync.scanner import TMP_DIR
+from sync.signing import sign_records
 from tests.credentials import member_door
+
+_KEYS: dict[str, Ed25519PrivateKey] = {}
+
+
+def key_of(name: str) -> Ed25519PrivateKey:
+    """The key the owner `name` signs its records with (made on first use)."""
+    return _KEYS.setdefault(name, Ed25519PrivateKey.generate())
+
+
+def owner_key(name: str) -> str | None:
+    """The key bound to `name`, as an engine's `owner_key` asks for it."""
+    return key_hex(_KEYS[name].public_key()) if name in _KEYS else None
+
+
+def signed_entry(rec: FileRecord, held: bool) -> dict[str, Any]:
+    """A manifest entry of `rec`, signed by its owner's key."""
+    (signed,) = sign_records([rec], key_of(rec.owner).sign)
+    return record_to_entry(signed, held)
 
 
 @dataclass
@@ -38,9 +64,12 @@ class SyncNode:
 
 async def make_node(base: Path, name: str, **options: Any) -> SyncNode:
     """Build an engine, route it on a fresh server bound to 127.0.0.1:0 (not started); both
-    use one door (`door` in options, else a new member of the test network's)."""
+    use one door (`door` in options, else a new member of the test network's). It signs with
+    `name`'s key and knows the key of every name (`key_of`)."""
     root, state = base / name / "shared", base / name / "state"
     options.setdefault("door", member_door())
+    options.setdefault("sign", key_of(name).sign)
+    options.setdefault("owner_key", owner_key)
     engine = SyncEngine(root, state, name, **options)
     server = FrameServer("127.0.0.1", 0, door=engine.door)
     for cls, handler in engine.routes():

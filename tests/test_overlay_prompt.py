@@ -75,3 +75,20 @@ async def test_end_of_input_from_a_pipe_keeps_running() -> None:
     await asyncio.sleep(0.1)
     assert not task.done()
     task.cancel()
+
+
+class ForgettingNode(FakeNode):
+    async def forget(self, name: str) -> str:
+        self.calls.append(("forget", name))
+        return f"forgot {name}"
+
+
+async def test_forget_names_a_member_or_explains_usage() -> None:
+    node, out = ForgettingNode(), io.StringIO()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    for line in ("forget\n", "forget mallory\n", "help\n", "exit\n"):
+        queue.put_nowait(line)
+    await asyncio.wait_for(run_console(Console(node, out), queue, True), 5)
+    text = out.getvalue()
+    assert "usage: forget <name>" in text and "forgot mallory" in text
+    assert node.calls == [("forget", "mallory")] and "forget <name>" in text

@@ -6,6 +6,7 @@ import pytest
 
 from overlay.reports import files_text, holders_text, human_rtt, human_size, peers_text
 from ring.membership import Member, View
+from ring.roster import fingerprint
 
 A = Member("a" * 32, "alpha", "10.0.0.1", 8091)
 B = Member("b" * 32, "bravo", "10.0.0.2", 8091)
@@ -44,6 +45,13 @@ class TestPeers:
             ["*", "1"],
             ["2", "charlie"],
         ]
+
+    def test_every_member_shows_its_key_fingerprint(self) -> None:
+        lines = peers_text(RING, B, {}).splitlines()[4:]
+        assert [line.split("key ")[1][:8] for line in lines] == [
+            fingerprint(m.key) for m in (A, B, C)
+        ]
+        assert len({fingerprint(m.key) for m in (A, B, C)}) == 3
 
     def test_a_node_alone(self) -> None:
         text = peers_text(View("r", 1, (A,)), A, {})

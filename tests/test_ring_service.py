@@ -24,10 +24,10 @@ from ring.messages import (
 from ring.service import RingService
 from ring.status import Status
 from ring.wire import Connection, FrameServer, Message
-from tests.credentials import member_door
+from tests.credentials import member, member_door
 from tests.helpers_ring import Cluster, whole
 from tests.waiting import wait_for
-from tests.wire_client import request
+from tests.wire_client import DOOR, KEY, request
 
 
 @pytest.fixture
@@ -38,7 +38,8 @@ async def cluster() -> AsyncIterator[Cluster]:
 
 
 def stranger(port: int = 1) -> Member:
-    return Member("stranger", "x", "127.0.0.1", port)
+    """A node that is not in the ring: the test's own client (its JOIN names its own key)."""
+    return Member(KEY, "x", "127.0.0.1", port)
 
 
 async def ask_code(
@@ -144,7 +145,7 @@ class TestRequests:
         assert await ask_code(leader.me.address, Merge(younger, "z", "127.0.0.1", 1)) == "no_merge"
         same_ring_later_leader = Merge(leader.view.ring_id, leader.me.key + "z", "127.0.0.1", 1)
         assert await ask_code(leader.me.address, same_ring_later_leader) == "no_merge"
-        reply = await request(*leader.me.address, Hello("z", younger, "z", "127.0.0.1", 1, 4), 2)
+        reply = await request(*leader.me.address, Hello(KEY, younger, "z", "127.0.0.1", 1, 4), 2)
         assert reply == HelloOk(leader.view.ring_id, leader.me.key, *leader.me.address, 1)
         assert leader.status is Status.MEMBER
 
@@ -176,14 +177,14 @@ class TestHostilePeers:
         async def lie(msg: Message, conn: Connection) -> Message:
             return Pong("liar", "another ring", 1, {"ring_id": "r", "version": 1, "members": "all"})
 
-        liar = FrameServer("127.0.0.1", 0, door=member_door())
+        liar = FrameServer("127.0.0.1", 0, door=DOOR)
         liar.route(Ping, lie)
         port = await liar.start()
         try:
             leader = await cluster.node("a")
             await leader.start()
             joined = await request(
-                *leader.me.address, Join(Member("liar", "l", "127.0.0.1", port).to_wire()), 2
+                *leader.me.address, Join(Member(KEY, "l", "127.0.0.1", port).to_wire()), 2
             )
             assert isinstance(joined, JoinOk)
             await wait_for(lambda: leader.view.keys == {leader.me.key}, 5)
@@ -204,7 +205,7 @@ class TestHostilePeers:
         port = await other.start()
         try:
             await leader.start()
-            ghost = Member("ghost", "g", "127.0.0.1", port)
+            ghost = Member(KEY, "g", "127.0.0.1", port)
             assert isinstance(await request(*leader.me.address, Join(ghost.to_wire()), 2), JoinOk)
             await wait_for(lambda: leader.view.keys == {leader.me.key}, 5)
         finally:
@@ -215,12 +216,15 @@ class TestHostilePeers:
         await leader.start()
         await old.start([leader.me.address])
         await cluster.kill(old)
-        server = FrameServer("127.0.0.1", old.me.port, door=member_door())
+        other = member()
+        server = FrameServer("127.0.0.1", old.me.port, door=other.door())
         await server.start()
-        reborn = RingService(server, Member("reborn", "b", "127.0.0.1", old.me.port), heartbeat=0.1)
+        reborn_key = other.key
+        me = Member(reborn_key, "reborn", "127.0.0.1", old.me.port)
+        reborn = RingService(server, me, heartbeat=0.1)
         cluster.nodes.append((server, reborn))
         await reborn.start([leader.me.address])
-        assert [m.key for m in leader.view.members] == [leader.me.key, "reborn"]
+        assert [m.key for m in leader.view.members] == [leader.me.key, reborn_key]
         await wait_for(lambda: whole([leader, reborn]), 3)
 
 

@@ -29,6 +29,7 @@ from tests.sync_harness import (
     make_node,
     make_ring,
     pull_until,
+    signed_entry,
     start_all,
     stop_all,
     tree,
@@ -443,7 +444,7 @@ class TestNotifyWire:
         await node.engine.start()
         try:
             host, port = node.peer.host, node.peer.port
-            good = record_to_entry(rec("x", 1), True)
+            good = signed_entry(rec("x", 1), True)
             for msg, code in (
                 (Notify("o", [good], -1), "bad_request"),
                 (Notify("../o", [good], 0), "bad_path"),

@@ -8,9 +8,13 @@ records) and to read the replies as bytes arrive.
 from __future__ import annotations
 
 from ring.wire import DEFAULT_TIMEOUT, Connection, Message
-from tests.credentials import member_door
+from tests.credentials import member
 
-DOOR = member_door()
+CREDENTIALS = member()
+KEY = CREDENTIALS.key
+"""This client's identity: the key a node sees on its connections."""
+
+DOOR = CREDENTIALS.door()
 
 
 async def request(host: str, port: int, msg: Message, timeout: float = DEFAULT_TIMEOUT) -> Message:

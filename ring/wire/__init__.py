@@ -7,7 +7,8 @@ many raw bytes follow on the stream. A node opens and accepts every connection t
 `Door` (`door`), reads and writes frames on it as a `Connection` (event loop) or a `Channel`
 (worker thread) (`streams`), and serves requests with a `FrameServer` that routes each message
 type to a `Handler` (`server`). The door speaks mutual TLS 1.3 with the node's credentials
-(`Tls`, `tls`), and every connection knows its peer's proven `identity`. `sync/` uses this
+(`Tls`, `tls`), and every connection knows its peer's proven `identity` (and certificate
+`issuer`); a `Gate` decides which of them the node still talks with. `sync/` uses this
 package and `ring.errors`, nothing else of `ring/`.
 """
 
@@ -23,7 +24,7 @@ from ring.wire.codec import (
     raise_for_error,
     to_dict,
 )
-from ring.wire.door import Door
+from ring.wire.door import Door, Gate
 from ring.wire.framing import HEADER, MAX_FRAME, FrameParser
 from ring.wire.server import FrameServer, Handler
 from ring.wire.streams import (
@@ -34,7 +35,7 @@ from ring.wire.streams import (
     read_message,
 )
 from ring.wire.tasks import Tasks, cancel_and_wait
-from ring.wire.tls import HANDSHAKE_TIMEOUT, Tls, peer_identity
+from ring.wire.tls import HANDSHAKE_TIMEOUT, Tls, peer_identity, peer_issuer
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -47,6 +48,7 @@ __all__ = [
     "Error",
     "FrameParser",
     "FrameServer",
+    "Gate",
     "Handler",
     "Message",
     "Ok",
@@ -59,6 +61,7 @@ __all__ = [
     "from_dict",
     "message",
     "peer_identity",
+    "peer_issuer",
     "read_for_sending",
     "raise_for_error",
     "read_message",

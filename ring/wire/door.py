@@ -8,8 +8,15 @@ many nodes in one process); nothing else in the node opens a socket to a peer.
 
 The door holds the node's credentials (`Tls`): every connection it opens or accepts is mutual
 TLS 1.3 against the network's CA, and every `Connection` and `Channel` it makes carries the
-peer's proven `identity`. A peer that fails the handshake is dropped before any frame is read
-or written, and nothing is logged for it above debug level (a stranger must not fill the log).
+peer's proven `identity` and who signed its certificate (`issuer`). A peer that fails the
+handshake is dropped before any frame is read or written, and nothing is logged for it above
+debug level (a stranger must not fill the log).
+
+A handshake proves only that the peer holds a certificate of the network (or of its previous
+key, after a re-key). Whom of those the node still talks to is its `Gate`'s decision (the
+overlay's: a forgotten member is refused): asked after every handshake, before a kept
+connection is used again, and by the server before every request, since a resumed session or
+a kept connection skips the certificate check.
 """
 
 from __future__ import annotations
@@ -18,15 +25,27 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from ring.errors import PeerUnreachable
 from ring.wire.codec import Message
 from ring.wire.pool import Pool
 from ring.wire.streams import DEFAULT_TIMEOUT, Channel, Connection
-from ring.wire.tls import Tls, peer_identity
+from ring.wire.tls import Tls, peer_identity, peer_issuer
 
 STREAM_LIMIT = 1 << 20
 """Buffer of an accepted stream before the transport pauses reading."""
+
+
+class Gate(Protocol):
+    """Who, of the peers that passed the handshake, this node talks with."""
+
+    def admits(self, identity: str, issuer: str) -> bool:
+        """Whether the peer `identity`, whose certificate `issuer` signed, may talk with us."""
+
+    def dialed(self, address: tuple[str, int], identity: str, issuer: str) -> None:
+        """This node opened a connection to `address` and the gate admitted the peer there
+        (the overlay gives a peer on an older network key the current one)."""
 
 
 class Door:
@@ -37,7 +56,16 @@ class Door:
         tls: the node's credentials. None only through `plain`.
         """
         self.tls = tls
+        self.gate: Gate | None = None
         self._kept = Pool()
+
+    def admits(self, conn: Connection | Channel) -> bool:
+        """Whether the gate (if any) lets the peer on `conn` talk with this node now."""
+        return self.gate is None or self.gate.admits(conn.identity, conn.issuer)
+
+    def drop(self, identity: str) -> None:
+        """Close the kept connections to the peer `identity` (it was forgotten)."""
+        self._kept.drop(identity)
 
     @classmethod
     def plain(cls) -> Door:
@@ -63,11 +91,12 @@ class Door:
                     asyncio.open_connection(host, port), timeout
                 )
                 return Connection(reader, writer, peer)
-            with tls.sessions.resuming(peer):
+            client = tls.client  # one context for the whole connection, even if renewed
+            with tls.sessions.resuming(peer, client):
                 opening = asyncio.open_connection(
                     host,
                     port,
-                    ssl=tls.client,
+                    ssl=client,
                     server_hostname="",
                     ssl_handshake_timeout=tls.handshake_timeout,
                 )
@@ -77,9 +106,18 @@ class Door:
         ssl_object: ssl.SSLObject = writer.get_extra_info("ssl_object")
 
         def keep_session() -> None:
-            tls.sessions.keep(peer, ssl_object.session)
+            tls.sessions.keep(peer, ssl_object.session, client)
 
-        return Connection(reader, writer, peer, _identity(writer), on_close=keep_session)
+        der = ssl_object.getpeercert(binary_form=True)
+        conn = Connection(
+            reader, writer, peer, peer_identity(der), on_close=keep_session, issuer=peer_issuer(der)
+        )
+        if not self.admits(conn):
+            writer.close()
+            raise PeerUnreachable(f"{host}:{port}: this node does not talk with that peer")
+        if self.gate is not None:
+            self.gate.dialed(peer, conn.identity, conn.issuer)
+        return conn
 
     async def request(
         self,
@@ -101,8 +139,28 @@ class Door:
         Raises:
             PeerUnreachable, RemoteError, RemoteProtocolError: as `Connection.exchange`.
         """
+        return (await self.ask(host, port, msg, timeout, reuse=reuse))[0]
+
+    async def ask(
+        self,
+        host: str,
+        port: int,
+        msg: Message,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        reuse: bool = False,
+    ) -> tuple[Message, str]:
+        """`request`, and the identity of the peer that answered (the ring checks who sent
+        the views it is handed).
+
+        Raises:
+            PeerUnreachable, RemoteError, RemoteProtocolError: as `Connection.exchange`.
+        """
         peer = (host, port)
         conn = self._kept.take(peer) if reuse else None
+        if conn is not None and not self.admits(conn):
+            conn.writer.close()
+            conn = None
         if conn is None:
             conn = await self.open(host, port, timeout)
         try:
@@ -114,7 +172,7 @@ class Door:
             self._kept.give(peer, conn)
         else:
             await conn.close()
-        return reply
+        return reply, conn.identity
 
     async def close(self) -> None:
         """Close the connections kept for reuse (the node is stopping)."""
@@ -134,16 +192,23 @@ class Door:
         if tls is None:
             return Channel(sock, peer)
         try:
-            wrapped = tls.client.wrap_socket(sock, session=tls.sessions.get(peer))
+            client = tls.client
+            wrapped = client.wrap_socket(sock, session=tls.sessions.get(peer, client))
         except OSError as exc:  # ssl.SSLError and a timeout are OSErrors too
             sock.close()
             raise PeerUnreachable(f"{host}:{port}: handshake failed: {exc}") from None
-        return Channel(
+        der = wrapped.getpeercert(binary_form=True)
+        channel = Channel(
             wrapped,
             peer,
-            peer_identity(wrapped.getpeercert(binary_form=True)),
-            on_close=lambda: tls.sessions.keep(peer, wrapped.session),
+            peer_identity(der),
+            on_close=lambda: tls.sessions.keep(peer, wrapped.session, client),
+            issuer=peer_issuer(der),
         )
+        if not self.admits(channel):
+            wrapped.close()
+            raise PeerUnreachable(f"{host}:{port}: this node does not talk with that peer")
+        return channel
 
     async def listen(
         self, sock: socket.socket, serve: Callable[[Connection], Awaitable[None]]
@@ -156,7 +221,19 @@ class Door:
 
         async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             peername = writer.get_extra_info("peername") or ("?", 0)
-            await serve(Connection(reader, writer, (peername[0], peername[1]), _identity(writer)))
+            ssl_object: ssl.SSLObject | None = writer.get_extra_info("ssl_object")
+            der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+            conn = Connection(
+                reader,
+                writer,
+                (peername[0], peername[1]),
+                peer_identity(der),
+                issuer=peer_issuer(der),
+            )
+            if not self.admits(conn):
+                writer.close()
+                return
+            await serve(conn)
 
         if self.tls is None:
             return await asyncio.start_server(accepted, sock=sock, limit=STREAM_LIMIT)
@@ -167,9 +244,3 @@ class Door:
             ssl=self.tls.server,
             ssl_handshake_timeout=self.tls.handshake_timeout,
         )
-
-
-def _identity(writer: asyncio.StreamWriter) -> str:
-    """The peer's identity on an asyncio stream ("" on a plain one)."""
-    ssl_object: ssl.SSLObject | None = writer.get_extra_info("ssl_object")
-    return peer_identity(ssl_object.getpeercert(binary_form=True)) if ssl_object else ""

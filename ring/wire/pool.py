@@ -68,6 +68,13 @@ class Pool:
             oldest, _since, _loop = self._kept.popitem(last=False)[1]
             oldest.writer.close()
 
+    def drop(self, identity: str) -> None:
+        """Close every kept connection to the peer `identity` (it was forgotten)."""
+        for peer, (conn, _since, _loop) in list(self._kept.items()):
+            if conn.identity == identity:
+                del self._kept[peer]
+                conn.writer.close()
+
     async def close(self) -> None:
         """Close every kept connection of this loop; keep none from now on."""
         self.closed = True

@@ -3,7 +3,9 @@
 This module only moves bytes; connections are accepted through the node's `Door`. Which
 handler serves which message type is decided by whoever builds the node (`overlay/node.py`
 routes ring and sync messages onto one server). A peer that breaks the protocol gets an ERROR
-reply and a closed connection; the server itself never stops because of what a peer sent.
+reply and a closed connection; the server itself never stops because of what a peer sent. A
+peer the door's gate no longer admits (forgotten since the connection began) gets its
+connection closed before its next request is served, with no reply (`cut` ends it at once).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class FrameServer:
         self.idle_timeout = idle_timeout
         self._routes: dict[str, Handler] = {}
         self._server: asyncio.base_events.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], Connection] = {}
 
     def route(self, msg_type: type[Message], handler: Handler) -> None:
         """Serve every message of `msg_type` with `handler`."""
@@ -92,6 +94,10 @@ class FrameServer:
         log.debug("serving on %s:%d", self.host, self.port)
         return self.port
 
+    async def cut(self, identity: str) -> None:
+        """End every connection from the peer `identity` now (it was forgotten)."""
+        await cancel_and_wait([t for t, conn in self._tasks.items() if conn.identity == identity])
+
     async def close(self) -> None:
         """Stop accepting and cut every open connection."""
         if self._server is not None:
@@ -104,13 +110,13 @@ class FrameServer:
     async def _serve(self, conn: Connection) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)
+        self._tasks[task] = conn
         try:
             await self._serve_frames(conn)
         except asyncio.CancelledError:
             pass
         finally:
-            self._tasks.discard(task)
+            self._tasks.pop(task, None)
             await conn.close()
 
     async def _serve_frames(self, conn: Connection) -> None:
@@ -131,6 +137,9 @@ class FrameServer:
                 return
             except OSError as exc:
                 log.debug("connection from %s:%d broke: %s", conn.peer[0], conn.peer[1], exc)
+                return
+            if not self.door.admits(conn):
+                log.debug("closing a connection of %s, no longer admitted", conn.identity[:16])
                 return
             if not await self._dispatch(msg, conn):
                 return

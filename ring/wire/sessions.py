@@ -49,28 +49,50 @@ class Sessions:
 
     def __init__(self, limit: int = MAX_SESSIONS) -> None:
         self.limit = limit
-        self._by_peer: OrderedDict[tuple[str, int], ssl.SSLSession] = OrderedDict()
+        self._by_peer: OrderedDict[
+            tuple[str, int], tuple[ssl.SSLSession, ssl.SSLContext | None]
+        ] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, peer: tuple[str, int]) -> ssl.SSLSession | None:
-        """The session to offer `peer`, if one is kept."""
+    def get(
+        self, peer: tuple[str, int], context: ssl.SSLContext | None = None
+    ) -> ssl.SSLSession | None:
+        """The session to offer `peer`, if one is kept (and made by `context`, if given: a
+        session can only be resumed by the context that made it)."""
         with self._lock:
-            return self._by_peer.get(peer)
+            kept = self._by_peer.get(peer)
+        if kept is None or (context is not None and kept[1] not in (None, context)):
+            return None
+        return kept[0]
 
-    def keep(self, peer: tuple[str, int], session: ssl.SSLSession | None) -> None:
-        """Keep `session` for `peer` if it can be resumed (it holds the peer's ticket)."""
+    def keep(
+        self,
+        peer: tuple[str, int],
+        session: ssl.SSLSession | None,
+        context: ssl.SSLContext | None = None,
+    ) -> None:
+        """Keep `session` (made by `context`) for `peer` if it can be resumed (it holds the
+        peer's ticket)."""
         if session is None or not session.has_ticket:
             return
         with self._lock:
-            self._by_peer[peer] = session
+            self._by_peer[peer] = (session, context)
             self._by_peer.move_to_end(peer)
             while len(self._by_peer) > self.limit:
                 self._by_peer.popitem(last=False)
 
+    def clear(self) -> None:
+        """Forget every session (the client context they belong to was replaced)."""
+        with self._lock:
+            self._by_peer.clear()
+
     @contextmanager
-    def resuming(self, peer: tuple[str, int]) -> Iterator[ssl.SSLSession | None]:
-        """Offer `peer`'s session to the connections made inside (by a `ResumingContext`)."""
-        session = self.get(peer)
+    def resuming(
+        self, peer: tuple[str, int], context: ssl.SSLContext | None = None
+    ) -> Iterator[ssl.SSLSession | None]:
+        """Offer `peer`'s session (made by `context`) to the connections made inside (by a
+        `ResumingContext`)."""
+        session = self.get(peer, context)
         token = _offer.set(session)
         try:
             yield session

@@ -77,17 +77,20 @@ class Connection:
         peer: tuple[str, int],
         identity: str = "",
         on_close: Callable[[], None] | None = None,
+        issuer: str = "",
     ) -> None:
         """Args:
         reader, writer: the stream (TLS already done when the door made it).
         peer: the peer's address, for logs.
         identity: the peer's key as its certificate proved it (hex); "" without TLS.
         on_close: called once as `close` begins (the door keeps the TLS session then).
+        issuer: who signed the peer's certificate (its issuer name); "" without TLS.
         """
         self.reader = reader
         self.writer = writer
         self.peer = peer
         self.identity = identity
+        self.issuer = issuer
         self._on_close = on_close
 
     async def read(self) -> Message:
@@ -173,16 +176,19 @@ class Channel:
         peer: tuple[str, int],
         identity: str = "",
         on_close: Callable[[], None] | None = None,
+        issuer: str = "",
     ) -> None:
         """Args:
         sock: a connected socket, or an `ssl.SSLSocket` whose handshake is done.
         peer: the peer's address, for messages.
         identity: the peer's key as its certificate proved it (hex); "" without TLS.
         on_close: called once as `close` begins (the door keeps the TLS session then).
+        issuer: who signed the peer's certificate (its issuer name); "" without TLS.
         """
         self.sock = sock
         self.peer = peer
         self.identity = identity
+        self.issuer = issuer
         self._on_close = on_close
         self._tls = isinstance(sock, ssl.SSLSocket)
 

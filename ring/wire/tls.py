@@ -10,12 +10,20 @@ reaches a handler, so it gets no frame at all.
 The standard `ssl` module loads a certificate and key only from files, so `Tls` writes them to
 a private temporary folder for the moment it loads them. Sessions are resumed
 (`ring/wire/sessions.py`): the server hands out one ticket per connection.
+
+The credentials can change while the node runs (a re-key of the network: `renew`): connections
+made from then on present the new certificate (with the chain given) and trust the new CAs;
+the server context is changed in place (the listening server keeps it), the client context
+replaced, and the sessions of the old one forgotten. Who signed a peer's certificate
+(`peer_issuer`) tells a node on which network key that peer is.
 """
 
 from __future__ import annotations
 
 import ssl
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cryptography import x509
@@ -55,13 +63,37 @@ class Tls:
         """
         self.handshake_timeout = handshake_timeout
         self.sessions = Sessions()
-        with tempfile.TemporaryDirectory(prefix="lanshare-tls-") as folder:
-            cert_file, key_file = Path(folder) / "cert.pem", Path(folder) / "key.pem"
-            cert_file.write_bytes(cert_pem)
-            key_file.touch(mode=0o600)
-            key_file.write_bytes(key_pem)
+        with _pem_files(cert_pem, key_pem) as (cert_file, key_file):
             self.client = _context(False, cert_file, key_file, ca_pem)
             self.server = _context(True, cert_file, key_file, ca_pem)
+
+    def renew(self, cert_pem: bytes, key_pem: bytes, ca_pem: bytes) -> None:
+        """Present `cert_pem` (a certificate, then the chain to send with it) and trust the CAs
+        in `ca_pem` on every connection made from now on.
+
+        The server context keeps trusting the CAs it trusted before (a context cannot forget
+        one): whoever holds the door checks each peer's issuer (`peer_issuer`) itself.
+
+        Raises:
+            ssl.SSLError: the certificate and key do not fit together, or a PEM is malformed.
+        """
+        with _pem_files(cert_pem, key_pem) as (cert_file, key_file):
+            client = _context(False, cert_file, key_file, ca_pem)
+            self.server.load_cert_chain(cert_file, key_file)
+            self.server.load_verify_locations(cadata=ca_pem.decode("ascii"))
+        self.client = client
+        self.sessions.clear()
+
+
+@contextmanager
+def _pem_files(cert_pem: bytes, key_pem: bytes) -> Iterator[tuple[Path, Path]]:
+    """The certificate and key in a private temporary folder, for as long as `ssl` reads them."""
+    with tempfile.TemporaryDirectory(prefix="lanshare-tls-") as folder:
+        cert_file, key_file = Path(folder) / "cert.pem", Path(folder) / "key.pem"
+        cert_file.write_bytes(cert_pem)
+        key_file.touch(mode=0o600)
+        key_file.write_bytes(key_pem)
+        yield cert_file, key_file
 
 
 def _context(server: bool, cert_file: Path, key_file: Path, ca_pem: bytes) -> ssl.SSLContext:
@@ -98,3 +130,10 @@ def peer_identity(der: bytes | None) -> str:
     if not isinstance(key, Ed25519PublicKey):
         return ""
     return key.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
+def peer_issuer(der: bytes | None) -> str:
+    """Who signed the peer's certificate: its issuer name (RFC 4514), or "" with none."""
+    if not der:
+        return ""
+    return x509.load_der_x509_certificate(der).issuer.rfc4514_string()

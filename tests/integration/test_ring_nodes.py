@@ -15,7 +15,6 @@ from ring.status import Status
 from ring.wire import Connection, Handler, Message
 from tests.helpers_ring import Cluster, whole
 from tests.waiting import wait_for
-from tests.wire_client import request
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -30,9 +29,10 @@ async def cluster() -> AsyncIterator[Cluster]:
     await made.close()
 
 
-async def form(cluster: Cluster, count: int) -> list[RingService]:
-    """Node 0 founds; the others join at once through node 0 or through node 1 (a redirect)."""
-    nodes = [await cluster.node(f"n{i}") for i in range(count)]
+async def form(cluster: Cluster, count: int, prefix: str = "n") -> list[RingService]:
+    """Node 0 founds; the others join at once through node 0 or through node 1 (a redirect).
+    Their names are `prefix` and a number (a name belongs to one key)."""
+    nodes = [await cluster.node(f"{prefix}{i}") for i in range(count)]
     await nodes[0].start()
     await nodes[1].start([nodes[0].me.address])
     await asyncio.gather(*(svc.start([nodes[i % 2].me.address]) for i, svc in enumerate(nodes[2:])))
@@ -135,9 +135,14 @@ class TestCrashes:
         nodes = await form(cluster, 3)
         by_id = sorted(nodes, key=lambda s: s.my_id)
         version = by_id[0].view.version
-        reply = await request(*by_id[1].me.address, Fail(by_id[1].me.key, [by_id[0].me.key]))
+        reporter = cluster.server_of(by_id[1]).door  # the report comes from a member
+        reply = await reporter.request(
+            *by_id[1].me.address, Fail(by_id[1].me.key, [by_id[0].me.key])
+        )
         assert isinstance(reply, Redirect) and reply.key == by_id[0].me.key
-        reply = await request(*by_id[0].me.address, Fail(by_id[1].me.key, [by_id[2].me.key]))
+        reply = await reporter.request(
+            *by_id[0].me.address, Fail(by_id[1].me.key, [by_id[2].me.key])
+        )
         assert isinstance(reply, ViewReply) and View.from_wire(reply.view).version == version
         assert whole(nodes)
 
@@ -154,7 +159,7 @@ class TestCrashes:
 class TestMerging:
     async def test_two_rings_merge_when_told_of_each_other(self, cluster: Cluster) -> None:
         big = await form(cluster, 3)
-        small = await form(cluster, 2)
+        small = await form(cluster, 2, prefix="m")
         assert big[0].view.ring_id != small[0].view.ring_id
         winner = min(big[0].view.ring_id, small[0].view.ring_id)
         big[1].contact(*small[1].me.address)

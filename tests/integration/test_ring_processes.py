@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 ROOT = Path(__file__).resolve().parents[2]
 
 NODE = """
-import asyncio, json, logging, secrets, sys
+import asyncio, json, logging, sys
 from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from overlay.credentials import Credentials
@@ -31,11 +31,11 @@ from ring.wire import FrameServer
 from ring.service import RingService
 
 async def main() -> None:
-    door = Credentials(read_network(Path(sys.argv[1])), Ed25519PrivateKey.generate()).door()
+    creds = Credentials(read_network(Path(sys.argv[1])), Ed25519PrivateKey.generate())
     peers = [("127.0.0.1", int(p)) for p in sys.argv[2:]]
-    server = FrameServer("127.0.0.1", 0, door=door)
+    server = FrameServer("127.0.0.1", 0, door=creds.door())
     port = await server.start()
-    svc = RingService(server, Member(secrets.token_hex(8), f"p{port}", "127.0.0.1", port))
+    svc = RingService(server, Member(creds.key, f"p{port}", "127.0.0.1", port))
     def report(view) -> None:
         line = {"port": port, "version": view.version, "members": [m.port for m in view.members]}
         sys.stdout.write(json.dumps(line) + "\\n")

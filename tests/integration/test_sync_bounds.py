@@ -17,7 +17,7 @@ import pytest
 from ring.wire import Connection, FrameServer, Message
 from sync.blocks import DIGEST, LARGE_FILE, block_count
 from sync.engine import Peer
-from sync.manifest import FileRecord, record_to_entry
+from sync.manifest import FileRecord
 from sync.messages import (
     BlocksData,
     BlocksRequest,
@@ -28,7 +28,7 @@ from sync.messages import (
 )
 from sync.resume import PARTIAL_DIR
 from tests.credentials import member_door
-from tests.sync_harness import SyncNode, make_node, make_ring, start_all, stop_all
+from tests.sync_harness import SyncNode, make_node, make_ring, signed_entry, start_all, stop_all
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -62,7 +62,7 @@ class TestOneBadRecord:
     async def test_the_good_records_of_its_page_land(self, node: SyncNode) -> None:
         def entry(path: str, seq: int, mtime_ns: int = 1) -> dict:  # type: ignore[type-arg]
             rec = FileRecord("evil", path, len(GOOD), 1, GOOD_SHA, seq, False)
-            return record_to_entry(rec, True) | {"mtime_ns": mtime_ns}
+            return signed_entry(rec, True) | {"mtime_ns": mtime_ns}
 
         page = [entry("first.txt", 1), entry("absurd.txt", 2, 2**64 - 1), entry("last.txt", 3)]
 
@@ -87,7 +87,7 @@ class TestAClaimNobodySends:
         rec = FileRecord("evil", "huge.bin", size, 1, sha, 1, False)
 
         async def manifest(msg: Message, conn: Connection) -> Message:
-            return ManifestData([record_to_entry(rec, True)])
+            return ManifestData([signed_entry(rec, True)])
 
         async def blocks(msg: Message, conn: Connection) -> Message:
             assert isinstance(msg, BlocksRequest)
@@ -133,7 +133,7 @@ class TestEndlessManifestPages:
             pages += 1
             seqs = range(pages * 100, pages * 100 + 100)
             tombs = [FileRecord("evil", f"f{seq}", 0, 1, "", seq, True) for seq in seqs]
-            page = [record_to_entry(tomb, False) for tomb in tombs]
+            page = [signed_entry(tomb, False) for tomb in tombs]
             return ManifestData(page, True, ["evil", seqs[-1]])
 
         server, evil = await fake_peer("evil", {ManifestRequest: endless})
@@ -167,7 +167,7 @@ class TestEndlessManifestPages:
             pages += 1
             await asyncio.sleep(0.1)
             tomb = FileRecord("evil", f"f{pages}", 0, 1, "", pages, True)
-            return ManifestData([record_to_entry(tomb, False)], True, ["evil", pages])
+            return ManifestData([signed_entry(tomb, False)], True, ["evil", pages])
 
         server, evil = await fake_peer("evil", {ManifestRequest: slow})
         await victim.engine.start()

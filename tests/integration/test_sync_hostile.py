@@ -13,10 +13,19 @@ import pytest
 from ring.errors import RemoteError
 from ring.wire import Connection, FrameServer, Message
 from sync.engine import Peer
-from sync.manifest import FileRecord, record_to_entry
+from sync.manifest import FileRecord
 from sync.messages import BatchRequest, FileData, FileRequest, ManifestData, ManifestRequest
 from tests.credentials import member_door
-from tests.sync_harness import SyncNode, make_node, make_ring, pull_until, start_all, stop_all, tree
+from tests.sync_harness import (
+    SyncNode,
+    make_node,
+    make_ring,
+    pull_until,
+    signed_entry,
+    start_all,
+    stop_all,
+    tree,
+)
 from tests.wire_client import connect, request
 
 pytestmark = pytest.mark.integration
@@ -130,14 +139,14 @@ async def test_a_hostile_manifest_writes_nothing_outside_and_good_entries_apply(
     tmp_target = f"/tmp/lanshare-hostile-{uuid.uuid4().hex}"
     bad_paths = ["../x", tmp_target, "a/../../x", "../../outside/secret", "sub/../../y", ""]
     entries = [
-        record_to_entry(FileRecord("evil", p, len(good), 0, sha(good), i + 1, False), True)
+        signed_entry(FileRecord("evil", p, len(good), 0, sha(good), i + 1, False), True)
         for i, p in enumerate(bad_paths)
     ]
     entries += [
-        record_to_entry(FileRecord("..", "x", len(good), 0, sha(good), 1, False), True),
-        record_to_entry(FileRecord(".lanshare-tmp", "x", len(good), 0, sha(good), 1, False), True),
+        signed_entry(FileRecord("..", "x", len(good), 0, sha(good), 1, False), True),
+        signed_entry(FileRecord(".lanshare-tmp", "x", len(good), 0, sha(good), 1, False), True),
         {"owner": "evil", "path": "junk"},
-        record_to_entry(FileRecord("evil", "good.txt", len(good), 0, sha(good), 50, False), True),
+        signed_entry(FileRecord("evil", "good.txt", len(good), 0, sha(good), 50, False), True),
     ]
 
     async def manifest(msg: Message, conn: Connection) -> Message:
@@ -182,7 +191,7 @@ async def test_a_transfer_cut_half_way_never_shows_and_the_next_round_completes(
             await conn.writer.drain()
 
     async def manifest(msg: Message, conn: Connection) -> Message:
-        return ManifestData([record_to_entry(rec, True) for rec in nodes[0].engine.find("big.bin")])
+        return ManifestData([signed_entry(r, True) for r in nodes[0].engine.find("big.bin")])
 
     await start_all(nodes)
     server, liar = await fake_peer("liar", FileRequest=cut, ManifestRequest=manifest)
