@@ -72,14 +72,7 @@ class RingService:
         self.server = server
         self.me = me
         self.roster = roster if roster is not None else Roster()
-        taken = self.roster.conflict(me.name, me.key)
-        if taken is not None:
-            log.warning(
-                "the name %r is bound to another key (%s) in this node's roster",
-                me.name,
-                fingerprint(taken.key),
-            )
-        self.roster.bind(me.name, me.key, time.time_ns())
+        self._claim_name()
         self.roster.listen(self._cut_revoked)
         self.refused: set[tuple[str, int]] = set()
         self.heartbeat = heartbeat
@@ -109,6 +102,18 @@ class RingService:
         self._heartbeat.route(server)
         self.leadership.route(server)
         self.merger.route(server)
+
+    def _claim_name(self) -> None:
+        """Bind this node's name to its key in its own roster, saying so if the roster had
+        it bound to another key (the ring's leader decides at the JOIN; see `ring/roster.py`)."""
+        taken = self.roster.conflict(self.me.name, self.me.key)
+        if taken is not None:
+            log.warning(
+                "the name %r is bound to another key (%s) in this node's roster",
+                self.me.name,
+                fingerprint(taken.key),
+            )
+        self.roster.bind(self.me.name, self.me.key, time.time_ns())
 
     # -- public API ---------------------------------------------------------------------------
 
