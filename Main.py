@@ -106,14 +106,14 @@ def with_bars(node: Node) -> tuple[Console, Bars | None]:
     through the bars' writer, so a redraw never tears them; elsewhere output is left alone.
     """
     if not sys.stdout.isatty() or node.sync is None:
-        return Console(node), None
+        return Console(node.commands), None
     bars = Bars(lambda: node.sync.transfers() if node.sync else [], sys.stdout)
     if sys.stderr.isatty():
         for handler in logging.getLogger().handlers:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(bars.writer())
     bars.start()
-    return Console(node, out=bars.writer()), bars
+    return Console(node.commands, out=bars.writer()), bars
 
 
 def main() -> None:

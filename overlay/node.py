@@ -18,16 +18,13 @@ from collections.abc import Callable
 from dht.errors import DhtError
 from dht.index import Holder, HolderIndex
 from overlay.beacon import Discovery
+from overlay.commands import NodeCommands
 from overlay.config import DEFAULT_PORT, Settings
 from overlay.credentials import Credentials, load_credentials
 from overlay.discovery import Interface, lan_interface
 from overlay.identity import Identity, default_name, load_or_create
 from overlay.invites import Invites
-from overlay.joining import move_by_code
 from overlay.loopwatch import LoopWatch
-from overlay.progress import transfers_text
-from overlay.prompt import status_text
-from overlay.reports import files_text, holders_text, human_size, peers_text
 from overlay.rosterfile import load_roster
 from overlay.sealing import NetworkSeals
 from overlay.trust import Trust
@@ -35,8 +32,7 @@ from ring.membership import Member, View
 from ring.service import RingService
 from ring.wire import FrameServer, Tasks
 from sync.engine import Peer, SyncEngine
-from sync.reports import trouble_lines
-from sync.sources import RoundTrips, nearest, to_probe
+from sync.sources import RoundTrips, to_probe
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +69,8 @@ class Node:
         self._bootstrapped: set[tuple[str, int]] = set()
         self._listeners: list[Callable[[str], None]] = []
         self.loopwatch = LoopWatch()
+        self.commands = NodeCommands(self)
+        """The prompt's commands (`overlay/commands.py`)."""
 
     @property
     def port(self) -> int:
@@ -337,53 +335,7 @@ class Node:
         self.invites.changed = self.discovery.beacon_now
         await self.discovery.start()
 
-    # ----------------------------------------------------------------- the prompt's commands
-
-    def peers_report(self) -> str:
-        assert self.ring is not None
-        view, table = self.ring.view, self._round_trips()
-        rtts = {m.key: r for m in view.members if (r := table.rtt(m.name)) is not None}
-        return peers_text(view, self.ring.me, rtts)
-
-    def status_report(self) -> str:
-        """Pending changes, work in flight and the last sync per peer (the `status` command)."""
-        assert self.sync is not None and self.identity is not None
-        st = self.sync.status()
-        pending = {
-            "file(s) settling": st.unsettled,
-            "deletes held": st.held_deletes,
-            "file(s) to fetch": st.to_fetch,
-            "file(s) to delete": st.to_delete,
-        }
-        text = status_text(
-            self.identity.name,
-            st.own_files,
-            st.own_seq,
-            st.problem,
-            pending,
-            st.round_running,
-            st.transfers,
-            st.last_sync,
-            held_reason=st.held_reason,
-        )
-        text = "\n".join([text, *trouble_lines(st)])
-        if self.index is not None:
-            text += "\n" + self.index.backlog().text()
-        running = self.sync.transfers()
-        if running:
-            text += "\n" + "\n".join("  " + line for line in transfers_text(running).splitlines())
-        return text
-
-    async def forget(self, name: str) -> str:
-        """Shut the member `name` out for good and re-key the network (the `forget` command)."""
-        assert self.trust is not None
-        return await self.trust.forget(name)
-
-    async def confirm_deletes(self) -> str:
-        """Push the deletes held back as too many at once (the `confirm-deletes` command)."""
-        assert self.sync is not None
-        pushed = await self.sync.confirm_deletes()
-        return f"pushed {pushed} delete(s)" if pushed else "no deletes are waiting"
+    # ----------------------------------------------------------------- the prompt
 
     def add_change_listener(self, cb: Callable[[str], None]) -> None:
         """Call cb(line) for each change to the shared folders and what becomes of an invite."""
@@ -396,38 +348,3 @@ class Node:
     def _tell(self, line: str) -> None:
         for cb in self._listeners:
             cb(line)
-
-    async def invite(self) -> str:
-        """The `invite` command: a one-time code for one new host."""
-        return await self.invites.command() if self.invites else "invite: not started"
-
-    async def join(self, text: str) -> str:
-        """The `join` command: move this host, alone in its ring, to the network of a code."""
-        return await move_by_code(self, text, self._interface)
-
-    def files_report(self) -> str:
-        assert self.sync is not None and self.identity is not None
-        return files_text(self.sync.summary(), self.identity.name)
-
-    async def who_has(self, query: str) -> str:
-        """Holders of every file matching `query`, nearest first."""
-        if self.index is None:
-            return "who-has needs the holder index: start the node with --dht"
-        assert self.sync is not None and self.ring is not None
-        records = [r for r in self.sync.find(query) if not r.deleted]
-        if not records:
-            return f"no file matches {query!r} (see 'files')"
-        view = self.ring.view
-        answers = []
-        for record in records[:20]:
-            found = await self._holders(record.sha256)
-            table = self._round_trips()
-            holders = nearest(found, self.ring.me.name, table)
-            title = (
-                f"{record.owner}/{record.path}  sha256 {record.sha256}  {human_size(record.size)}"
-            )
-            rows = [(m, view.position(m.key), table.rtt(m.name)) for m in holders]
-            answers.append(holders_text(title, rows, self.ring.me.key))
-        if len(records) > 20:
-            answers.append(f"... and {len(records) - 20} more matches; narrow the query")
-        return "\n".join(answers)
