@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import socket
 import time
 from collections.abc import Callable
 
@@ -22,7 +23,7 @@ from overlay.commands import NodeCommands
 from overlay.config import DEFAULT_PORT, Settings
 from overlay.credentials import Credentials, load_credentials
 from overlay.discovery import Interface, lan_interface
-from overlay.identity import Identity, default_name, load_or_create
+from overlay.identity import Identity, base_name, default_name, load_or_create, name_taken_text
 from overlay.invites import Invites
 from overlay.loopwatch import LoopWatch
 from overlay.rosterfile import load_roster
@@ -44,6 +45,9 @@ WITHDRAW_TIME = 2.0
 
 LOOKUP_TIME = 5.0
 """Longest a holder lookup may take (a few LAN timeouts): the prompt must never hang on one."""
+
+REFUSAL_CHECK = 1.0
+"""Seconds between looks at the addresses whose leader refused this node's name."""
 
 PROBE_TIMEOUT = 0.5
 """A holder that does not answer a PING this fast on a LAN is ranked after every one that does."""
@@ -114,7 +118,9 @@ class Node:
         self.identity = load_or_create(
             state_dir,
             settings.name,
-            default_name(host, port, DEFAULT_PORT),
+            default_name(
+                base_name(socket.gethostname(), host, credentials.key), port, DEFAULT_PORT
+            ),
             credentials.key,
         )
         me = Member(self.identity.key, self.identity.name, host, port)
@@ -152,6 +158,7 @@ class Node:
         await self.ring.start(settings.peers)
         if self.index is not None and len(self.ring.view.members) == 1:
             self._tasks.spawn(self.index.reannounce_all())
+        self._tasks.spawn(self._watch_refusals())
         if settings.peers:
             self._tasks.spawn(self._contact_peers())
         if settings.discovery and iface is not None:
@@ -313,6 +320,17 @@ class Node:
                 if (host, port) not in members:
                     self.ring.contact(host, port)
             await asyncio.sleep(PEER_RETRY)
+
+    async def _watch_refusals(self) -> None:
+        """Say at the prompt, once per ring, that its leader refused this node's name (the ring
+        only logs it): otherwise two hosts named alike sit in two rings and nobody hears why."""
+        assert self.ring is not None
+        told: set[tuple[str, int]] = set()
+        while True:
+            for where in sorted(self.ring.refused - told):
+                told.add(where)
+                self._tell(name_taken_text(self.ring.me.name, self.ring.me.key, where))
+            await asyncio.sleep(REFUSAL_CHECK)
 
     def _interface(self) -> Interface | None:
         return lan_interface(self.settings.host)
