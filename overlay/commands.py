@@ -11,14 +11,21 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from overlay.joining import move_by_code
+from overlay.lookup import by_path, known_holders, miss_text
 from overlay.progress import transfers_text
 from overlay.prompt import status_text
 from overlay.reports import files_text, holders_text, human_size, peers_text
+from sync.manifest import FileRecord
 from sync.reports import trouble_lines
 from sync.sources import nearest
 
 if TYPE_CHECKING:
     from overlay.node import Node
+
+NO_INDEX = (
+    "(no holder index on this node: holders known from sync state;"
+    " start the node with --dht to ask the index)"
+)
 
 MAX_MATCHES = 20
 """Files `who-has` answers for at most; beyond, the user is asked to narrow the query."""
@@ -79,28 +86,44 @@ class NodeCommands:
         return files_text(sync.summary(), identity.name)
 
     async def who_has(self, query: str) -> str:
-        """Holders of every file matching `query`, nearest first (the `who-has` command)."""
-        node = self.node
-        if node.index is None:
-            return "who-has needs the holder index: start the node with --dht"
-        assert node.sync is not None and node.ring is not None
-        records = [r for r in node.sync.find(query) if not r.deleted]
+        """Holders of every file matching `query`, nearest first (the `who-has` command).
+
+        With no holder index here, or where the index lacks a holder, the holders this node
+        knows from sync state are shown, marked as such (`overlay/lookup.py`).
+        """
+        sync = self.node.sync
+        assert sync is not None
+        live = sync.state.live_records()
+        records = [r for r in sync.find(query) if not r.deleted] or by_path(query, live)
+        answers = [] if self.node.index is not None else [NO_INDEX]
         if not records:
-            return f"no file matches {query!r} (see 'files')"
-        view, me = node.ring.view, node.ring.me
-        answers = []
+            return "\n".join([miss_text(query, live), *answers])
+        held = sync.held_hashes()
         for record in records[:MAX_MATCHES]:
-            found = await node._holders(record.sha256)
-            table = node._round_trips()
-            holders = nearest(found, me.name, table)
-            title = (
-                f"{record.owner}/{record.path}  sha256 {record.sha256}  {human_size(record.size)}"
-            )
-            rows = [(m, view.position(m.key), table.rtt(m.name)) for m in holders]
-            answers.append(holders_text(title, rows, me.key))
+            answers.append(await self._holders_of(record, record.sha256 in held))
         if len(records) > MAX_MATCHES:
             answers.append(f"... and {len(records) - MAX_MATCHES} more matches; narrow the query")
         return "\n".join(answers)
+
+    async def _holders_of(self, record: FileRecord, held_here: bool) -> str:
+        """One file's who-has lines: the index's holders, then those known from sync state."""
+        node = self.node
+        assert node.ring is not None and node.sync is not None
+        view, me = node.ring.view, node.ring.me
+        found = await node._holders(record.sha256) if node.index is not None else []
+        prev = view.prev_of(me.key)
+        says = node.sync.fetcher.prev_holds.get((record.owner, record.path))
+        known = known_holders(record, view.members, me, held_here, prev, says)
+        listed = {m.key for m in found}
+        by_key = {m.key: m for m in view.members}
+        extra = [by_key[key] for key in known if key not in listed]
+        suffix = "; not in the index" if node.index is not None else ""
+        notes = {m.key: known[m.key] + suffix for m in extra}
+        table = node._round_trips()
+        holders = nearest([*found, *extra], me.name, table)
+        title = f"{record.owner}/{record.path}  sha256 {record.sha256}  {human_size(record.size)}"
+        rows = [(m, view.position(m.key), table.rtt(m.name)) for m in holders]
+        return holders_text(title, rows, me.key, notes)
 
     async def confirm_deletes(self) -> str:
         """Push the deletes held back as too many at once (the `confirm-deletes` command)."""
