@@ -71,7 +71,9 @@ class NodeCommands:
             st.last_sync,
             held_reason=st.held_reason,
         )
-        text = "\n".join([text, *trouble_lines(st)])
+        log_file = self.node.settings.log_file
+        log_line = f"log: {log_file}" if log_file.exists() else "log: none (not run by Main.py)"
+        text = "\n".join([text, *trouble_lines(st), log_line])
         if index is not None:
             text += "\n" + index.backlog().text()
         running = sync.transfers()

@@ -23,6 +23,7 @@ from overlay.commands import NodeCommands
 from overlay.config import DEFAULT_PORT, Settings
 from overlay.credentials import Credentials, load_credentials
 from overlay.discovery import Interface, lan_interface
+from overlay.events import ring_changes
 from overlay.identity import Identity, base_name, default_name, load_or_create, name_taken_text
 from overlay.invites import Invites
 from overlay.loopwatch import LoopWatch
@@ -72,6 +73,7 @@ class Node:
         self.invites: Invites | None = None
         self._bootstrapped: set[tuple[str, int]] = set()
         self._listeners: list[Callable[[str], None]] = []
+        self._seen: tuple[Member, ...] | None = None
         self.loopwatch = LoopWatch()
         self.commands = NodeCommands(self)
         """The prompt's commands (`overlay/commands.py`)."""
@@ -101,6 +103,7 @@ class Node:
         """
         self._tasks.spawn(self.loopwatch.run())
         self._bootstrapped = set()
+        self._seen = None
         settings = self.settings
         iface = self._interface()
         host = settings.host or (iface.address if iface else "127.0.0.1")
@@ -233,6 +236,9 @@ class Node:
         """A ring change: tell sync its new neighbour and owners, and the DHT whom to ask."""
         assert self.ring is not None and self.sync is not None
         me = self.ring.me
+        for line in ring_changes(self._seen, view.members, me.key):
+            self._tell(line)
+        self._seen = view.members
         prev = view.prev_of(me.key)
         peers = {m.name: Peer(m.name, m.host, m.port) for m in view.members if m.key != me.key}
         after = view.next_of(me.key)
