@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from overlay.joining import move_by_code
+from overlay.listing import Entry, files_list, ls_text
 from overlay.lookup import by_path, known_holders, miss_text
 from overlay.progress import transfers_text
 from overlay.prompt import status_text
@@ -82,10 +83,26 @@ class NodeCommands:
         return text
 
     def files_report(self) -> str:
-        """What this node holds, per owner (the `files` command)."""
+        """What this node holds, per owner, and the first files by name (the `files` command)."""
         sync, identity = self.node.sync, self.node.identity
         assert sync is not None and identity is not None
-        return files_text(sync.summary(), identity.name)
+        summary = files_text(sync.summary(), identity.name)
+        held = [entry for entry in self._entries() if entry.held]
+        return "\n".join([summary, files_list(held)]) if held else summary
+
+    def ls(self, where: str) -> str:
+        """The owners, or the folders and files in one folder (the `ls` command)."""
+        return ls_text(self._entries(), where)
+
+    def _entries(self) -> list[Entry]:
+        """Every live file known here, marked held when its bytes are on this node."""
+        sync = self.node.sync
+        assert sync is not None
+        held = {(owner, path) for owner, path, _sha, _size in sync.state.held()}
+        return [
+            Entry(r.owner, r.path, r.size, (r.owner, r.path) in held)
+            for r in sync.state.live_records()
+        ]
 
     async def who_has(self, query: str) -> str:
         """Holders of every file matching `query`, nearest first (the `who-has` command).

@@ -21,17 +21,48 @@ log = logging.getLogger(__name__)
 BANNER = "Enter 'exit' to terminate the program."
 PROMPT = ">> "
 
-HELP = """commands:
+HELP = """commands (help <command> for more):
   peers            this node's id and name, previous, next, and the ring as known
-  files            what this node holds, per owner (files and bytes)
-  who-has <file>   holders of a file: <owner>/<path>, a bare file name, or a hash prefix
-  status           pending changes, transfers, and the last sync with each peer
+  files            what this node holds, per owner, and the first files by name
+  ls [owner[/folder]]  browse: the owners, or the folders and files in one folder
+  who-has <file>   holders of a file: <owner>/<path>, a path, a file name, or a hash prefix
+  status           pending changes, transfers, the last sync with each peer, the log file
   confirm-deletes  push the deletes held back because they remove most of the own folder
   invite           a one-time code for adding a host to this network (good for 10 minutes)
   join <code> [HOST:PORT]  move this host, alone in its ring, to the network of that code
   forget <name>    shut a member out for good (its key is revoked, the network re-keyed)
-  help             this list
-  exit             leave the ring gracefully and stop"""
+  help [command]   this list, or more about one command
+  exit             leave the ring gracefully and stop (Ctrl-D, Ctrl-C do the same)"""
+
+DETAILS = {
+    "peers": "peers: this node (ring id, name, address, the leader), its previous and next"
+    " member, then every member in ring order with its round trip and key fingerprint.",
+    "files": "files: per owner, how many files and bytes this node holds, then the first"
+    " files by name ('ls' browses the rest).",
+    "ls": "ls [owner[/folder]]: with no argument, every owner's folder with its file count"
+    " and size; with one, the folders and files directly in it. Files whose bytes are not"
+    " on this node yet are marked '(not here yet)'.",
+    "who-has": "who-has <file>: the file's hash and size, then every holder, nearest first."
+    " <file> is <owner>/<path>, a path without its owner (or its last folders), a bare file"
+    " name, or a hash prefix of at least 4 hex digits. Holders found without the holder"
+    " index (no --dht, or an entry the index lacks) are marked how they are known. A name"
+    " that matches nothing gets near matches.",
+    "status": "status: the own folder, pending changes, running downloads (size, rate,"
+    " time left, holders), the last sync per peer, files not shared and why, local edits"
+    " kept, the log file, and with --dht what the holder index has queued.",
+    "confirm-deletes": "confirm-deletes: push deletes held back because they would remove"
+    " most of this node's folder at once (or the folder looks unmounted).",
+    "invite": "invite: a one-time code (e.g. 7-guitar-ocean) for one new host, good for 10"
+    " minutes; the new host types 'join <code>'.",
+    "join": "join <code> [HOST:PORT]: join the network of that code; only a host alone in"
+    " its ring moves. HOST:PORT as 'invite' printed it, where discovery cannot find it.",
+    "forget": "forget <name>: revoke a member's key everywhere and move the network to a"
+    " new key (docs/SECURITY.md).",
+    "help": "help [command]: the list of commands, or more about one.",
+    "exit": "exit: leave the ring gracefully and stop (Ctrl-D at a terminal, Ctrl-C and"
+    " SIGTERM do the same).",
+}
+"""What `help <command>` says about each command."""
 
 
 class Commands(Protocol):
@@ -42,6 +73,13 @@ class Commands(Protocol):
     def files_report(self) -> str: ...
 
     async def who_has(self, query: str) -> str: ...
+
+
+@runtime_checkable
+class BrowseCommands(Protocol):
+    """What the prompt asks of a node whose folders can be browsed (`ls`)."""
+
+    def ls(self, where: str) -> str: ...
 
 
 @runtime_checkable
@@ -96,6 +134,8 @@ class Console:
             self._commands["status"] = self._status
             self._commands["confirm-deletes"] = self._confirm
             node.add_change_listener(self.notice)
+        if isinstance(node, BrowseCommands):
+            self._commands["ls"] = self._ls
         if isinstance(node, PairCommands):
             self._commands["invite"] = lambda _: node.invite()
             self._commands["join"] = node.join
@@ -137,8 +177,15 @@ class Console:
         self.out.write(PROMPT)
         self.out.flush()
 
-    async def _help(self, _: str) -> str:
-        return HELP
+    async def _help(self, about: str) -> str:
+        if not about:
+            return HELP
+        detail = DETAILS.get(about.split()[0])
+        return detail if detail is not None else f"no command {about!r}; type 'help'"
+
+    async def _ls(self, where: str) -> str:
+        assert isinstance(self.node, BrowseCommands)
+        return self.node.ls(where)
 
     async def _peers(self, _: str) -> str:
         return self.node.peers_report()
@@ -162,7 +209,7 @@ class Console:
 
     async def _who_has(self, query: str) -> str:
         if not query:
-            return "usage: who-has <owner>/<path> | <file name> | <hash prefix>"
+            return "usage: who-has <owner>/<path> | <path> | <file name> | <hash prefix, 4+ digits>"
         return await self.node.who_has(query)
 
 
