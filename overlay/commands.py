@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from overlay.divergence import diverged, diverged_lines
 from overlay.joining import move_by_code
 from overlay.listing import Entry, files_list, ls_text
 from overlay.lookup import by_path, known_holders, miss_text
@@ -74,13 +75,25 @@ class NodeCommands:
         )
         log_file = self.node.settings.log_file
         log_line = f"log: {log_file}" if log_file.exists() else "log: none (not run by Main.py)"
-        text = "\n".join([text, *trouble_lines(st), log_line])
+        text = "\n".join([text, *trouble_lines(st), *diverged_lines(self._diverged()), log_line])
         if index is not None:
             text += "\n" + index.backlog().text()
         running = sync.transfers()
         if running:
             text += "\n" + "\n".join("  " + line for line in transfers_text(running).splitlines())
         return text
+
+    def _diverged(self) -> list[str]:
+        """Replicas (not this node's own files) edited here since they were placed."""
+        sync, identity = self.node.sync, self.node.identity
+        assert sync is not None and identity is not None
+        held = {(owner, path) for owner, path, _sha, _size in sync.state.held()}
+        replicas = (
+            r
+            for r in sync.state.live_records()
+            if r.owner != identity.name and (r.owner, r.path) in held
+        )
+        return diverged(sync.root, replicas)
 
     def files_report(self) -> str:
         """What this node holds, per owner, and the first files by name (the `files` command)."""
