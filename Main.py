@@ -8,6 +8,7 @@ Argument parsing only; the node itself is overlay.node.Node.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
 import sys
@@ -93,7 +94,7 @@ async def run(settings: Settings) -> int:
         node.settings = replace(settings, peers=admitted.ring or settings.peers)
         await node.start(admitted.credentials)
     except (OSError, IdentityError, CredentialsError, PairingError) as exc:
-        print(f"cannot start: {exc}", file=sys.stderr)
+        print(f"cannot start: {start_error(exc, settings)}", file=sys.stderr)
         await node.close()
         return 1
     console, bars = with_bars(node)
@@ -113,6 +114,16 @@ async def run(settings: Settings) -> int:
     await node.leave()
     console.say("bye")
     return 0
+
+
+def start_error(exc: Exception, settings: Settings) -> str:
+    """Why the node could not start, in one line; a taken port is named, with what to do."""
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {settings.port} is in use (another node or program on this machine);"
+            " give another with --port P, or --port 0 for a free one"
+        )
+    return str(exc)
 
 
 async def until(stopping: asyncio.Event, work: Awaitable[T]) -> T | None:

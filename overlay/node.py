@@ -24,6 +24,7 @@ from overlay.config import DEFAULT_PORT, Settings
 from overlay.credentials import Credentials, load_credentials
 from overlay.discovery import Interface, lan_interface
 from overlay.events import ring_changes
+from overlay.folderlock import FolderLock
 from overlay.identity import Identity, base_name, default_name, load_or_create, name_taken_text
 from overlay.invites import Invites
 from overlay.loopwatch import LoopWatch
@@ -75,6 +76,7 @@ class Node:
         self._listeners: list[Callable[[str], None]] = []
         self._seen: tuple[Member, ...] | None = None
         self.loopwatch = LoopWatch()
+        self.lock = FolderLock(settings.state_dir)
         self.commands = NodeCommands(self)
         """The prompt's commands (`overlay/commands.py`)."""
 
@@ -99,8 +101,10 @@ class Node:
 
         Raises:
             CredentialsError, IdentityError: the state folder's keys or identity are unusable.
+            FolderInUse: another node runs on this shared folder.
             OSError: the port is taken, or the state folder cannot be written.
         """
+        self.lock.acquire()
         self._tasks.spawn(self.loopwatch.run())
         self._bootstrapped = set()
         self._seen = None
@@ -118,6 +122,7 @@ class Node:
         door = self.trust.door
         self.server = FrameServer(bind, settings.port, door=door)
         port = await self.server.start()
+        self.lock.note_port(port)
         self.identity = load_or_create(
             state_dir,
             settings.name,
@@ -211,6 +216,7 @@ class Node:
         if self.index is not None:
             self.index.stop()
         await asyncio.sleep(0)  # kademlia frees its UDP port one loop step after stop()
+        self.lock.release()
 
     # ----------------------------------------------------------------- wiring
 
