@@ -70,7 +70,7 @@ class NodeCommands:
             pending,
             st.round_running,
             st.transfers,
-            st.last_sync,
+            self._members_only(st.last_sync),
             held_reason=st.held_reason,
         )
         log_file = self.node.settings.log_file
@@ -82,6 +82,12 @@ class NodeCommands:
         if running:
             text += "\n" + "\n".join("  " + line for line in transfers_text(running).splitlines())
         return text
+
+    def _members_only(self, last_sync: dict[str, float]) -> dict[str, float]:
+        """The last sync with each peer still in the ring (peers that left are not listed)."""
+        ring = self.node.ring
+        names = {m.name for m in ring.view.members} if ring is not None else set()
+        return {peer: when for peer, when in last_sync.items() if peer in names}
 
     def _diverged(self) -> list[str]:
         """Replicas (not this node's own files) edited here since they were placed."""
