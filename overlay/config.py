@@ -64,13 +64,15 @@ def parse_peer(text: str) -> tuple[str, int]:
     if not sep:
         host, port = text, str(DEFAULT_PORT)
     if not host:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT")
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: expected HOST:PORT")
     try:
         number = int(port)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: port {port!r} is not a number") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: port {port!r} is not a number (allowed: 1 to 65535)"
+        ) from None
     if not 0 < number < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r}: port out of range (1 to 65535)")
+        raise argparse.ArgumentTypeError(f"{text!r}: port out of range (allowed: 1 to 65535)")
     return host, number
 
 
