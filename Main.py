@@ -18,6 +18,7 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import TypeVar
 
+from overlay import lineedit
 from overlay.admission import admit
 from overlay.config import Settings, parse_args
 from overlay.discovery import lan_interface
@@ -100,6 +101,15 @@ async def run(settings: Settings) -> int:
     console, bars = with_bars(node)
     if bars is not None:
         lines = bars.watch_input(lines)
+    save_history = (
+        lineedit.enable(
+            settings.state_dir,
+            console.command_names,
+            lineedit.on_loop(loop, node.commands.names),
+        )
+        if interactive
+        else None
+    )
     notes = [*start_lines(node, settings, lan is not None), *admitted.notes]
     prompt = asyncio.ensure_future(
         run_console(console, lines, interactive, banner=not admitted.greeted, notes=notes)
@@ -110,6 +120,8 @@ async def run(settings: Settings) -> int:
         task.cancel()
     if bars is not None:
         await bars.stop()
+    if save_history is not None:
+        save_history()
     console.say("leaving the ring...")
     await node.leave()
     console.say("bye")

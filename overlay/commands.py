@@ -113,6 +113,10 @@ class NodeCommands:
         """The owners, or the folders and files in one folder (the `ls` command)."""
         return ls_text(self._entries(), where)
 
+    def names(self) -> list[str]:
+        """Every live file as `<owner>/<path>` (for completion at a terminal)."""
+        return [entry.name for entry in self._entries()]
+
     def _entries(self) -> list[Entry]:
         """Every live file known here, marked held when its bytes are on this node."""
         sync = self.node.sync

@@ -173,6 +173,10 @@ class Console:
             self.out.write(line + "\n")
         self.out.flush()
 
+    def command_names(self) -> list[str]:
+        """Every command this prompt takes (for completion at a terminal)."""
+        return [*self._commands, "exit"]
+
     def show_prompt(self) -> None:
         self.out.write(PROMPT)
         self.out.flush()
@@ -217,15 +221,21 @@ def stdin_lines(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
     """Lines of standard input as they come, then None at end of input.
 
     A daemon thread does the blocking reads: it works for terminals, pipes and files alike,
-    and never holds the process open at exit (an executor thread would be joined).
+    and never holds the process open at exit (an executor thread would be joined). At a
+    terminal it reads with `input()`, so readline's history and completion work once loaded
+    (`overlay/lineedit.py`); the prompt itself is printed by the Console, not by `input`.
     """
     queue: asyncio.Queue[str | None] = asyncio.Queue()
+    terminal = sys.stdin.isatty() and sys.stdout.isatty()
 
     def pump() -> None:
         try:
+            if terminal:
+                while True:
+                    loop.call_soon_threadsafe(queue.put_nowait, input() + "\n")
             for line in sys.stdin:
                 loop.call_soon_threadsafe(queue.put_nowait, line)
-        except (OSError, ValueError, RuntimeError):
+        except (EOFError, OSError, ValueError, RuntimeError):
             pass
         try:
             loop.call_soon_threadsafe(queue.put_nowait, None)
