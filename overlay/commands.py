@@ -43,6 +43,10 @@ class NodeCommands:
         """Call cb(line) for each change to the shared folders and what becomes of an invite."""
         self.node.add_change_listener(cb)
 
+    def add_ring_listener(self, cb: Callable[[str], None]) -> None:
+        """Call cb(line) when a member joins or leaves the ring."""
+        self.node.add_ring_listener(cb)
+
     def peers_report(self) -> str:
         """This node, its neighbours and the ring with round trips (the `peers` command)."""
         ring = self.node.ring

@@ -74,6 +74,7 @@ class Node:
         self.invites: Invites | None = None
         self._bootstrapped: set[tuple[str, int]] = set()
         self._listeners: list[Callable[[str], None]] = []
+        self._ring_listeners: list[Callable[[str], None]] = []
         self._seen: tuple[Member, ...] | None = None
         self.loopwatch = LoopWatch()
         self.lock = FolderLock(settings.state_dir)
@@ -243,7 +244,8 @@ class Node:
         assert self.ring is not None and self.sync is not None
         me = self.ring.me
         for line in ring_changes(self._seen, view.members, me.key):
-            self._tell(line)
+            for cb in self._ring_listeners:
+                cb(line)
         self._seen = view.members
         prev = view.prev_of(me.key)
         peers = {m.name: Peer(m.name, m.host, m.port) for m in view.members if m.key != me.key}
@@ -370,6 +372,10 @@ class Node:
     def add_change_listener(self, cb: Callable[[str], None]) -> None:
         """Call cb(line) for each change to the shared folders and what becomes of an invite."""
         self._listeners.append(cb)
+
+    def add_ring_listener(self, cb: Callable[[str], None]) -> None:
+        """Call cb(line) when a member joins or leaves the ring (`overlay/events.py`)."""
+        self._ring_listeners.append(cb)
 
     def _network_key(self) -> bytes:
         assert self.credentials is not None

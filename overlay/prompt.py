@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 BANNER = "Enter 'exit' to terminate the program."
 PROMPT = ">> "
 
+MAX_HELD = 50
+"""Notices held back while a command runs that are shown after it; the rest are counted."""
+
 HELP = """commands (help <command> for more):
   peers            this node's id and name, previous, next, and the ring as known
   files            what this node holds, per owner, and the first files by name
@@ -103,6 +106,14 @@ class SyncCommands(Protocol):
 
 
 @runtime_checkable
+class RingNotices(Protocol):
+    """A node that tells members joining and leaving (shown at a terminal only: a script
+    reading a pipe reads answers, and these would land inside the next one)."""
+
+    def add_ring_listener(self, cb: Callable[[str], None]) -> None: ...
+
+
+@runtime_checkable
 class TrustCommands(Protocol):
     """What the prompt asks of a node that can forget members (the real Node can)."""
 
@@ -130,6 +141,8 @@ class Console:
             "who-has": self._who_has,
         }
         self.interactive = False
+        self._held: list[str] | None = None
+        """Notices that came while a command ran (None when none runs)."""
         if isinstance(node, SyncCommands):
             self._commands["status"] = self._status
             self._commands["confirm-deletes"] = self._confirm
@@ -141,6 +154,8 @@ class Console:
             self._commands["join"] = node.join
         if isinstance(node, TrustCommands):
             self._commands["forget"] = self._forget
+        if isinstance(node, RingNotices):
+            node.add_ring_listener(self._ring_notice)
 
     async def execute(self, line: str) -> bool:
         """Run one command line and print its answer."""
@@ -153,11 +168,18 @@ class Console:
         if command is None:
             self.say(f"unknown command {word!r}; type 'help'")
             return True
+        self._held = []
         try:
             self.say(await command(rest.strip()))
         except Exception:  # the prompt must survive whatever a command hits
             log.exception("command %r failed", line.strip())
-            self.say(f"{word}: failed (see the log with -v)")
+            self.say(f"{word}: failed (the log file has why; 'status' shows where it is)")
+        finally:
+            held, self._held = self._held, None
+            for notice in held[:MAX_HELD]:
+                self.notice(notice)
+            if len(held) > MAX_HELD:
+                self.notice(f"... and {len(held) - MAX_HELD} more changes meanwhile")
         return True
 
     def say(self, text: str) -> None:
@@ -166,12 +188,20 @@ class Console:
         self.out.flush()
 
     def notice(self, line: str) -> None:
-        """Show a change as it happens: on a terminal above a fresh prompt, in a pipe as a line."""
+        """Show a change as it happens: on a terminal above a fresh prompt, in a pipe as a line;
+        while a command runs, after its answer (never inside it)."""
+        if self._held is not None:
+            self._held.append(line)
+            return
         if self.interactive:
             self.out.write("\r" + line + "\n" + PROMPT)
         else:
             self.out.write(line + "\n")
         self.out.flush()
+
+    def _ring_notice(self, line: str) -> None:
+        if self.interactive:
+            self.notice(line)
 
     def command_names(self) -> list[str]:
         """Every command this prompt takes (for completion at a terminal)."""

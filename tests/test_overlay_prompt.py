@@ -119,3 +119,18 @@ async def test_ls_reaches_a_node_that_browses() -> None:
         queue.put_nowait(line)
     await asyncio.wait_for(run_console(Console(node, out), queue, False), 5)
     assert node.calls == [("ls", ""), ("ls", "alpha/docs")]
+
+
+async def test_a_notice_during_a_command_comes_after_its_answer() -> None:
+    out = io.StringIO()
+    console: Console
+
+    class Noisy(FakeNode):
+        async def who_has(self, query: str) -> str:
+            console.notice("- bravo left the ring (ring of 2)")
+            return "holders"
+
+    console = Console(Noisy(), out)
+    await console.execute("who-has x")
+    console.notice("~ alpha/x updated")
+    assert out.getvalue() == "holders\n- bravo left the ring (ring of 2)\n~ alpha/x updated\n"

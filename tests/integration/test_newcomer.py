@@ -73,7 +73,7 @@ def test_two_nodes_on_one_folder(tmp_path: Path, procs: list[NodeProcess]) -> No
     assert "ring: 1 node(s)" in first.command("peers"), "the first node is still up"
 
 
-def test_a_host_started_alone_joins_later_and_is_announced(
+def test_a_host_started_alone_joins_later_under_its_host_name(
     tmp_path: Path, procs: list[NodeProcess]
 ) -> None:
     alpha = NodeProcess(tmp_path / "a" / "Shared", free_port(), "--name", "alpha")
@@ -92,10 +92,9 @@ def test_a_host_started_alone_joins_later_and_is_announced(
     code = re.search(r"join (\S+) (127\.0\.0\.1:\d+)\)", answer)
     assert code, answer
     assert "joined network" in loner.command(f"join {code.group(1)} {code.group(2)}", 60)
+    answer = alpha.poll_command("peers", lambda t: "ring: 2 node(s)" in t, 30)
+    assert f"  {name.group(1)}  127.0.0.1:{loner.port}" in answer, answer
     deadline = time.monotonic() + 30
-    while f"+ {name.group(1)} joined the ring" not in alpha.output:
-        assert time.monotonic() < deadline, alpha.output
-        time.sleep(0.1)
     target = alpha.shared / name.group(1) / "mine.txt"
     while not target.exists():
         assert time.monotonic() < deadline, "the loner's file never arrived"
@@ -104,7 +103,8 @@ def test_a_host_started_alone_joins_later_and_is_announced(
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 async def test_a_newcomer_session_in_a_terminal(tmp_path: Path) -> None:
-    """banner, help, a bar that moves, ls, who-has hit and miss, a conflict copy, exit."""
+    """banner, help, a bar that moves, a host joining and leaving, ls, who-has hit and miss,
+    a conflict copy, exit."""
     owner_shared = tmp_path / "owner" / "Shared"
     owner = Node(
         Settings(
@@ -133,6 +133,7 @@ async def test_a_newcomer_session_in_a_terminal(tmp_path: Path) -> None:
     try:
         await tmux(sock, "new-session", "-d", "-s", "main", "-x", "160", "-y", "40",
                    "-c", str(ROOT), command)  # fmt: skip
+        await tmux(sock, "set-option", "-t", "main", "remain-on-exit", "on")  # to read "bye"
         text = await pane_until(sock, lambda t: "type 'help'" in t, 30)
         assert re.search(r"this host is '[^']+'; your files go in ", text), text
         first = await pane_until(sock, lambda t: (done_mb(t) or 0) > 0, 30)
@@ -143,6 +144,18 @@ async def test_a_newcomer_session_in_a_terminal(tmp_path: Path) -> None:
         target = mine / "owner" / "movie.bin"
         await pane_until(sock, lambda t: target.exists(), 60)
         assert sha_of(target) == sha_of(owner_shared / "owner" / "movie.bin")
+
+        late = Node(
+            Settings(
+                port=free_port(), host="127.0.0.1", shared=tmp_path / "late" / "Shared",
+                name="late", discovery=False, interval=0.3, watch=False,
+                network_key=key_file(), peers=(("127.0.0.1", owner.settings.port),),
+            )
+        )  # fmt: skip
+        await late.start()
+        await pane_until(sock, lambda t: "+ late joined the ring (ring of 3)" in t, 20)
+        await late.leave()
+        await pane_until(sock, lambda t: "- late left the ring (ring of 2)" in t, 20)
 
         await keys("clear", "Enter")  # an unknown command: a fresh screen part to read
         await keys("ls owner", "Enter")
