@@ -85,6 +85,8 @@ class NodeCommands:
         running = sync.transfers()
         if running:
             text += "\n" + "\n".join("  " + line for line in transfers_text(running).splitlines())
+        if st.to_fetch > len(running):
+            text += f"\n  queued: {st.to_fetch - len(running)} file(s) to fetch, not started yet"
         return text
 
     def _members_only(self, last_sync: dict[str, float]) -> dict[str, float]:
