@@ -126,7 +126,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line of `python3 Main.py`."""
+    """The command line of `python3 Main.py`. Long on purpose: one `add_argument` per option,
+    in the order `--help` lists them, each with the type that checks its value."""
     parser = OneLineParser(
         prog="python3 Main.py",
         description="Share Shared/<name>/ with every host on the LAN.",
