@@ -12,22 +12,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import socket
 import time
 from collections.abc import Callable
 
 from dht.errors import DhtError
 from dht.index import Holder, HolderIndex
 from overlay.beacon import Discovery
+from overlay.commands import NodeCommands
 from overlay.config import DEFAULT_PORT, Settings
 from overlay.credentials import Credentials, load_credentials
 from overlay.discovery import Interface, lan_interface
-from overlay.identity import Identity, default_name, load_or_create
+from overlay.events import ring_changes
+from overlay.folderlock import FolderLock
+from overlay.identity import Identity, base_name, default_name, load_or_create, name_taken_text
 from overlay.invites import Invites
-from overlay.joining import move_by_code
 from overlay.loopwatch import LoopWatch
-from overlay.progress import transfers_text
-from overlay.prompt import status_text
-from overlay.reports import files_text, holders_text, human_size, peers_text
 from overlay.rosterfile import load_roster
 from overlay.sealing import NetworkSeals
 from overlay.trust import Trust
@@ -35,8 +35,7 @@ from ring.membership import Member, View
 from ring.service import RingService
 from ring.wire import FrameServer, Tasks
 from sync.engine import Peer, SyncEngine
-from sync.reports import trouble_lines
-from sync.sources import RoundTrips, nearest, to_probe
+from sync.sources import RoundTrips, to_probe
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +47,9 @@ WITHDRAW_TIME = 2.0
 
 LOOKUP_TIME = 5.0
 """Longest a holder lookup may take (a few LAN timeouts): the prompt must never hang on one."""
+
+REFUSAL_CHECK = 1.0
+"""Seconds between looks at the addresses whose leader refused this node's name."""
 
 PROBE_TIMEOUT = 0.5
 """A holder that does not answer a PING this fast on a LAN is ranked after every one that does."""
@@ -72,7 +74,12 @@ class Node:
         self.invites: Invites | None = None
         self._bootstrapped: set[tuple[str, int]] = set()
         self._listeners: list[Callable[[str], None]] = []
+        self._ring_listeners: list[Callable[[str], None]] = []
+        self._seen: tuple[Member, ...] | None = None
         self.loopwatch = LoopWatch()
+        self.lock = FolderLock(settings.state_dir)
+        self.commands = NodeCommands(self)
+        """The prompt's commands (`overlay/commands.py`)."""
 
     @property
     def port(self) -> int:
@@ -95,10 +102,13 @@ class Node:
 
         Raises:
             CredentialsError, IdentityError: the state folder's keys or identity are unusable.
+            FolderInUse: another node runs on this shared folder.
             OSError: the port is taken, or the state folder cannot be written.
         """
+        self.lock.acquire()
         self._tasks.spawn(self.loopwatch.run())
         self._bootstrapped = set()
+        self._seen = None
         settings = self.settings
         iface = self._interface()
         host = settings.host or (iface.address if iface else "127.0.0.1")
@@ -113,10 +123,13 @@ class Node:
         door = self.trust.door
         self.server = FrameServer(bind, settings.port, door=door)
         port = await self.server.start()
+        self.lock.note_port(port)
         self.identity = load_or_create(
             state_dir,
             settings.name,
-            default_name(host, port, DEFAULT_PORT),
+            default_name(
+                base_name(socket.gethostname(), host, credentials.key), port, DEFAULT_PORT
+            ),
             credentials.key,
         )
         me = Member(self.identity.key, self.identity.name, host, port)
@@ -154,6 +167,7 @@ class Node:
         await self.ring.start(settings.peers)
         if self.index is not None and len(self.ring.view.members) == 1:
             self._tasks.spawn(self.index.reannounce_all())
+        self._tasks.spawn(self._watch_refusals())
         if settings.peers:
             self._tasks.spawn(self._contact_peers())
         if settings.discovery and iface is not None:
@@ -203,6 +217,7 @@ class Node:
         if self.index is not None:
             self.index.stop()
         await asyncio.sleep(0)  # kademlia frees its UDP port one loop step after stop()
+        self.lock.release()
 
     # ----------------------------------------------------------------- wiring
 
@@ -228,6 +243,10 @@ class Node:
         """A ring change: tell sync its new neighbour and owners, and the DHT whom to ask."""
         assert self.ring is not None and self.sync is not None
         me = self.ring.me
+        for line in ring_changes(self._seen, view.members, me.key):
+            for cb in self._ring_listeners:
+                cb(line)
+        self._seen = view.members
         prev = view.prev_of(me.key)
         peers = {m.name: Peer(m.name, m.host, m.port) for m in view.members if m.key != me.key}
         after = view.next_of(me.key)
@@ -316,6 +335,17 @@ class Node:
                     self.ring.contact(host, port)
             await asyncio.sleep(PEER_RETRY)
 
+    async def _watch_refusals(self) -> None:
+        """Say at the prompt, once per ring, that its leader refused this node's name (the ring
+        only logs it): otherwise two hosts named alike sit in two rings and nobody hears why."""
+        assert self.ring is not None
+        told: set[tuple[str, int]] = set()
+        while True:
+            for where in sorted(self.ring.refused - told):
+                told.add(where)
+                self._tell(name_taken_text(self.ring.me.name, self.ring.me.key, where))
+            await asyncio.sleep(REFUSAL_CHECK)
+
     def _interface(self) -> Interface | None:
         return lan_interface(self.settings.host)
 
@@ -337,57 +367,15 @@ class Node:
         self.invites.changed = self.discovery.beacon_now
         await self.discovery.start()
 
-    # ----------------------------------------------------------------- the prompt's commands
-
-    def peers_report(self) -> str:
-        assert self.ring is not None
-        view, table = self.ring.view, self._round_trips()
-        rtts = {m.key: r for m in view.members if (r := table.rtt(m.name)) is not None}
-        return peers_text(view, self.ring.me, rtts)
-
-    def status_report(self) -> str:
-        """Pending changes, work in flight and the last sync per peer (the `status` command)."""
-        assert self.sync is not None and self.identity is not None
-        st = self.sync.status()
-        pending = {
-            "file(s) settling": st.unsettled,
-            "deletes held": st.held_deletes,
-            "file(s) to fetch": st.to_fetch,
-            "file(s) to delete": st.to_delete,
-        }
-        text = status_text(
-            self.identity.name,
-            st.own_files,
-            st.own_seq,
-            st.problem,
-            pending,
-            st.round_running,
-            st.transfers,
-            st.last_sync,
-            held_reason=st.held_reason,
-        )
-        text = "\n".join([text, *trouble_lines(st)])
-        if self.index is not None:
-            text += "\n" + self.index.backlog().text()
-        running = self.sync.transfers()
-        if running:
-            text += "\n" + "\n".join("  " + line for line in transfers_text(running).splitlines())
-        return text
-
-    async def forget(self, name: str) -> str:
-        """Shut the member `name` out for good and re-key the network (the `forget` command)."""
-        assert self.trust is not None
-        return await self.trust.forget(name)
-
-    async def confirm_deletes(self) -> str:
-        """Push the deletes held back as too many at once (the `confirm-deletes` command)."""
-        assert self.sync is not None
-        pushed = await self.sync.confirm_deletes()
-        return f"pushed {pushed} delete(s)" if pushed else "no deletes are waiting"
+    # ----------------------------------------------------------------- the prompt
 
     def add_change_listener(self, cb: Callable[[str], None]) -> None:
         """Call cb(line) for each change to the shared folders and what becomes of an invite."""
         self._listeners.append(cb)
+
+    def add_ring_listener(self, cb: Callable[[str], None]) -> None:
+        """Call cb(line) when a member joins or leaves the ring (`overlay/events.py`)."""
+        self._ring_listeners.append(cb)
 
     def _network_key(self) -> bytes:
         assert self.credentials is not None
@@ -396,38 +384,3 @@ class Node:
     def _tell(self, line: str) -> None:
         for cb in self._listeners:
             cb(line)
-
-    async def invite(self) -> str:
-        """The `invite` command: a one-time code for one new host."""
-        return await self.invites.command() if self.invites else "invite: not started"
-
-    async def join(self, text: str) -> str:
-        """The `join` command: move this host, alone in its ring, to the network of a code."""
-        return await move_by_code(self, text, self._interface)
-
-    def files_report(self) -> str:
-        assert self.sync is not None and self.identity is not None
-        return files_text(self.sync.summary(), self.identity.name)
-
-    async def who_has(self, query: str) -> str:
-        """Holders of every file matching `query`, nearest first."""
-        if self.index is None:
-            return "who-has needs the holder index: start the node with --dht"
-        assert self.sync is not None and self.ring is not None
-        records = [r for r in self.sync.find(query) if not r.deleted]
-        if not records:
-            return f"no file matches {query!r} (see 'files')"
-        view = self.ring.view
-        answers = []
-        for record in records[:20]:
-            found = await self._holders(record.sha256)
-            table = self._round_trips()
-            holders = nearest(found, self.ring.me.name, table)
-            title = (
-                f"{record.owner}/{record.path}  sha256 {record.sha256}  {human_size(record.size)}"
-            )
-            rows = [(m, view.position(m.key), table.rtt(m.name)) for m in holders]
-            answers.append(holders_text(title, rows, self.ring.me.key))
-        if len(records) > 20:
-            answers.append(f"... and {len(records) - 20} more matches; narrow the query")
-        return "\n".join(answers)

@@ -1,16 +1,18 @@
 """Progress bars for running downloads at a terminal, drawn below the prompt's output.
 
 `Bars.update` turns the sync engine's `TransferInfo` list into rich progress rows (file, bar,
-bytes, rate, time left); `Bars.run` calls it a few times a second. While bars are shown, text
-for the terminal (answers to commands, log lines) must not be written straight to the stream,
-or the next redraw would tear it: `Bars.writer` gives a file-like object that prints whole lines
-above the bars and keeps an unfinished line (the `>> ` prompt) as the last row of the display,
-so the operator always sees where to type. The terminal echoes what the operator types and
-moves the cursor down a line on Enter, behind the display's back: `watch_input` puts the
-cursor back and prints the command above the bars. Every redraw happens on the event loop
-(no refresh thread), so the bars never redraw between an Enter and that correction. With no
-download running, the writer passes text through untouched, and there are no bars at all when
-the output is not a terminal.
+bytes, rate, time left); `Bars.run` calls it a few times a second. The bytes, rate and time
+left in a row are `transfer_figures` of the same `TransferInfo` that `status` prints, in binary
+units (KiB, MiB) as everywhere else: never rich's own estimates, so the two never disagree.
+While bars are shown, text for the terminal (answers to commands, log lines) must not be
+written straight to the stream, or the next redraw would tear it: `Bars.writer` gives a
+file-like object that prints whole lines above the bars and keeps an unfinished line (the `>> `
+prompt) as the last row of the display, so the operator always sees where to type. The terminal
+echoes what the operator types and moves the cursor down a line on Enter, behind the display's
+back: `watch_input` puts the cursor back and prints the command above the bars. Every redraw
+happens on the event loop (no refresh thread), so the bars never redraw between an Enter and
+that correction. With no download running, the writer passes text through untouched, and there
+are no bars at all when the output is not a terminal.
 """
 
 from __future__ import annotations
@@ -23,17 +25,10 @@ from typing import TextIO
 
 from rich.console import Console, RenderableType
 from rich.control import Control
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.text import Text
 
+from overlay.reports import human_size
 from ring.wire import cancel_and_wait
 from sync.tracker import TransferInfo
 
@@ -43,6 +38,13 @@ REFRESH = 0.2
 """Seconds between two looks at the transfers (rich redraws on its own thread in between)."""
 
 
+def transfer_figures(info: TransferInfo) -> tuple[str, str, str]:
+    """(done/size, rate, time left) of one download, as both `status` and the bars show them."""
+    left = "?" if info.eta is None else f"{info.eta:.0f} s"
+    amount = f"{human_size(info.done)}/{human_size(info.size)}"
+    return amount, f"{human_size(int(info.rate))}/s", f"{left} left"
+
+
 def transfers_text(infos: list[TransferInfo]) -> str:
     """Running downloads as lines for `status`: path, done/size, rate, time left, holders."""
     if not infos:
@@ -50,12 +52,11 @@ def transfers_text(infos: list[TransferInfo]) -> str:
     lines = []
     for info in infos:
         share = 100 * info.done / info.size if info.size else 100.0
-        left = "?" if info.eta is None else f"{info.eta:.0f} s"
+        amount, rate, left = transfer_figures(info)
         lines.append(
-            f"{info.owner}/{info.path}  {info.done / 1e6:.1f}/{info.size / 1e6:.1f} MB"
-            f" ({share:.0f}%)  {info.rate / 1e6:.1f} MB/s  {left} left"
+            f"{info.owner}/{info.path}  {amount} ({share:.0f}%)  {rate}  {left}"
             f"  from {', '.join(info.sources) or '?'}"
-            + (f"  (resumed at {info.resumed / 1e6:.1f} MB)" if info.resumed else "")
+            + (f"  (resumed at {human_size(info.resumed)})" if info.resumed else "")
         )
     return "\n".join(lines)
 
@@ -81,9 +82,9 @@ class Bars:
         self.progress = _PromptProgress(
             TextColumn("{task.description}", style="bold"),
             BarColumn(bar_width=30),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
+            TextColumn("{task.fields[amount]}"),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[left]}"),
             console=self.console,
             transient=True,
             auto_refresh=False,
@@ -156,12 +157,20 @@ class Bars:
                 key = (info.owner, info.path)
                 live.add(key)
                 row = self._rows.get(key)
+                amount, rate, left = transfer_figures(info)
                 if row is None:
                     self._rows[key] = self.progress.add_task(
-                        f"{info.owner}/{info.path}", total=info.size, completed=info.done
+                        f"{info.owner}/{info.path}",
+                        total=info.size,
+                        completed=info.done,
+                        amount=amount,
+                        rate=rate,
+                        left=left,
                     )
                 else:
-                    self.progress.update(row, completed=info.done)
+                    self.progress.update(
+                        row, completed=info.done, amount=amount, rate=rate, left=left
+                    )
             for key in set(self._rows) - live:
                 self.progress.remove_task(self._rows.pop(key))
             if not infos:

@@ -62,17 +62,23 @@ def files_text(summary: Mapping[str, tuple[int, int]], own: str) -> str:
 
 
 def holders_text(
-    title: str, holders: Sequence[tuple[Member, int | None, float | None]], me: str
+    title: str,
+    holders: Sequence[tuple[Member, int | None, float | None]],
+    me: str,
+    notes: Mapping[str, str] | None = None,
 ) -> str:
     """`who-has` for one file: its title line, then each holder (member, ring id, rtt).
 
-    The asking node (key `me`) is marked as such rather than shown with no round trip.
+    The asking node (key `me`) is marked as such rather than shown with no round trip; a
+    holder with a note (by member key: how it is known, when not from the index) shows it.
     """
     if not holders:
         return f"{title}\n  no holder known"
+    notes = notes or {}
     lines = [title]
     for member, position, rtt in holders:
         where = "?" if position is None else str(position)
         near = "(this node)" if member.key == me else human_rtt(rtt)
-        lines.append(f"  {member.name}  {member.host}:{member.port}  id {where}  {near}")
+        note = f"  [{notes[member.key]}]" if member.key in notes else ""
+        lines.append(f"  {member.name}  {member.host}:{member.port}  id {where}  {near}{note}")
     return "\n".join(lines)

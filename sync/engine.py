@@ -146,7 +146,7 @@ class SyncEngine:
             self.server,
             self.receiver,
             self.holdings,
-            Keeper(self.state_dir / "trash", self.state, self._tell),
+            Keeper(self.state_dir / "trash", self.state, self._tell, self.name),
         )
         self.fetcher = Fetcher(
             self.root,

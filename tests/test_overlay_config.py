@@ -75,3 +75,38 @@ class TestIdentity:
     def test_default_name_includes_a_non_default_port(self) -> None:
         assert default_name("10.0.0.5", 8091, 8091) == "10.0.0.5"
         assert default_name("127.0.0.1", 9001, 8091) == "127.0.0.1-9001"
+
+
+class TestBadValues:
+    """Issue 15, item 5: every bad value is one line naming the flag, the value and what is
+    allowed, exit code 2 (the subprocess side is in tests/integration/test_newcomer.py)."""
+
+    @pytest.mark.parametrize(
+        "argv, flag",
+        [
+            (["--port", "99999"], "--port"),
+            (["--port", "-1"], "--port"),
+            (["--name", "../evil"], "--name"),
+            (["--name", ".hidden"], "--name"),
+            (["--concurrency", "0"], "--concurrency"),
+            (["--interval", "abc"], "--interval"),
+            (["--interval", "0"], "--interval"),
+            (["--interval", "nan"], "--interval"),
+            (["--settle", "-1"], "--settle"),
+            (["--beacon-port", "0"], "--beacon-port"),
+        ],
+    )
+    def test_one_line_and_exit_2(
+        self, argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        with pytest.raises(SystemExit) as exit_:
+            parse_args(argv)
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and flag in err and repr(argv[1]) in err
+        assert "is not allowed: " in err
+
+    def test_edge_values_are_taken(self) -> None:
+        settings = parse_args("--port 0 --concurrency 1 --settle 0 --interval 0.01".split())
+        assert (settings.port, settings.concurrency, settings.settle) == (0, 1, 0.0)
+        assert parse_args(["--port", "65535"]).port == 65535

@@ -92,3 +92,45 @@ async def test_forget_names_a_member_or_explains_usage() -> None:
     text = out.getvalue()
     assert "usage: forget <name>" in text and "forgot mallory" in text
     assert node.calls == [("forget", "mallory")] and "forget <name>" in text
+
+
+async def test_help_about_one_command() -> None:
+    _node, text = await drive(["help who-has\n", "help frob\n", "exit\n"])
+    assert "at least 4 hex digits" in text and "no command 'frob'" in text
+
+
+def test_every_listed_command_has_details() -> None:
+    from overlay.prompt import DETAILS, HELP
+
+    listed = {line.split()[0] for line in HELP.splitlines()[1:]}
+    assert listed == set(DETAILS)
+
+
+class BrowsingNode(FakeNode):
+    def ls(self, where: str) -> str:
+        self.calls.append(("ls", where))
+        return f"listing {where}"
+
+
+async def test_ls_reaches_a_node_that_browses() -> None:
+    node, out = BrowsingNode(), io.StringIO()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    for line in ["ls\n", "ls alpha/docs\n", "exit\n"]:
+        queue.put_nowait(line)
+    await asyncio.wait_for(run_console(Console(node, out), queue, False), 5)
+    assert node.calls == [("ls", ""), ("ls", "alpha/docs")]
+
+
+async def test_a_notice_during_a_command_comes_after_its_answer() -> None:
+    out = io.StringIO()
+    console: Console
+
+    class Noisy(FakeNode):
+        async def who_has(self, query: str) -> str:
+            console.notice("- bravo left the ring (ring of 2)")
+            return "holders"
+
+    console = Console(Noisy(), out)
+    await console.execute("who-has x")
+    console.notice("~ alpha/x updated")
+    assert out.getvalue() == "holders\n- bravo left the ring (ring of 2)\n~ alpha/x updated\n"

@@ -76,3 +76,11 @@ class TestHolders:
 
     def test_no_holder(self) -> None:
         assert holders_text("t", [], A.key) == "t\n  no holder known"
+
+
+def test_a_holder_known_without_the_index_is_marked() -> None:
+    text = holders_text("t", [(A, 0, None), (B, 1, None)], A.key, {B.key: "owner"})
+    assert text.splitlines()[1:] == [
+        "  alpha  10.0.0.1:8091  id 0  (this node)",
+        "  bravo  10.0.0.2:8091  id 1  rtt -  [owner]",
+    ]

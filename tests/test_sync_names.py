@@ -13,28 +13,41 @@ from sync.keep import kept_name
 from sync.reports import SyncStatus, printable, trouble_lines
 from tests.sync_harness import make_node, start_all, stop_all, wire_ring
 
-STAMP = "1796022879171270430"
+WHEN = "2026-11-30 142233"
+MARK = f" (conflict bravo {WHEN})"
 
 
 class TestKeptNames:
-    def test_a_short_name_keeps_its_name_and_gets_a_stamp(self) -> None:
-        assert kept_name("doc [1].txt", STAMP) == f"doc [1].txt.{STAMP}"
+    def test_a_short_name_keeps_its_name_and_extension_around_the_mark(self) -> None:
+        assert kept_name("doc [1].txt", "bravo", WHEN) == f"doc [1]{MARK}.txt"
+
+    def test_names_without_an_extension(self) -> None:
+        assert kept_name("Makefile", "bravo", WHEN) == f"Makefile{MARK}"
+        assert kept_name(".bashrc", "bravo", WHEN) == f".bashrc{MARK}"
+        assert kept_name("notes.final draft", "bravo", WHEN) == f"notes.final draft{MARK}"
+
+    def test_only_the_last_suffix_is_the_extension(self) -> None:
+        assert kept_name("a.tar.gz", "bravo", WHEN) == f"a.tar{MARK}.gz"
 
     def test_a_255_byte_name_is_shortened_to_fit(self) -> None:
         name = "é" * 124 + "xxx.txt"
-        kept = kept_name(name, STAMP)
+        kept = kept_name(name, "bravo", WHEN)
         assert len(kept.encode()) <= 255
-        assert kept.startswith("é" * 100) and kept.endswith(f".{STAMP}")
+        assert kept.startswith("é" * 100) and kept.endswith(f"{MARK}.txt")
 
     def test_two_long_names_alike_in_their_first_bytes_stay_apart(self) -> None:
         one, two = "a" * 250 + "1.txt", "a" * 250 + "2.txt"
-        assert kept_name(one, STAMP) != kept_name(two, STAMP)
+        assert kept_name(one, "bravo", WHEN) != kept_name(two, "bravo", WHEN)
 
     def test_a_cut_never_splits_a_character(self) -> None:
         for pad in range(4):
-            kept = kept_name("x" * pad + "日" * 90, STAMP)
+            kept = kept_name("x" * pad + "日" * 90, "bravo", WHEN)
             assert len(kept.encode()) <= 255
             kept.encode("utf-8")  # whole characters only
+
+    def test_a_long_host_name_still_fits(self) -> None:
+        kept = kept_name("x" * 200 + ".txt", "h" * 255, WHEN)
+        assert len(kept.encode()) <= 255 and kept.endswith(f"{WHEN}).txt")
 
 
 class TestPrintable:

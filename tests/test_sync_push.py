@@ -376,7 +376,7 @@ class TestStaleAndSafety:
         (b.root / "node0" / "doc [1].txt").write_bytes(b"my local notes")
         (a.own / "doc [1].txt").write_bytes(b"owner v2")
         await wait_for(lambda: content(b.root / "node0" / "doc [1].txt") == b"owner v2", 10)
-        kept = list((b.state / "trash" / "node0").glob("doc [[]1].txt.*"))
+        kept = list((b.state / "trash" / "node0").glob("doc [[]1] (conflict *).txt"))
         assert [p.read_bytes() for p in kept] == [b"my local notes"]
         await wait_for(lambda: any(c.kind == "kept" for c in heard), 5)
         assert str(kept[0]) in next(c.text() for c in heard if c.kind == "kept")

@@ -5,12 +5,18 @@ Builds a private LAN of N hosts in network namespaces (overlay/lab/net.py), star
 for all (members of one network), then shows what a user would see: the ring as `peers` prints
 it, the files each host ends up with, and `who-has` answers. Then every node leaves the ring
 and the lab is taken down. Nothing outside the lab's own namespaces is touched.
+
+With `--hold` the lab stays up and says how to reach each host: `h<N> <command>` typed at the
+lab's own prompt runs at host N's prompt (the lab holds each node's standard input), and an
+`nsenter` line gives a shell inside a host's namespace.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from overlay.lab.net import Lab, LabError, missing_tools
-from overlay.lab.node import LabNode
+from overlay.lab.node import ROOT, LabNode
 
 
 def sample_files(address: str) -> dict[str, bytes]:
@@ -51,9 +57,74 @@ def holdings(node: LabNode) -> set[tuple[str, int]]:
     }
 
 
+NOTICE = re.compile(r"^[+~!-] \S")
+"""A change notice a node prints unasked (`~ alice/x updated`, `+ bravo joined the ring`)."""
+
+NEEDED = ("kademlia", "rpcudp", "msgpack", "rich", "watchdog", "cryptography", "spake2", "mnemonic")
+"""Packages every lab node imports: the lab checks this interpreter has them before it starts."""
+
+
+def answer_only(text: str) -> str:
+    """A command's answer without the change notices that arrived meanwhile."""
+    return "\n".join(line for line in text.splitlines() if not NOTICE.match(line))
+
+
 def show(title: str, text: str) -> None:
     print(f"\n== {title}")
-    print(text.rstrip())
+    print(answer_only(text).rstrip())
+
+
+def missing_packages(names: tuple[str, ...] = NEEDED) -> list[str]:
+    """The packages of `names` this interpreter cannot import."""
+    missing = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
+def interpreter_hint(missing: list[str]) -> str:
+    """One line: which packages this interpreter lacks, and the command that has them."""
+    venv = ROOT / ".venv" / "bin" / "python"
+    how = (
+        f"cd {ROOT} && sudo {venv} -m overlay.lab"
+        if venv.exists()
+        else f"cd {ROOT} && python3 -m venv .venv && .venv/bin/python -m pip install ."
+        " && sudo .venv/bin/python -m overlay.lab"
+    )
+    return f"{sys.executable} lacks {', '.join(missing)}: run the lab with the project's: {how}"
+
+
+def attach_lines(nodes: list[LabNode]) -> list[str]:
+    """How to reach each host while the lab is held up."""
+    lines = ["each host's prompt: type 'h<N> <command>' here, e.g. 'h1 peers'; Enter alone ends"]
+    for node in nodes:
+        pid = node.host.pid
+        lines.append(
+            f"  h{node.host.index} {node.host.address}  shell in its namespace:"
+            f" nsenter --net=/proc/{pid}/ns/net --uts=/proc/{pid}/ns/uts bash"
+        )
+    return lines
+
+
+def hold_prompt(nodes: list[LabNode]) -> None:
+    """Run `h<N> <command>` lines at host N's prompt until an empty line or end of input."""
+    by_index = {f"h{node.host.index}": node for node in nodes}
+    while True:
+        try:
+            line = input("lab> ").strip()
+        except EOFError:
+            return
+        if not line:
+            return
+        target, _, command = line.partition(" ")
+        node = by_index.get(target)
+        if node is None or not command:
+            print(f"type h1..h{len(nodes)} and a command, e.g. 'h1 files'; Enter alone ends")
+            continue
+        print(node.command(command).rstrip())
 
 
 def run(n: int, folder: Path, interval: float, hold: bool) -> int:
@@ -95,7 +166,9 @@ def run(n: int, folder: Path, interval: float, hold: bool) -> int:
             answer = node.command(f"who-has {query}")
             show(f"who-has {query}, typed at host {node.host.index}", answer)
         if hold:
-            input(f"\nthe lab stays up; folders in {folder}. Press Enter to take it down. ")
+            print(f"\nthe lab stays up; folders in {folder}")
+            print("\n".join(attach_lines(nodes)))
+            hold_prompt(nodes)
         return 0 if took is not None else 1
     finally:
         for node in nodes:
@@ -124,6 +197,9 @@ def main(argv: list[str] | None = None) -> None:
     missing = missing_tools()
     if missing:
         sys.exit(f"the lab needs {', '.join(missing)} (network namespaces of its own)")
+    lacking = missing_packages()
+    if lacking:
+        sys.exit(interpreter_hint(lacking))
     folder = args.dir or Path(tempfile.mkdtemp(prefix="lanshare-lab-"))
     try:
         status = run(args.hosts, folder.resolve(), args.interval, args.hold)

@@ -1,9 +1,11 @@
 """A private LAN on one machine: hosts in network namespaces of our own, on one bridge.
 
-Theory of operation. Each namespace is held open by a tiny process (`unshare --net cat`) whose
-standard input we keep: when we close it, or die, `cat` ends and the kernel removes the
+Theory of operation. Each namespace is held open by a tiny process (`unshare --net --uts cat`)
+whose standard input we keep: when we close it, or die, `cat` ends and the kernel removes the
 namespace with its interfaces. Nothing is named under /run/netns and the machine's own network
-namespace is never changed: commands reach a namespace with `nsenter --net=/proc/PID/ns/net`.
+namespace is never changed: commands reach a namespace with `nsenter --net=/proc/PID/ns/net`
+(and `--uts=`, so each host has a host name of its own, its address, as a node names itself
+after its host name).
 A hub namespace holds a bridge (a dumb switch); each host gets `eth0` (10.77.0.i/24 by default),
 the other end of a veth pair plugged into the bridge. Faults are per host: packet loss with an
 nftables rule on the bridge, a rate limit with a `tc tbf` queue on its `eth0`.
@@ -25,7 +27,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-TOOLS = ("unshare", "nsenter", "ip")
+TOOLS = ("unshare", "nsenter", "ip", "hostname")
 LOSS_TABLE = "lab_loss"
 
 
@@ -47,7 +49,7 @@ class Namespace:
     def __init__(self, label: str, timeout: float = 5.0) -> None:
         self.label = label
         self._holder = subprocess.Popen(
-            ["unshare", "--net", "--", "cat"],
+            ["unshare", "--net", "--uts", "--", "cat"],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         self.pid = self._holder.pid
@@ -69,7 +71,7 @@ class Namespace:
 
     def command(self, args: Sequence[str]) -> list[str]:
         """`args` wrapped to run inside this namespace (for Popen)."""
-        return ["nsenter", f"--net={self.path}", "--", *args]
+        return ["nsenter", f"--net={self.path}", f"--uts=/proc/{self.pid}/ns/uts", "--", *args]
 
     def run(self, args: Sequence[str], stdin: str | None = None) -> str:
         """Run a command inside; its standard output.
@@ -181,6 +183,7 @@ class Lab:
             f"link add p{index} type veth peer name eth0 netns {host.pid}",
             f"link set p{index} master {bridge} up",
         )
+        host.run(["hostname", host.address])
         host.ip(
             "link set lo up",
             f"addr add {host.address}/{host.prefix} brd + dev eth0",

@@ -179,7 +179,9 @@ class TestThousandFiles:
             assert [v.version for _, v in views if len(v.members) != size] == []
             events = [r.getMessage() for r in caplog.records]
             assert [e for e in events if any(mark in e for mark in RING_EVENTS)] == []
-            assert nodes[2].status_report().splitlines()[-1] == "holder index: nothing queued"
+            assert (
+                nodes[2].commands.status_report().splitlines()[-1] == "holder index: nothing queued"
+            )
 
             back, kinds = await rejoin(tmp_path, nodes)
             sweep = (size - 1) * (2 + math.ceil(FILES / KEYS_PER_REQUEST))

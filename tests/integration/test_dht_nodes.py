@@ -24,7 +24,7 @@ HOLDER_LINE = re.compile(r"^  (\S+)  127\.0\.0\.1:(\d+)  id (\d+|\?)  (?:rtt|\(t
 
 async def holder_names(node: Node, query: str) -> set[str]:
     """The holders `who-has <query>` prints at `node` (the operator's view of the index)."""
-    return set(name for name, _, _ in HOLDER_LINE.findall(await node.who_has(query)))
+    return set(name for name, _, _ in HOLDER_LINE.findall(await node.commands.who_has(query)))
 
 
 def server_of(node: Node) -> FrameServer:

@@ -51,4 +51,18 @@ class TestBars:
 def test_status_text_lists_each_download() -> None:
     assert transfers_text([]) == "no downloads running"
     text = transfers_text([info("a.bin", 25_000_000)])
-    assert "owner/a.bin  25.0/100.0 MB (25%)  5.0 MB/s  15 s left  from owner, b" in text
+    assert "owner/a.bin  23.8 MiB/95.4 MiB (25%)  4.8 MiB/s  15 s left  from owner, b" in text
+
+
+def test_the_bars_show_the_figures_status_shows() -> None:
+    """Issue 15, item 10: one source of truth, binary units in both."""
+    from overlay.progress import transfer_figures
+
+    running = [info("a.bin", 25_000_000)]
+    bars = Bars(lambda: running, io.StringIO())
+    bars.update()
+    fields = bars.progress.tasks[0].fields
+    assert (fields["amount"], fields["rate"], fields["left"]) == transfer_figures(running[0])
+    amount, rate, left = transfer_figures(running[0])
+    assert f"{amount} (25%)  {rate}  {left}" in transfers_text(running)
+    assert (amount, rate) == ("23.8 MiB/95.4 MiB", "4.8 MiB/s")

@@ -25,7 +25,7 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
 ]
 
-DONE = re.compile(r"(\d+(?:\.\d+)?)/\d+(?:\.\d+)? MB")
+DONE = re.compile(r"(\d+(?:\.\d+)?) MiB/\d+(?:\.\d+)? MiB")
 
 
 async def tmux(sock: str, *args: str) -> str:
@@ -102,7 +102,7 @@ async def test_bars_move_and_the_prompt_answers_meanwhile(tmp_path: Path) -> Non
         )
         first = await pane_until(sock, lambda t: (done_mb(t) or 0) > 0 and "movie.bin" in t, 30)
         later = await pane_until(sock, lambda t: (done_mb(t) or 0) > (done_mb(first) or 0), 15)
-        assert "owner/movie.bin" in later and "MB/s" in later, later
+        assert "owner/movie.bin" in later and "MiB/s" in later, later
 
         await tmux(sock, "send-keys", "-t", "main", "peers", "Enter")
         answer = await pane_until(sock, lambda t: "ring: 2 node(s)" in t, 10)
@@ -113,7 +113,7 @@ async def test_bars_move_and_the_prompt_answers_meanwhile(tmp_path: Path) -> Non
 
         await tmux(sock, "send-keys", "-t", "main", "status", "Enter")
         listed = await pane_until(sock, lambda t: "left  from owner" in t, 10)
-        assert re.search(r"owner/movie\.bin  [\d.]+/[\d.]+ MB \(\d+%\)", listed), listed
+        assert re.search(r"owner/movie\.bin  [\d.]+ MiB/[\d.]+ MiB \(\d+%\)", listed), listed
 
         target = recv_shared / "owner" / "movie.bin"
         await pane_until(sock, lambda t: target.exists() and bottom(t) == ">>", 60)

@@ -38,7 +38,7 @@ async def forgotten_ring(tmp_path: Path) -> tuple[list[Node], Node, Node]:
         await wait_for(lambda: names(first) == ["n00", "n01", "n02"], 20)
         door = forgotten.server.door  # type: ignore[union-attr]
         await door.request("127.0.0.1", second.port, Ping("k", "r", 0), 2, reuse=True)  # kept
-        answer = await first.forget("n02")
+        answer = await first.commands.forget("n02")
         assert answer.startswith("forgot n02") and "1 of 1 member(s) took it" in answer
     except BaseException:
         await stop_all(nodes)
@@ -119,14 +119,14 @@ class TestRekeyedIndex:
             (own_folder(second) / "kept.txt").write_bytes(b"held through the re-key")
             sha = hashlib.sha256(b"held through the re-key").hexdigest()
             await wait_for(lambda: holds(first, "n01", "kept.txt", sha), 20)
-            await first.forget("n02")
+            await first.commands.forget("n02")
             await wait_for(lambda: all(names(n) == ["n00", "n01"] for n in (first, second)), 15)
             new = first.credentials.network  # type: ignore[union-attr]
             assert new != NETWORK
             sealed = DatagramSeal(new.dht_key, "test").seal(b"ping")
             for node in (first, second):
                 assert node.seals is not None and node.seals.dht.open(sealed) == b"ping"
-            answer = await first.who_has("kept.txt")
+            answer = await first.commands.who_has("kept.txt")
             assert "n01" in answer, answer
         finally:
             await stop_all(nodes)
