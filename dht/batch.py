@@ -48,9 +48,9 @@ MAX_BATCH_KEYS = 1024
 
 MAX_LOOKUP_KEYS = 256
 """Most keys one `holders_many` request may ask (20-byte keys: about 6 KB of request)."""
-REPLY_BUDGET = 16_000
-"""Bytes of msgpack a `holders_many` reply is built under: a datagram that fits a LAN's
-reassembly comfortably (a dozen fragments), and about 350 own-entry records."""
+REPLY_BUDGET = 8_000
+"""Bytes of msgpack a `holders_many` reply is built under, like a request: six fragments on
+Ethernet, and about 170 own-entry records."""
 
 WireBatch = tuple[list[list[Any]], list[list[Any]]]
 

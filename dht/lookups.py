@@ -35,6 +35,11 @@ from dht.sweep import Region, assign, position
 
 log = logging.getLogger(__name__)
 
+MANY_IN_FLIGHT = 8
+"""`holders_many` requests of one batched lookup in flight at once. Their replies (up to
+`REPLY_BUDGET` bytes each) arrive together: more of them at once overflowed the default UDP
+receive buffer (about 208 KiB) on loopback, and a reply lost that way costs the node its
+place in the routing table."""
 ALONE_AT_ONCE = 16
 """Keys looked up alone at once when a batched lookup could not answer them."""
 
@@ -70,6 +75,8 @@ class Lookups:
         self.stall = stall
         self.batches = 0
         """Batched lookups made (`many` calls that asked the network)."""
+        self.regions = 0
+        """Region lookups (`find_node` for 2k nodes) the batched lookups made."""
 
     async def one(self, key: bytes) -> Record:
         """Every entry the k nearest live nodes of ``key`` store, merged with this node's copy.
@@ -129,6 +136,7 @@ class Lookups:
         while done < len(ordered):
             seeds = await self.nearest(Node(ordered[done]), width)
             found = await find_region(self.protocol, ordered[done], seeds, width, self.alpha)
+            self.regions += 1
             if not found:
                 break
             region = Region.of(ordered[done], found, width)
@@ -143,10 +151,15 @@ class Lookups:
                 if taken < len(part):
                     break
         answers: Answers = {}
-        await asyncio.gather(*(self._ask(node, keys, answers) for node, keys in plan.values()))
+        slots = asyncio.Semaphore(MANY_IN_FLIGHT)
+        await asyncio.gather(
+            *(self._ask(node, keys, answers, slots) for node, keys in plan.values())
+        )
         return answers, {node.id: node for node, _keys in plan.values()}
 
-    async def _ask(self, node: Node, keys: list[bytes], answers: Answers) -> None:
+    async def _ask(
+        self, node: Node, keys: list[bytes], answers: Answers, slots: asyncio.Semaphore
+    ) -> None:
         """Ask ``node`` for its records of ``keys``, a request at a time, into ``answers``.
 
         A node that fails a request is asked nothing more: its keys rest on the other nearest
@@ -155,9 +168,10 @@ class Lookups:
         pending = keys
         while pending:
             try:
-                records, answered = await self.protocol.call_holders_many(
-                    node, pending[:MAX_LOOKUP_KEYS]
-                )
+                async with slots:
+                    records, answered = await self.protocol.call_holders_many(
+                        node, pending[:MAX_LOOKUP_KEYS]
+                    )
             except LookupFailed as exc:
                 log.debug("batched lookup: %s", exc)
                 return
