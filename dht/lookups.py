@@ -77,6 +77,8 @@ class Lookups:
         """Batched lookups made (`many` calls that asked the network)."""
         self.regions = 0
         """Region lookups (`find_node` for 2k nodes) the batched lookups made."""
+        self.keys = 0
+        """Keys the batched lookups were asked for."""
 
     async def one(self, key: bytes) -> Record:
         """Every entry the k nearest live nodes of ``key`` store, merged with this node's copy.
@@ -102,8 +104,9 @@ class Lookups:
         Raises:
             LookupFailed: no node answered for any key.
         """
-        self.batches += 1
         ordered = sorted(set(keys), key=position)
+        self.batches += 1
+        self.keys += len(ordered)
         answers, nodes = await self._survey(ordered)
         if ordered and not any(answers.values()):
             raise LookupFailed(f"no DHT node answered for {len(ordered)} keys")
