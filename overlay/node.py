@@ -290,9 +290,11 @@ class Node:
         fetching it (a partial holder), in the index's order.
 
         One hash is looked up exactly (`HolderIndex.holders`), several in one batched lookup
-        (`holders_many`). Holders with no recent round-trip sample are probed first
+        (`holders_many`). Full holders with no recent round-trip sample are probed first
         (concurrently), so ranking them rests on a measurement, not on who happens to be our
-        ring neighbour.
+        ring neighbour; partial holders are not (they rank after every full holder, and a
+        running download looking for more of them every `sync.swarm.RELOCATE` seconds would
+        wait on probes each time).
         """
         assert self.index is not None and self.ring is not None
         by_key = {m.key: m for m in self.ring.view.members}
@@ -313,8 +315,8 @@ class Node:
             ]
             for sha in hashes
         }
-        members = {m.key: m for pairs in found.values() for m, _ in pairs}
-        stale = to_probe(members.values(), self.ring.me.name, self._round_trips(), self.clock())
+        full = {m.key: m for pairs in found.values() for m, fetching in pairs if not fetching}
+        stale = to_probe(full.values(), self.ring.me.name, self._round_trips(), self.clock())
         if stale:
             await asyncio.gather(*(self._probe(m) for m in stale))
             self._round_trips()  # heartbeats that came in meanwhile count for the ranking too

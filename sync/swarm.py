@@ -55,9 +55,10 @@ MAX_SOURCES = 4
 LIST_TIMEOUT = 60.0
 """A holder may hash the whole file before its first BLOCKS answer; give it time."""
 
-RELOCATE = 1.0
+RELOCATE = 0.5
 """Seconds between two lookups of new holders during a download with a free seat: about the
-time a receiver that started together with this one takes to be listed as a partial holder."""
+time a receiver that started together with this one takes to be listed as a partial holder
+(the index publishes every 0.25 s)."""
 
 Relocate = Callable[[str], Awaitable[list[Peer]]]
 """Who holds (or is fetching) content H now, full holders first."""
