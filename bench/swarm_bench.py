@@ -46,9 +46,12 @@ QUIET_TIMEOUT = 60.0
 
 
 def idle(nodes: list[Node]) -> bool:
-    """Whether the ring is whole and no node has DHT work waiting."""
+    """Whether the ring is whole, every node has pulled from its previous node once (a push
+    sent earlier may find its next node not ready and wait for a retry), and no node has DHT
+    work waiting."""
     whole = all(len(n.view.members) == len(nodes) for n in nodes)
-    return whole and all(n.index is None or not n.index.backlog().total for n in nodes)
+    pulled = all(n.sync is not None and n.sync.puller.pulled for n in nodes)
+    return whole and pulled and all(n.index is None or not n.index.backlog().total for n in nodes)
 
 
 def held_by_all(nodes: list[Node], sha: str) -> bool:
@@ -114,6 +117,8 @@ async def measure(
 async def run(args: argparse.Namespace, base: Path) -> dict[str, object]:
     master = base / "master.bin"
     await asyncio.to_thread(write_big, master, args.mib)
+    settled = time.time() - 60  # older than a node's settle time: scanned and sent at once
+    os.utime(master, (settled, settled))
     sha = await asyncio.to_thread(sha_of, master)
     out: dict[str, object] = {
         "cpus": os.cpu_count(),
