@@ -255,7 +255,8 @@ class HolderIndex(OwnEntries, Server):  # type: ignore[misc]
 
     async def holders_many(self, hashes: Iterable[str]) -> dict[str, list[Holder]]:
         """`holders` of many contents in one pass: each of the k nearest nodes of the keys is
-        asked for all of its keys at once (`dht/lookups.py`; the cost is docs/DHT.md's).
+        asked for all of its keys at once (`dht/lookups.py`; the cost is docs/DHT.md's). One
+        content alone is looked up as `holders` does it, exactly.
 
         Returns:
             The holders of every hash given, as `holders` gives them.
@@ -270,10 +271,13 @@ class HolderIndex(OwnEntries, Server):  # type: ignore[misc]
         self.lookups += len(wanted)
         token = WORK.set(LOOKUP)
         try:
+            assert self.finder is not None
             if await self._alone():
                 records = {key: self.storage.record(key) for key in wanted.values()}
+            elif len(wanted) == 1:
+                (key,) = wanted.values()
+                records = {key: await self.finder.one(key)}
             else:
-                assert self.finder is not None
                 records = await self.finder.many(list(wanted.values()))
         finally:
             WORK.reset(token)

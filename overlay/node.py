@@ -280,41 +280,25 @@ class Node:
             self.sync.round_trips.sample(member.name, now - started, now)
 
     async def _holders(self, sha256: str) -> list[Member]:
-        """Members of the ring that the index says hold the whole of `sha256` (an exact lookup),
-        in the index's order; those only fetching it are left out (who-has)."""
-        found = await self._holding([sha256])
-        return [m for m, fetching in found[sha256] if not fetching]
+        """Members of the ring the index says hold the whole of `sha256` (who-has)."""
+        return [m for m, fetching in (await self._holding([sha256]))[sha256] if not fetching]
 
     async def _holding(self, hashes: list[str]) -> dict[str, list[tuple[Member, bool]]]:
-        """Members of the ring that the index lists for each hash, with whether each is only
-        fetching it (a partial holder), in the index's order.
-
-        One hash is looked up exactly (`HolderIndex.holders`), several in one batched lookup
-        (`holders_many`). Full holders with no recent round-trip sample are probed first
-        (concurrently), so ranking them rests on a measurement, not on who happens to be our
-        ring neighbour; partial holders are not (they rank after every full holder, and a
-        running download looking for more of them every `sync.swarm.RELOCATE` seconds would
-        wait on probes each time).
-        """
+        """Members of the ring the index lists for each hash, with whether each is only
+        fetching it, in the index's order (one hash: an exact lookup). Full holders with no
+        recent round-trip sample are probed first (concurrently), so ranking them rests on a
+        measurement, not on who happens to be our ring neighbour; partial ones, ranked after
+        them all, are not (a running download looks for them every 0.5 s)."""
         assert self.index is not None and self.ring is not None
         by_key = {m.key: m for m in self.ring.view.members}
-        listed: dict[str, list[Holder]] = {}
         try:
-            if len(hashes) == 1:
-                one = await asyncio.wait_for(self.index.holders(hashes[0]), LOOKUP_TIME)
-                listed = {hashes[0]: one}
-            else:
-                listed = await asyncio.wait_for(self.index.holders_many(hashes), LOOKUP_TIME)
+            listed = await asyncio.wait_for(self.index.holders_many(hashes), LOOKUP_TIME)
         except (DhtError, TimeoutError) as exc:
             log.warning("holder lookup of %d hashes failed: %s", len(hashes), exc or "timed out")
-        found = {
-            sha: [
-                (by_key[h.holder_id], h.partial)
-                for h in listed.get(sha, [])
-                if h.holder_id in by_key
-            ]
-            for sha in hashes
-        }
+            listed = {}
+        found: dict[str, list[tuple[Member, bool]]] = {sha: [] for sha in hashes}
+        for sha, got in listed.items():
+            found[sha] = [(by_key[h.holder_id], h.partial) for h in got if h.holder_id in by_key]
         full = {m.key: m for pairs in found.values() for m, fetching in pairs if not fetching}
         stale = to_probe(full.values(), self.ring.me.name, self._round_trips(), self.clock())
         if stale:
@@ -323,17 +307,16 @@ class Node:
         return found
 
     async def _locate(self, sha256_hex: str) -> list[Peer]:
-        """Sync's "who holds H?": the holders as Peers, partial ones marked `fetching`, this
-        node left out; sync ranks them."""
+        """Sync's "who holds H?": Peers, partial holders marked `fetching`, this node left out."""
         return (await self._locate_many([sha256_hex]))[sha256_hex]
 
     async def _locate_many(self, hashes: list[str]) -> dict[str, list[Peer]]:
-        """`_locate` for many hashes at once (one batched lookup)."""
+        """`_locate` for many hashes at once (one batched lookup); sync ranks them."""
         assert self.ring is not None
-        me = self.ring.me.key
+        me, found = self.ring.me.key, await self._holding(hashes)
         return {
-            sha: [Peer(m.name, m.host, m.port, fetching) for m, fetching in pairs if m.key != me]
-            for sha, pairs in (await self._holding(hashes)).items()
+            sha: [Peer(m.name, m.host, m.port, f) for m, f in pairs if m.key != me]
+            for sha, pairs in found.items()
         }
 
     async def _contact_peers(self) -> None:
