@@ -7,11 +7,17 @@ many keys as fit the 8192-byte request cap of rpcudp. Its arguments, after the s
     holders: [[holder_id, host, port], ...]               each holder written once
     items:   [[key, [[holder, stamp, present, remaining], ...]], ...]
 
-where ``holder`` is an index into ``holders``. A node's own entries (one holder, many keys) cost
+where ``holder`` is an index into ``holders``; a partial holder's entry (`dht.records`) has a
+fifth item, ``true``. A node's own entries (one holder, many keys) cost
 about 45 bytes a key this way, so one request carries about 150 keys. A record too large for
 one request is split between requests at entry boundaries; the receiver merges each piece, so
 the pieces may arrive in any order. Entries are checked as `decode_entry` checks those of
 `announce`: a malformed entry is dropped and counted, a malformed request is refused whole.
+
+The same shape answers `holders_many` (many lookups in one request): the reply is
+``[holders, items, answered]``, the records of the first ``answered`` keys asked, in the order
+asked (a key with no live entry is left out of ``items``), built to stay under `REPLY_BUDGET`
+bytes; the asker asks again for the rest (`encode_reply`, `decode_reply`).
 
 Everything here is plain data in, plain data out; no sockets.
 """
@@ -25,12 +31,26 @@ from typing import Any
 import msgpack
 
 from dht.errors import BadRecord
-from dht.records import KEY_SIZE, MAX_HOLDERS, REQUEST_BUDGET, Entry, Record, decode_entry
+from dht.records import (
+    KEY_SIZE,
+    MAX_HOLDERS,
+    REQUEST_BUDGET,
+    Entry,
+    Record,
+    decode_entry,
+    merge,
+)
 
 MAX_BATCH_HOLDERS = 256
 """Most holders one request may name."""
 MAX_BATCH_KEYS = 1024
 """Most keys one request may carry (the byte cap keeps real requests far below)."""
+
+MAX_LOOKUP_KEYS = 256
+"""Most keys one `holders_many` request may ask (20-byte keys: about 6 KB of request)."""
+REPLY_BUDGET = 8_000
+"""Bytes of msgpack a `holders_many` reply is built under, like a request: six fragments on
+Ethernet, and about 170 own-entry records."""
 
 WireBatch = tuple[list[list[Any]], list[list[Any]]]
 
@@ -58,6 +78,8 @@ class _Request:
         new_key = not self.items or self.items[-1][0] != key
         index = len(self.holders) if new_holder else self.index[holder_id]
         wire = [index, entry.stamp, entry.present, max(0.0, entry.expires_at - now)]
+        if entry.partial:
+            wire.append(True)
         cost = _size(wire)
         if new_holder:
             cost += _size([holder_id, entry.host, entry.port])
@@ -156,10 +178,61 @@ def decode_batch(raw_holders: object, raw_items: object, now: float, max_ttl: fl
 def _entry(
     table: list[tuple[str, str, object]], raw: object, now: float, max_ttl: float
 ) -> tuple[str, Entry]:
-    if not isinstance(raw, list) or len(raw) != 4:
-        raise BadRecord("an entry must be [holder, stamp, present, remaining]")
-    index, stamp, present, remaining = raw
+    if not isinstance(raw, list) or len(raw) not in (4, 5):
+        raise BadRecord("an entry must be [holder, stamp, present, remaining(, partial)]")
+    index, *rest = raw
     if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(table):
         raise BadRecord(f"bad holder index {index!r}")
     holder_id, host, port = table[index]
-    return decode_entry(holder_id, [host, port, stamp, present, remaining], now, max_ttl)
+    return decode_entry(holder_id, [host, port, *rest], now, max_ttl)
+
+
+def encode_reply(
+    asked: list[tuple[bytes, Record]], now: float, budget: int = REPLY_BUDGET
+) -> tuple[list[list[Any]], list[list[Any]], int]:
+    """The `holders_many` reply: the records of the longest run of ``asked`` that fits.
+
+    Returns:
+        ``(holders, items, answered)``: the first ``answered`` keys' records, whole. 0 when
+        even the first record does not fit ``budget`` (the asker then looks it up alone).
+    """
+    batches = encode_batches(asked, now, budget)
+    first = next(batches, None)
+    if first is None:  # no live entry at all: every key is answered, empty
+        return [], [], len(asked)
+    holders, items = first
+    rest = next(batches, None)
+    if rest is None:
+        return holders, items, len(asked)
+    split = rest[1][0][0]  # the first key the reply has no room for, maybe cut in two
+    answered = next(i for i, (key, _record) in enumerate(asked) if key == split)
+    if items and items[-1][0] == split:
+        items = items[:-1]
+    return holders, items, answered
+
+
+def decode_reply(
+    reply: object, asked: list[bytes], now: float, max_ttl: float
+) -> tuple[dict[bytes, Record], int]:
+    """Check a peer's `holders_many` reply to the keys ``asked``.
+
+    Returns:
+        ``(records, answered)``: a record (maybe empty) for each of the first ``answered``
+        keys asked; entries for keys not among them are ignored.
+
+    Raises:
+        BadRecord: the reply's shape is wrong as a whole.
+    """
+    if not isinstance(reply, (list, tuple)) or len(reply) != 3:
+        raise BadRecord("a holders_many reply must be [holders, items, answered]")
+    raw_holders, raw_items, answered = reply
+    if not isinstance(answered, int) or isinstance(answered, bool):
+        raise BadRecord(f"bad answered count {answered!r}")
+    if not 0 <= answered <= len(asked):
+        raise BadRecord(f"answered {answered} of {len(asked)} keys asked")
+    decoded = decode_batch(raw_holders, raw_items, now, max_ttl)
+    records: dict[bytes, Record] = {key: {} for key in asked[:answered]}
+    for key, record in decoded.records:
+        if key in records:
+            records[key] = merge(records[key], record)
+    return records, answered

@@ -14,6 +14,7 @@ import asyncio
 import heapq
 import logging
 
+from kademlia.crawling import NodeSpiderCrawl
 from kademlia.node import Node, NodeHeap
 
 from dht.errors import LookupFailed
@@ -126,3 +127,14 @@ def _retrieve(task: asyncio.Task[tuple[Record, list[Node]]]) -> None:
     """Fetch a finished request's outcome so asyncio never reports it as never retrieved."""
     if not task.cancelled():
         task.exception()
+
+
+async def find_region(
+    protocol: HolderProtocol, origin: bytes, seeds: list[Node], width: int, alpha: int
+) -> list[Node]:
+    """The ``width`` nodes nearest ``origin`` that a `find_node` lookup from ``seeds`` finds
+    (all of them, if there are fewer): the region of a sweep or of a batched lookup."""
+    if not seeds:
+        return []
+    found: list[Node] = await NodeSpiderCrawl(protocol, Node(origin), seeds, width, alpha).find()
+    return found

@@ -5,6 +5,11 @@ neighbour search, the ``holders``/``announce_many`` RPCs) and `HolderStorage` (m
 and adds announce/withdraw/holders plus the re-announce loop that keeps this node's own entries
 alive. Stored entries expire ``ttl`` seconds after their holder last announced them.
 
+A node downloading a content in blocks is a partial holder of it (`fetching`): it announces a
+partial entry with the short lifetime ``partial_ttl``, renewed every ``partial_renew`` seconds
+while the download runs, so that others fetching the same content find it and trade blocks.
+The file placed, its full entry replaces the partial one; a download given up withdraws it.
+
 Announcements, withdrawals, hand-overs and repairs are not sent where they arise: they join
 the `Backlog`, which the `Publisher` drains in rounds, many keys per request, paced. What that
 costs, and the bounds it keeps, is docs/DHT.md.
@@ -17,39 +22,31 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 from kademlia.network import Server
 from kademlia.node import Node
 
 from dht.backlog import Backlog, Depth
-from dht.crawling import HolderCrawl
 from dht.errors import LookupFailed
-from dht.pacing import LOOKUP, REPAIR, UPKEEP, WORK, Budget
+from dht.lookups import Lookups
+from dht.own import PARTIAL_RENEW, PARTIAL_TTL, Holder, OwnEntries
+from dht.pacing import LOOKUP, UPKEEP, WORK, Budget
 from dht.protocol import HolderProtocol
-from dht.publisher import STEP, Publisher
-from dht.records import KEY_SIZE, Entry, dht_key, merge
+from dht.publisher import Publisher
+from dht.records import KEY_SIZE, Entry, dht_key
 from dht.sealing import Sealer
 from dht.storage import HolderStorage
 
+__all__ = ["Holder", "HolderIndex"]
+
 log = logging.getLogger(__name__)
 
-STAMP_STEP = 1e-3
 MAX_SEEDS = 64
 # A lookup request unanswered after this share of the RPC timeout stops holding a slot.
 STALL_SHARE = 0.2
 
 
-@dataclass(frozen=True)
-class Holder:
-    """Where a holder serves files: its id and its TCP host and port."""
-
-    holder_id: str
-    host: str
-    port: int
-
-
-class HolderIndex(Server):  # type: ignore[misc]
+class HolderIndex(OwnEntries, Server):  # type: ignore[misc]
     """One node of the holder index; see the module docstring."""
 
     protocol_class = HolderProtocol
@@ -67,6 +64,8 @@ class HolderIndex(Server):  # type: ignore[misc]
         rpc_timeout: float = 0.5,
         ttl: float = 600.0,
         reannounce: float = 240.0,
+        partial_ttl: float | None = None,
+        partial_renew: float | None = None,
         budgets: dict[str, Budget] | None = None,
         clock: Callable[[], float] = time.monotonic,
         stamp_clock: Callable[[], float] = time.time,
@@ -81,6 +80,9 @@ class HolderIndex(Server):  # type: ignore[misc]
             rpc_timeout: seconds to wait for one UDP reply (the library's fixed 5 s is for WANs).
             ttl: seconds a stored entry lives after its holder last announced it.
             reannounce: seconds between this node's re-announcements; must be below ``ttl``.
+            partial_ttl: seconds a partial entry lives (default `PARTIAL_TTL`, at most ``ttl``).
+            partial_renew: seconds between renewals of partial entries (default
+                `PARTIAL_RENEW`, at most a third of ``partial_ttl``).
             budgets: requests in flight and per second, per kind of work (`dht.pacing`).
             clock: monotonic clock for expiry (injectable for tests).
             stamp_clock: wall clock for this holder's entry stamps; only ever compared with
@@ -90,6 +92,11 @@ class HolderIndex(Server):  # type: ignore[misc]
             raise ValueError("node_id must be 20 bytes")
         if not 0 < reannounce < ttl:
             raise ValueError("reannounce must be positive and shorter than ttl")
+        partial_ttl = min(PARTIAL_TTL, ttl) if partial_ttl is None else partial_ttl
+        if partial_renew is None:
+            partial_renew = min(PARTIAL_RENEW, partial_ttl / 3)
+        if not 0 < partial_renew < partial_ttl <= ttl:
+            raise ValueError("need 0 < partial_renew < partial_ttl <= ttl")
         super().__init__(
             ksize=ksize, alpha=alpha, node_id=node_id, storage=HolderStorage(ttl, clock)
         )
@@ -98,15 +105,20 @@ class HolderIndex(Server):  # type: ignore[misc]
         self.rpc_timeout = rpc_timeout
         self.ttl = ttl
         self.reannounce = reannounce
+        self.partial_ttl = partial_ttl
+        self.partial_renew = partial_renew
         self.budgets = budgets
         self._clock = clock
         self._stamp_clock = stamp_clock
         self._last_stamp = 0.0
         self._held: set[str] = set()
+        self._fetching: set[str] = set()
         self._seeds: list[tuple[str, int]] = []
         self._backlog = Backlog()
         self.lookups = 0
+        """Keys looked up so far, one by one or in batches."""
         self.publisher: Publisher | None = None
+        self.finder: Lookups | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     def _create_protocol(self) -> HolderProtocol:
@@ -166,9 +178,18 @@ class HolderIndex(Server):  # type: ignore[misc]
             alpha=self.alpha,
             ttl=self.ttl,
         )
+        self.finder = Lookups(
+            self.protocol,
+            self._backlog,
+            self._nearest,
+            ksize=self.ksize,
+            alpha=self.alpha,
+            stall=self.rpc_timeout * STALL_SHARE,
+        )
         self._tasks = [
             asyncio.ensure_future(self.publisher.run()),
             asyncio.ensure_future(self._reannounce_loop()),
+            asyncio.ensure_future(self._renew_loop()),
         ]
 
     async def bootstrap(self, addrs: Sequence[tuple[str, int]]) -> list[Node]:
@@ -206,111 +227,11 @@ class HolderIndex(Server):  # type: ignore[misc]
             return None
         return Node(node_id, addr[0], addr[1])
 
-    def _next_stamp(self) -> float:
-        """A stamp above every stamp this node gave before, even if the wall clock stepped back."""
-        self._last_stamp = max(self._stamp_clock(), self._last_stamp + STAMP_STEP)
-        return self._last_stamp
-
-    # -- this node's own entries -------------------------------------------------------------
-
-    def queue(self, sha256_hex: str, held: bool) -> None:
-        """Record that this node holds (or dropped) ``sha256_hex``; the next round publishes it.
-
-        Returns at once: the entry is written locally and joins the backlog, to be swept with
-        every other change of the same round (one lookup per region, many keys per request).
-
-        Raises:
-            InvalidKey: not a SHA-256 hex digest.
-        """
-        key = dht_key(sha256_hex)
-        if held:
-            self._held.add(sha256_hex)
-        else:
-            self._held.discard(sha256_hex)
-        self._queue(key, held)
-
-    def _queue(self, key: bytes, present: bool) -> asyncio.Future[None] | None:
-        now = self.storage.clock()
-        h = self.holder
-        entry = Entry(h.host, h.port, self._next_stamp(), present, now + self.ttl)
-        self.storage.merge(key, {h.holder_id: entry})
-        self._backlog.own(key, entry)
-        return self.publisher.sent(key) if self.publisher is not None else None
-
-    async def announce(self, sha256_hex: str) -> None:
-        """Record that this node holds ``sha256_hex`` and wait for the round that publishes it.
-
-        Unreachable storing nodes are logged, not raised: the re-announce loop tries again.
-
-        Raises:
-            InvalidKey: not a SHA-256 hex digest.
-        """
-        self.queue(sha256_hex, True)
-        await self._published([dht_key(sha256_hex)])
-
-    async def withdraw(self, sha256_hex: str) -> None:
-        """Record that this node no longer holds ``sha256_hex``, stop re-announcing it, and
-        wait for the round that publishes the withdrawal.
-
-        Raises:
-            InvalidKey: not a SHA-256 hex digest.
-        """
-        self.queue(sha256_hex, False)
-        await self._published([dht_key(sha256_hex)])
-
-    async def withdraw_all(self, hashes: Iterable[str]) -> None:
-        """Withdraw many hashes at once (a node leaving), and wait until they are published.
-
-        Raises:
-            InvalidKey: one of them is not a SHA-256 hex digest (those before it are queued).
-        """
-        await self._queue_many(list(hashes), present=False)
-
-    def hold(self, hashes: Iterable[str]) -> None:
-        """Count these hashes as held, to be published by the next `reannounce_all` round.
-
-        A node starting with thousands of files registers them at once and lets one
-        re-announce sweep publish them when it has met the network.
-
-        Raises:
-            InvalidKey: one of them is not a SHA-256 hex digest (none is registered then).
-        """
-        wanted = list(hashes)
-        for sha256_hex in wanted:
-            dht_key(sha256_hex)
-        self._held.update(wanted)
-
-    async def reannounce_all(self) -> None:
-        """Announce again every hash this node holds, in sweeps, and wait until they are sent."""
-        await self._queue_many(list(self._held), present=True)
-
-    async def _queue_many(self, hashes: list[str], present: bool) -> None:
-        """Queue many own entries, yielding to the event loop every `STEP`, then wait for them."""
-        keys = []
-        for start in range(0, len(hashes), STEP):
-            for sha256_hex in hashes[start : start + STEP]:
-                self.queue(sha256_hex, present)
-                keys.append(dht_key(sha256_hex))
-            await asyncio.sleep(0)
-        await self._published(keys)
-
-    async def _published(self, keys: list[bytes]) -> None:
-        if self.publisher is None:
-            return
-        await asyncio.gather(*{self.publisher.sent(key) for key in keys})
-
-    async def _reannounce_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.reannounce)
-            try:
-                await self.reannounce_all()
-            except Exception:
-                log.exception("re-announce round failed; trying again in %.0f s", self.reannounce)
-
     # -- lookups -----------------------------------------------------------------------------
 
     async def holders(self, sha256_hex: str) -> list[Holder]:
-        """Who holds ``sha256_hex`` now: present, unexpired entries, sorted by holder id.
+        """Who holds ``sha256_hex`` now: present, unexpired entries, sorted by holder id, the
+        partial holders among them marked.
 
         Asks the k nodes nearest the key, merges every record met (and this node's own copy),
         and queues the merged entries as repairs to any of those nodes that lacked them. A node
@@ -325,40 +246,68 @@ class HolderIndex(Server):  # type: ignore[misc]
         self.lookups += 1
         token = WORK.set(LOOKUP)
         try:
-            nearest = await self._nearest(Node(key))
-            if nearest:
-                crawl = HolderCrawl(
-                    self.protocol,
-                    key,
-                    nearest,
-                    self.ksize,
-                    self.alpha,
-                    self.rpc_timeout * STALL_SHARE,
-                )
-                merged = merge(self.storage.record(key), await crawl.find())
-                self._repair(key, crawl, merged)
-            elif self._seeds:
-                raise LookupFailed(
-                    f"no DHT peer answered, {len(self._seeds)} bootstrap addresses included"
-                )
-            else:
-                merged = self.storage.record(key)
+            if await self._alone():
+                return self._present(self.storage.record(key))
+            assert self.finder is not None
+            return self._present(await self.finder.one(key))
         finally:
             WORK.reset(token)
+
+    async def holders_many(self, hashes: Iterable[str]) -> dict[str, list[Holder]]:
+        """`holders` of many contents in one pass: each of the k nearest nodes of the keys is
+        asked for all of its keys at once (`dht/lookups.py`; the cost is docs/DHT.md's). One
+        content alone is looked up as `holders` does it, exactly.
+
+        Returns:
+            The holders of every hash given, as `holders` gives them.
+
+        Raises:
+            InvalidKey: one of them is not a SHA-256 hex digest (nothing is asked then).
+            LookupFailed: no DHT peer answered, the bootstrap addresses included.
+        """
+        wanted = {sha256_hex: dht_key(sha256_hex) for sha256_hex in hashes}
+        if not wanted:
+            return {}
+        self.lookups += len(wanted)
+        token = WORK.set(LOOKUP)
+        try:
+            assert self.finder is not None
+            if await self._alone():
+                records = {key: self.storage.record(key) for key in wanted.values()}
+            elif len(wanted) == 1:
+                (key,) = wanted.values()
+                records = {key: await self.finder.one(key)}
+            else:
+                records = await self.finder.many(list(wanted.values()))
+        finally:
+            WORK.reset(token)
+        return {sha: self._present(records.get(key, {})) for sha, key in wanted.items()}
+
+    async def _alone(self) -> bool:
+        """Whether this node is a one-node network (no contact, never given an address).
+
+        Raises:
+            LookupFailed: it has no contact left, and joining through its seeds failed.
+        """
+        if await self._nearest(Node(self.node.id), 1):
+            return False
+        if self._seeds:
+            raise LookupFailed(
+                f"no DHT peer answered, {len(self._seeds)} bootstrap addresses included"
+            )
+        return True
+
+    def _present(self, record: dict[str, Entry]) -> list[Holder]:
+        """The holders a record lists as present and unexpired, sorted by holder id."""
         now = self.storage.clock()
         return sorted(
             (
-                Holder(hid, e.host, e.port)
-                for hid, e in merged.items()
+                Holder(hid, e.host, e.port, e.partial)
+                for hid, e in record.items()
                 if e.present and e.expires_at > now
             ),
             key=lambda holder: holder.holder_id,
         )
-
-    def _repair(self, key: bytes, crawl: HolderCrawl, merged: dict[str, Entry]) -> None:
-        """Queue, for each of the k nearest that lacked part of ``merged``, what it lacked."""
-        for node, missing in crawl.stale_nearest(merged):
-            self._backlog.parcel(REPAIR, node, key, missing)
 
     async def get(self, key: object) -> None:
         """Not served: one value per key loses holders; use `holders`."""

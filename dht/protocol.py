@@ -26,7 +26,13 @@ from kademlia.protocol import KademliaProtocol
 from kademlia.routing import RoutingTable
 
 from dht.backlog import Backlog
-from dht.batch import WireBatch, decode_batch
+from dht.batch import (
+    MAX_LOOKUP_KEYS,
+    WireBatch,
+    decode_batch,
+    decode_reply,
+    encode_reply,
+)
 from dht.errors import BadRecord, LookupFailed
 from dht.pacing import Budget
 from dht.records import KEY_SIZE, Record, decode_record, encode_record
@@ -90,8 +96,8 @@ def parse_node_list(raw: object) -> list[Node]:
 
 
 class HolderProtocol(PackedRPC):
-    """The node's UDP protocol: stock find_node/ping plus ``holders``, ``announce`` and
-    ``announce_many``."""
+    """The node's UDP protocol: stock find_node/ping plus ``holders``, ``holders_many``,
+    ``announce`` and ``announce_many``."""
 
     storage: HolderStorage
 
@@ -161,6 +167,23 @@ class HolderProtocol(PackedRPC):
         neighbours = self.router.find_neighbors(Node(dkey), exclude=source)
         return [record, [tuple(n) for n in neighbours]]
 
+    def rpc_holders_many(self, sender: Address, nodeid: object, keys: object) -> list[Any] | None:
+        """Answer ``[holders, items, answered]``: what this node stores for the first
+        ``answered`` of ``keys`` (`dht.batch.encode_reply`); no neighbours (a batched lookup
+        found its nodes before asking)."""
+        try:
+            self._welcome_sender(sender, nodeid)
+            if not isinstance(keys, list) or not 0 < len(keys) <= MAX_LOOKUP_KEYS:
+                raise BadRecord(f"keys must be a list of 1 to {MAX_LOOKUP_KEYS}")
+            asked = [_check_key(key) for key in keys]
+        except BadRecord as exc:
+            log.warning("refusing a holders_many request from %s: %s", sender, exc)
+            return None
+        holders, items, answered = encode_reply(
+            [(key, self.storage.record(key)) for key in asked], self.storage.clock()
+        )
+        return [holders, items, answered]
+
     def rpc_announce(self, sender: Address, nodeid: object, key: object, record: object) -> bool:
         """Merge a peer's entries for ``key`` into storage; answer whether they were taken."""
         try:
@@ -207,6 +230,9 @@ class HolderProtocol(PackedRPC):
 
     async def announce(self, address: Address, *args: Any) -> tuple[bool, Any]:
         return await self._call("announce", address, *args)
+
+    async def holders_many(self, address: Address, *args: Any) -> tuple[bool, Any]:
+        return await self._call("holders_many", address, *args)
 
     async def announce_many(self, address: Address, *args: Any) -> tuple[bool, Any]:
         return await self._call("announce_many", address, *args)
@@ -278,6 +304,30 @@ class HolderProtocol(PackedRPC):
                 raise BadRecord("holders reply is not [record, nodes]")
             record = decode_record(reply[0], self.storage.clock(), self.storage.ttl)
             return record, parse_node_list(reply[1])
+        except BadRecord as exc:
+            raise LookupFailed(f"{node_to_ask} answered badly: {exc}") from exc
+
+    async def call_holders_many(
+        self, node_to_ask: Node, keys: list[bytes]
+    ) -> tuple[dict[bytes, Record], int]:
+        """Ask one node for its records of up to `MAX_LOOKUP_KEYS` keys at once.
+
+        Returns:
+            The records of the first ``answered`` keys (each maybe empty), and ``answered``.
+
+        Raises:
+            LookupFailed: the node is silent, did not answer, or answered with a bad shape.
+        """
+        if self.is_silent(node_to_ask):
+            raise LookupFailed(f"{node_to_ask} did not answer lately; not asked")
+        address = (node_to_ask.ip, node_to_ask.port)
+        result = await self.holders_many(address, self.source_node.id, keys)
+        self.handle_call_response(result, node_to_ask)
+        ok, reply = result
+        if not ok:
+            raise LookupFailed(f"{node_to_ask} did not answer")
+        try:
+            return decode_reply(reply, keys, self.storage.clock(), self.storage.ttl)
         except BadRecord as exc:
             raise LookupFailed(f"{node_to_ask} answered badly: {exc}") from exc
 

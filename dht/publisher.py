@@ -17,11 +17,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
-from kademlia.crawling import NodeSpiderCrawl
 from kademlia.node import Node
 
 from dht.backlog import Backlog, Parcel
 from dht.batch import encode_batches
+from dht.crawling import find_region
 from dht.errors import LookupFailed
 from dht.handover import plan_hand_over
 from dht.pacing import HAND_OVER, SWEEP, WORK
@@ -208,14 +208,8 @@ class Publisher:
         """The nodes nearest ``origin``, `REGION_WIDTH` times k of them if there are that many."""
         self.regions += 1
         width = REGION_WIDTH * self.ksize
-        target = Node(origin)
-        seeds = await self.nearest(target, width)
-        if not seeds:
-            return []
-        found: list[Node] = await NodeSpiderCrawl(
-            self.protocol, target, seeds, width, self.alpha
-        ).find()
-        return found
+        seeds = await self.nearest(Node(origin), width)
+        return await find_region(self.protocol, origin, seeds, width, self.alpha)
 
     # -- sending -----------------------------------------------------------------------------
 

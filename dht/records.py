@@ -5,6 +5,12 @@ entry, stamped with its own clock, so merging keeps per holder the entry with th
 and never compares two hosts' clocks. A withdrawal is an entry with ``present=False`` and a newer
 stamp (a tombstone), kept until it expires so that a stale copy cannot bring the holder back.
 
+A holder that is still downloading the content (a partial holder, which serves the blocks it
+has) writes a *partial* entry: the same shape with a sixth item, ``true``, and a short lifetime
+that it renews while the download runs. Its full entry, once the file is placed, or its
+withdrawal, has a newer stamp and so replaces it. A five-item entry (every entry before partial
+ones existed) is a full holder's: old records stay readable.
+
 Expiry is measured on the local monotonic clock of whoever stores the entry. On the wire an entry
 carries its *remaining* lifetime instead of a deadline, so copies written back during lookups
 never outlive the holder's last announcement: the bound is ``ttl`` after that announcement.
@@ -38,10 +44,14 @@ class Entry:
     stamp: float
     present: bool
     expires_at: float
+    partial: bool = False
+    """The holder is downloading the content: it serves only the blocks it has so far."""
 
     def to_wire(self, now: float) -> list[Any]:
-        """Encode as ``[host, port, stamp, present, remaining_seconds]``."""
-        return [self.host, self.port, self.stamp, self.present, max(0.0, self.expires_at - now)]
+        """Encode as ``[host, port, stamp, present, remaining_seconds]``, plus ``true`` for a
+        partial entry."""
+        wire = [self.host, self.port, self.stamp, self.present, max(0.0, self.expires_at - now)]
+        return [*wire, True] if self.partial else wire
 
 
 Record = dict[str, Entry]
@@ -78,9 +88,12 @@ def decode_entry(holder_id: object, raw: object, now: float, max_ttl: float) -> 
     """
     if not isinstance(holder_id, str) or not 0 < len(holder_id) <= MAX_TEXT:
         raise BadRecord(f"bad holder id {holder_id!r}")
-    if not isinstance(raw, (list, tuple)) or len(raw) != 5:
-        raise BadRecord(f"entry for {holder_id!r} is not a 5-item list")
-    host, port, stamp, present, remaining = raw
+    if not isinstance(raw, (list, tuple)) or len(raw) not in (5, 6):
+        raise BadRecord(f"entry for {holder_id!r} is not a list of 5 or 6 items")
+    host, port, stamp, present, remaining = raw[:5]
+    partial = raw[5] if len(raw) == 6 else False
+    if not isinstance(partial, bool):
+        raise BadRecord(f"bad partial flag in entry for {holder_id!r}")
     if not isinstance(host, str) or not 0 < len(host) <= MAX_TEXT:
         raise BadRecord(f"bad host {host!r}")
     if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
@@ -88,7 +101,7 @@ def decode_entry(holder_id: object, raw: object, now: float, max_ttl: float) -> 
     if not _is_number(stamp) or not isinstance(present, bool) or not _is_number(remaining):
         raise BadRecord(f"bad stamp, flag or lifetime in entry for {holder_id!r}")
     lifetime = min(float(remaining), max_ttl)
-    return holder_id, Entry(host, port, float(stamp), present, now + lifetime)
+    return holder_id, Entry(host, port, float(stamp), present, now + lifetime, partial)
 
 
 def decode_record(raw: object, now: float, max_ttl: float) -> Record:

@@ -147,6 +147,7 @@ class Node:
             interval=settings.interval,
             concurrency=settings.concurrency,
             locate=self._locate if self.index else None,
+            locate_many=self._locate_many if self.index else None,
             watch=settings.watch,
             settle=settings.settle,
             allow_mass_delete=settings.allow_mass_delete,
@@ -158,6 +159,7 @@ class Node:
         await self.sync.start()
         if self.index is not None:
             self.sync.add_holding_listener(self._on_holding)
+            self.sync.add_fetching_listener(self.index.fetching)
         if self.index is not None:
             self.index.hold(self.sync.held_hashes())
         self.ring = RingService(self.server, me, roster=roster)
@@ -297,33 +299,44 @@ class Node:
             self.sync.round_trips.sample(member.name, now - started, now)
 
     async def _holders(self, sha256: str) -> list[Member]:
-        """Members of the ring that the index says hold `sha256`, in the index's order.
+        """Members of the ring the index says hold the whole of `sha256` (who-has)."""
+        return [m for m, fetching in (await self._holding([sha256]))[sha256] if not fetching]
 
-        Holders with no recent round-trip sample are probed first (concurrently), so ranking
-        them rests on a measurement, not on who happens to be our ring neighbour.
-        """
+    async def _holding(self, hashes: list[str]) -> dict[str, list[tuple[Member, bool]]]:
+        """Members of the ring the index lists for each hash, with whether each is only
+        fetching it, in the index's order (one hash: an exact lookup). Full holders with no
+        recent round-trip sample are probed first (concurrently), so ranking them rests on a
+        measurement, not on who happens to be our ring neighbour; partial ones, ranked after
+        them all, are not (a running download looks for them every 0.5 s)."""
         assert self.index is not None and self.ring is not None
         by_key = {m.key: m for m in self.ring.view.members}
         try:
-            listed = await asyncio.wait_for(self.index.holders(sha256), LOOKUP_TIME)
+            listed = await asyncio.wait_for(self.index.holders_many(hashes), LOOKUP_TIME)
         except (DhtError, TimeoutError) as exc:
-            log.warning("holder lookup for %s failed: %s", sha256[:12], exc or "timed out")
-            listed = []
-        found = [by_key[h.holder_id] for h in listed if h.holder_id in by_key]
-        stale = to_probe(found, self.ring.me.name, self._round_trips(), self.clock())
+            log.warning("holder lookup of %d hashes failed: %s", len(hashes), exc or "timed out")
+            listed = {}
+        found: dict[str, list[tuple[Member, bool]]] = {sha: [] for sha in hashes}
+        for sha, got in listed.items():
+            found[sha] = [(by_key[h.holder_id], h.partial) for h in got if h.holder_id in by_key]
+        full = {m.key: m for pairs in found.values() for m, fetching in pairs if not fetching}
+        stale = to_probe(full.values(), self.ring.me.name, self._round_trips(), self.clock())
         if stale:
             await asyncio.gather(*(self._probe(m) for m in stale))
             self._round_trips()  # heartbeats that came in meanwhile count for the ranking too
         return found
 
     async def _locate(self, sha256_hex: str) -> list[Peer]:
-        """Sync's "who holds H?": the holders as Peers, this node left out; sync ranks them."""
+        """Sync's "who holds H?": Peers, partial holders marked `fetching`, this node left out."""
+        return (await self._locate_many([sha256_hex]))[sha256_hex]
+
+    async def _locate_many(self, hashes: list[str]) -> dict[str, list[Peer]]:
+        """`_locate` for many hashes at once (one batched lookup); sync ranks them."""
         assert self.ring is not None
-        return [
-            Peer(m.name, m.host, m.port)
-            for m in await self._holders(sha256_hex)
-            if m.key != self.ring.me.key
-        ]
+        me, found = self.ring.me.key, await self._holding(hashes)
+        return {
+            sha: [Peer(m.name, m.host, m.port, f) for m, f in pairs if m.key != me]
+            for sha, pairs in found.items()
+        }
 
     async def _contact_peers(self) -> None:
         """Keep knocking on configured peers that are not in our ring, so split rings merge."""

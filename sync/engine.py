@@ -32,9 +32,9 @@ from pathlib import Path
 
 from ring.wire import Door, Handler, Message, cancel_and_wait
 from sync.apply import Applier
-from sync.fetcher import Fetcher, Locate
+from sync.fetcher import Fetcher, Locate, LocateMany
 from sync.hashing import Hasher
-from sync.holdings import Holdings
+from sync.holdings import Fetching, Holdings
 from sync.keep import Keeper
 from sync.manifest import FileRecord, Peer, is_sha256, plan
 from sync.paths import check_owner
@@ -52,7 +52,7 @@ from sync.tracker import TransferInfo
 from sync.transfer import Receiver
 from sync.watcher import FolderWatcher
 
-__all__ = ["Change", "FileRecord", "Locate", "Peer", "SyncEngine", "SyncStatus"]
+__all__ = ["Change", "FileRecord", "Locate", "LocateMany", "Peer", "SyncEngine", "SyncStatus"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ class SyncEngine:
         interval: float = 5.0,
         concurrency: int = 4,
         locate: Locate | None = None,
+        locate_many: LocateMany | None = None,
         timeout: float = 10.0,
         watch: bool = False,
         settle: float = 0.0,
@@ -102,6 +103,7 @@ class SyncEngine:
             interval: seconds between rounds of the background loop (rescan, then pull).
             concurrency: most downloads (FILE or BATCH) in flight at once.
             locate: "who holds hash H?" (any order); None until a DHT is wired.
+            locate_many: the same for many hashes in one batched lookup (fetch planning).
             timeout: seconds to wait on a peer (connect, each read) before trying the next.
             watch: rescan on file-system events, not only every `interval`.
             settle: seconds a changed file must be left alone (or closed) before it is sent.
@@ -117,13 +119,14 @@ class SyncEngine:
         self.interval, self.timeout, self.watch, self.clock = interval, timeout, watch, clock
         self.allow_mass_delete = allow_mass_delete
         self.round_trips, self.hasher, self.holdings = RoundTrips(), Hasher(), Holdings()
+        self.fetching = Fetching()
         self.state = State(self.state_dir)
         self.server = Server(self.root, self.state)
         self.door, self.sign, self.verifier = door, sign, Verifier(owner_key)
         self.receiver = Receiver(self.door, self.root / TMP_DIR, timeout)
         mass = (mass_delete_share, mass_delete_min)
         self.own = OwnFolder(self.root, self.name, self.state, self.hasher, settle, *mass)
-        self._build_replication(concurrency, locate)
+        self._build_replication(concurrency, locate, locate_many)
         self.pusher = Pusher(
             self.door, self.name, self.state, timeout, self._on_pushed, self.verifier
         )
@@ -136,7 +139,9 @@ class SyncEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self._fetched: dict[str, float] = {}
 
-    def _build_replication(self, concurrency: int, locate: Locate | None) -> None:
+    def _build_replication(
+        self, concurrency: int, locate: Locate | None, locate_many: LocateMany | None
+    ) -> None:
         """The parts that keep replicas: bookkeeping, downloads, passes, pull rounds."""
         self.replicas = Replicas(
             self.root,
@@ -158,6 +163,8 @@ class SyncEngine:
             locate,
             self._rtt,
             self.round_trips,
+            locate_many,
+            self.fetching,
         )
         self.applier = Applier(self.name, self.state, self.replicas, self.fetcher, self._tell)
         self.puller = Puller(
@@ -331,6 +338,11 @@ class SyncEngine:
         Listeners hear changes from now on; `held_hashes()` gives the current set.
         """
         self.holdings.listen(cb)
+
+    def add_fetching_listener(self, cb: Callable[[str, bool], None]) -> None:
+        """Call cb(sha256, True) when a block download of a content starts here (this node is
+        a partial holder of it from then on), (sha256, False) when it is over."""
+        self.fetching.listen(cb)
 
     def _rtt(self, peer: str, seconds: float) -> None:
         self._fetched[peer] = time.time()

@@ -1,12 +1,15 @@
 """Fetching: downloads of replica files over the network, in batches, singly or in blocks.
 
-`Fetcher.download` is handed the records a pass could not meet locally. It asks `locate` (the
-DHT) who holds each content and has `rank` order the sources; then small files go in BATCH
+`Fetcher.download` is handed the records a pass could not meet locally. It asks the DHT who
+holds each content (`locate_many`, all of a pass's contents in one batched lookup; else
+`locate`, one lookup each) and has `rank` order the sources; then small files go in BATCH
 requests per first source, larger ones one FILE each, and files over a block in blocks from
 several sources at once (`swarm.py`), at most `concurrency` transfers in flight. One content
 wanted at several paths travels once: the other paths are local copies. Block downloads of one
-content run one at a time, even from different passes, as they share its partial file. What a
-download brings is installed by `replica.py`; a failed need is retried by a later pass.
+content run one at a time, even from different passes, as they share its partial file; while
+one runs, this node is a partial holder of that content (`Fetching`), and the download looks
+for more holders when it has a seat free (`locate` again). What a download brings is installed
+by `replica.py`; a failed need is retried by a later pass.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Protocol
 from ring.errors import PeerUnreachable, RemoteError, RemoteProtocolError
 from sync.blocks import LARGE_FILE
 from sync.errors import SyncError
+from sync.holdings import Fetching
 from sync.manifest import FileRecord, Peer
 from sync.messages import BATCH_MAX_BYTES, BATCH_MAX_FILES, SMALL_FILE
 from sync.replica import Replicas, guarded
@@ -49,6 +53,12 @@ class Locate(Protocol):
     async def __call__(self, sha256_hex: str) -> list[Peer]: ...
 
 
+class LocateMany(Protocol):
+    """ "Who holds each of these hashes?" in one batched lookup: `Locate` for many at once."""
+
+    async def __call__(self, hashes: list[str]) -> dict[str, list[Peer]]: ...
+
+
 class Fetcher:
     """Downloads for one node; the passes of `apply.py` hand it what they cannot meet locally."""
 
@@ -63,9 +73,13 @@ class Fetcher:
         locate: Locate | None,
         on_rtt: Callable[[str, float], None],
         round_trips: RoundTrips,
+        locate_many: LocateMany | None = None,
+        fetching: Fetching | None = None,
     ) -> None:
         self.root, self.name, self.receiver, self.replicas = root, name, receiver, replicas
         self.locate, self.on_rtt, self.round_trips = locate, on_rtt, round_trips
+        self.locate_many = locate_many
+        self.fetching = fetching or Fetching()
         self.prev_holds: dict[tuple[str, str], tuple[int, bool]] = {}
         """(owner, path) -> (seq, held) as the previous node's manifest last said."""
         self.transfers = Transfers()
@@ -79,6 +93,8 @@ class Fetcher:
             self.transfers,
             concurrency * MAX_SOURCES,
             receiver.timeout,
+            self.fetching.tell,
+            self._relocate,
         )
         self._slots = asyncio.Semaphore(concurrency)
         self._contents: dict[str, asyncio.Lock] = {}
@@ -90,18 +106,41 @@ class Fetcher:
         await asyncio.to_thread(prune_partials, self.root / PARTIAL_DIR, keep)
 
     async def _sources(
-        self, rec: FileRecord, prev: Peer | None, peers: dict[str, Peer]
+        self,
+        rec: FileRecord,
+        prev: Peer | None,
+        peers: dict[str, Peer],
+        located: list[Peer] | None = None,
     ) -> list[Peer]:
-        located: list[Peer] = []
-        if self.locate is not None:
-            try:
-                located = await self.locate(rec.sha256)
-            except Exception as exc:  # the locator is pluggable; its failure must not stop sync
-                log.info("locating %s failed: %s", rec.sha256[:12], exc)
+        """The sources of `rec`, in order: `located` (or what `locate` says), prev, owner."""
+        if located is None:
+            located = []
+            if self.locate is not None:
+                try:
+                    located = await self.locate(rec.sha256)
+                except Exception as exc:  # the locator is pluggable; its failure must not stop sync
+                    log.info("locating %s failed: %s", rec.sha256[:12], exc)
         seq_held = self.prev_holds.get((rec.owner, rec.path))
         prev_holds = seq_held is not None and seq_held == (rec.seq, True)
         owner = peers.get(rec.owner)
         return rank(located, prev, prev_holds, owner, self.name, self.round_trips)
+
+    async def _locate_all(self, recs: list[FileRecord]) -> dict[str, list[Peer]] | None:
+        """The holders of every content of `recs` in one batched lookup; None when there is no
+        batched locator (each is then looked up alone), {} when it failed."""
+        if self.locate_many is None or not recs:
+            return None
+        try:
+            return await self.locate_many(sorted({rec.sha256 for rec in recs}))
+        except Exception as exc:  # the locator is pluggable; its failure must not stop sync
+            log.info("locating %d contents failed: %s", len(recs), exc)
+            return {}
+
+    async def _relocate(self, sha256_hex: str) -> list[Peer]:
+        """Who holds `sha256_hex` now, full holders first (a running download's new seats)."""
+        if self.locate is None:
+            return []
+        return sorted(await self.locate(sha256_hex), key=lambda peer: peer.fetching)
 
     async def download(
         self,
@@ -123,8 +162,11 @@ class Fetcher:
             How many files landed.
         """
         lookups = asyncio.Semaphore(LOCATE_CONCURRENCY)
+        located = await self._locate_all(recs)
 
         async def plan_one(rec: FileRecord) -> Planned:
+            if located is not None:
+                return rec, await self._sources(rec, prev, peers, located.get(rec.sha256, []))
             async with lookups:
                 return rec, await self._sources(rec, prev, peers)
 
@@ -205,7 +247,10 @@ class Fetcher:
                 log.info("fetching %s/%s in blocks failed: %s", rec.owner, rec.path, exc)
                 return 0
             log.debug("%s/%s served by %s", rec.owner, rec.path, got.served)
-            landed = await self.replicas.install([(rec, got.path)])
+            try:
+                landed = await self.replicas.install([(rec, got.path)])
+            finally:
+                self.fetching.tell(rec.sha256, False)  # a full holder now, or none at all
             if landed:
                 self.reuse.remember(rec, got.block_size, got.hashes)
             return landed

@@ -1,7 +1,8 @@
 """Which content hashes this node holds on disk, with listeners told of every change.
 
 The DHT announces this node as a holder of a hash when it starts holding it and withdraws the
-announcement when it stops; several files may share one hash, so holdings are counted.
+announcement when it stops; several files may share one hash, so holdings are counted. It
+announces a partial holder while a block download runs (`Fetching`).
 """
 
 from __future__ import annotations
@@ -44,8 +45,32 @@ class Holdings:
         return set(self._counts)
 
     def _tell(self, sha256: str, held: bool) -> None:
-        for cb in self._listeners:
-            try:
-                cb(sha256, held)
-            except Exception:  # a listener's bug must not stop the sync engine
-                log.exception("holding listener failed for %s", sha256[:12])
+        _tell_all(self._listeners, sha256, held, "holding")
+
+
+class Fetching:
+    """Contents this node is downloading in blocks: while one runs, this node is a partial
+    holder of it (it serves the blocks it has), and the DHT says so. Listeners hear
+    (sha, True) when such a download starts and (sha, False) when it is over (the file placed,
+    or the download given up)."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[str, bool], None]] = []
+
+    def listen(self, cb: Callable[[str, bool], None]) -> None:
+        """Call `cb` on every start and end from now on."""
+        self._listeners.append(cb)
+
+    def tell(self, sha256: str, active: bool) -> None:
+        """A block download of `sha256` started (True) or is over (False)."""
+        _tell_all(self._listeners, sha256, active, "fetching")
+
+
+def _tell_all(
+    listeners: list[Callable[[str, bool], None]], sha256: str, flag: bool, what: str
+) -> None:
+    for cb in listeners:
+        try:
+            cb(sha256, flag)
+        except Exception:  # a listener's bug must not stop the sync engine
+            log.exception("%s listener failed for %s", what, sha256[:12])

@@ -25,11 +25,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Peer:
-    """A node reachable over TCP; `name` is its folder name under the shared root."""
+    """A node reachable over TCP; `name` is its folder name under the shared root.
+
+    `fetching` marks a located holder that is still downloading the content (a partial holder,
+    serving only the blocks it has): it is ranked after every full holder. It is not part of
+    the peer's identity (equality, hashing)."""
 
     name: str
     host: str
     port: int
+    fetching: bool = field(default=False, compare=False)
 
 
 SIGNATURE_SIZE = 64

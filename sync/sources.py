@@ -103,17 +103,20 @@ def rank(
     me: str,
     table: RoundTrips,
 ) -> list[Peer]:
-    """Where to fetch from, in order: located holders (`nearest` first), prev, owner.
+    """Where to fetch from, in order: located full holders (`nearest` first), prev, owner,
+    then located partial holders (`Peer.fetching`, nearest first).
 
     The previous node goes before the owner when its manifest said it holds that version, and
-    after the owner otherwise (it may have it by now; asking costs one short ERROR). This node
-    and duplicates (by address; the first place wins) are left out.
+    after the owner and the partial holders otherwise (it may have it by now; asking costs one
+    short ERROR). This node and duplicates (by address; the first place wins) are left out.
     """
-    order: list[Peer] = nearest(located, me, table)
+    ranked = nearest(located, me, table)
+    order = [peer for peer in ranked if not peer.fetching]
     if prev is not None and prev_holds:
         order.append(prev)
     if owner is not None:
         order.append(owner)
+    order.extend(peer for peer in ranked if peer.fetching)
     if prev is not None and not prev_holds:
         order.append(prev)
     out: list[Peer] = []

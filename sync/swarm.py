@@ -5,11 +5,14 @@ the first holder that answers, opens or resumes the partial file (`resume.Partia
 every block already on this node (`reuse.py`: the old version of the file, or any file with the
 same block), and runs one `holder.HolderWorker` per holder (at most `MAX_SOURCES`) in a thread
 pool for the rest; the workers share a `BlockPlan`, so faster holders serve more of the file.
-Every block is checked as it arrives, and a holder that sends a bad one is dropped at once and
-avoided for this content in later rounds too. At the end the whole file must have the
-manifest's SHA-256, else the list was wrong: the partial file goes, and so does trust in whoever
-sent the list. Local trouble (disk full) removes the partial file; anything else leaves it for
-the next round to resume.
+While the download runs, a seat left free (fewer than `MAX_SOURCES` holders still serving) is
+offered, every `RELOCATE` seconds, to a holder the locator names that this download has not
+asked yet: above all, others that started downloading the same content meanwhile and announced
+themselves as partial holders. Every block is checked as it arrives, and a holder that sends a
+bad one is dropped at once and avoided for this content in later rounds too. At the end the
+whole file must have the manifest's SHA-256, else the list was wrong: the partial file goes,
+and so does trust in whoever sent the list. Local trouble (disk full) removes the partial file;
+anything else leaves it for the next round to resume.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple, TypeVar
@@ -52,6 +55,14 @@ MAX_SOURCES = 4
 LIST_TIMEOUT = 60.0
 """A holder may hash the whole file before its first BLOCKS answer; give it time."""
 
+RELOCATE = 0.5
+"""Seconds between two lookups of new holders during a download with a free seat: about the
+time a receiver that started together with this one takes to be listed as a partial holder
+(the index publishes every 0.25 s)."""
+
+Relocate = Callable[[str], Awaitable[list[Peer]]]
+"""Who holds (or is fetching) content H now, full holders first."""
+
 
 class Fetched(NamedTuple):
     """A block download done: the data file to rename into place, bytes per holder, and the
@@ -76,11 +87,18 @@ class Swarm:
         transfers: Transfers,
         threads: int,
         timeout: float,
+        fetching: Callable[[str, bool], None] = lambda sha256, active: None,
+        relocate: Relocate | None = None,
     ) -> None:
+        """`fetching(sha256, active)` is told when a download starts serving its blocks to
+        others (True) and when it ends with no file to place (False); `relocate` is asked for
+        more holders while a seat is free (None: never)."""
         self.name, self.receiver, self.folder, self.reuse = name, receiver, folder, reuse
         self.partials = partials
         self.transfers = transfers
         self.timeout = timeout
+        self.fetching = fetching
+        self.relocate = relocate
         self.avoid: dict[str, set[str]] = {}
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="sync-block")
         self._writers = ThreadPoolExecutor(threads, thread_name_prefix="sync-block-write")
@@ -138,6 +156,7 @@ class Swarm:
         run = Download(rec, plan, partial, transfer)
         ok = False
         self.partials[rec.sha256] = partial
+        self.fetching(rec.sha256, True)
         try:
             await self._run_workers(run, holders, lister, listed)
             await self._conclude(run, lister)
@@ -147,6 +166,8 @@ class Swarm:
             return Fetched(path, dict(run.plan.served), block_size, hashes)
         finally:
             self.partials.pop(rec.sha256, None)
+            if not ok:  # else the caller says so once the file is placed (or not)
+                self.fetching(rec.sha256, False)
             self.transfers.end(transfer, ok)
 
     async def _in_pool(self, fn: Callable[..., T], *args: object) -> T:
@@ -159,8 +180,8 @@ class Swarm:
     async def _run_workers(
         self, run: Download, holders: list[Peer], lister: str, listed: Listed
     ) -> None:
-        """One worker per holder; the lister's worker goes on on the connection it listed on."""
-        loop = asyncio.get_running_loop()
+        """One worker per holder; the lister's worker goes on on the connection it listed on.
+        Holders found meanwhile (`_recruit`) get workers of their own."""
         if self.receiver.closed or run.plan.complete:
             # checked on the loop, as close is: no worker starts after it
             self.receiver.release(listed.channel)
@@ -170,20 +191,18 @@ class Swarm:
             return
         run.workers = len(holders)
         workers = [
-            loop.run_in_executor(
-                self._pool,
-                HolderWorker(
-                    peer,
-                    run,
-                    self.receiver,
-                    self._writers,
-                    listed if peer.name == lister else None,
-                ).run,
-            )
-            for peer in holders
+            self._worker(run, peer, listed if peer.name == lister else None) for peer in holders
         ]
+        recruiter = None
+        if self.relocate is not None:
+            seated = {peer.name for peer in holders}
+            recruiter = asyncio.ensure_future(self._recruit(run, seated, workers))
         try:
-            await asyncio.gather(*workers)
+            while True:
+                current = list(workers)
+                await asyncio.gather(*current)
+                if len(workers) == len(current):
+                    break
         except BaseException:
             with run.cond:
                 run.stop = True
@@ -191,6 +210,45 @@ class Swarm:
             await asyncio.wait(workers)
             run.partial.close()
             raise
+        finally:
+            if recruiter is not None:
+                recruiter.cancel()
+
+    def _worker(self, run: Download, peer: Peer, listed: Listed | None) -> asyncio.Future[None]:
+        """Start one holder's worker in the pool."""
+        worker = HolderWorker(peer, run, self.receiver, self._writers, listed)
+        return asyncio.get_running_loop().run_in_executor(self._pool, worker.run)
+
+    async def _recruit(
+        self, run: Download, seated: set[str], workers: list[asyncio.Future[None]]
+    ) -> None:
+        """Every `RELOCATE` s while a seat is free, ask the locator again and seat holders not
+        asked yet (never this node, never one that sent a bad block of this content)."""
+        sha256 = run.rec.sha256
+        assert self.relocate is not None
+        while True:
+            await asyncio.sleep(RELOCATE)
+            free = MAX_SOURCES - sum(1 for worker in workers if not worker.done())
+            if free <= 0:
+                continue
+            try:
+                found = await self.relocate(sha256)
+            except Exception as exc:  # the locator is pluggable; its failure costs a seat only
+                log.info("locating %s again failed: %s", sha256[:12], exc)
+                continue
+            avoid = self.avoid.get(sha256, set()) | seated | {self.name}
+            for peer in [p for p in found if p.name not in avoid][:free]:
+                with run.cond:
+                    if run.stop or run.plan.complete or self.receiver.closed:
+                        return
+                    run.workers += 1
+                seated.add(peer.name)
+                try:
+                    workers.append(self._worker(run, peer, None))
+                except RuntimeError:  # the pool is shut down: the engine is stopping
+                    return
+                run.transfer.sources += (peer.name,)
+                log.debug("%s joins the download of %s", peer.name, run.rec.path)
 
     async def _conclude(self, run: Download, lister: str) -> None:
         """Raise unless every block is in and the whole file has the manifest's hash."""

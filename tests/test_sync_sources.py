@@ -122,6 +122,17 @@ class TestRank:
     def test_nothing_located_and_no_neighbours(self) -> None:
         assert rank([], None, True, None, "me", RoundTrips()) == []
 
+    def test_partial_holders_come_after_every_full_holder(self) -> None:
+        fetching_c = Peer(C.name, C.host, C.port, fetching=True)
+        order = rank([fetching_c, D], A, True, B, "me", table(c=0.001, d=0.009))
+        assert order == [D, A, B, C]
+        assert order[-1].fetching
+
+    def test_partial_holders_nearest_first_and_before_a_prev_without_the_version(self) -> None:
+        near = Peer(C.name, C.host, C.port, fetching=True)
+        far = Peer(D.name, D.host, D.port, fetching=True)
+        assert rank([far, near], A, False, B, "me", table(c=0.001, d=0.009)) == [B, C, D, A]
+
 
 class TestSpread:
     HOLDERS = [Peer(f"h{i}", "127.0.0.1", 100 + i) for i in range(8)]

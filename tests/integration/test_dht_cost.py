@@ -46,6 +46,8 @@ too: the same load without --dht was measured at 0.25-0.39 s (2 cores, load aver
 BULK_LAG_BOUND = 0.25
 """Worst lag allowed while index nodes alone sweep and hand over BULK keys (no sync running)."""
 BULK = 10_000
+LOOKUP_KEYS_PER_REQUEST = 60
+"""Fewest keys a holders_many reply answers, records of up to 4 holders (test_dht_partial.py)."""
 RING_EVENTS = ("cuts out dead", "re-joining", "could not re-join", "founded ring")
 
 
@@ -195,6 +197,49 @@ class TestThousandFiles:
             sha = next(iter(held(back)))
             found = {h.holder_id for h in await back.index.holders(sha)}
             assert found == {n.ring.me.key for n in nodes if n.ring is not None}
+        finally:
+            await stop_all(nodes)
+
+
+def lookup_counts(node: Node) -> tuple[int, int, int, int]:
+    """Lookup requests sent, keys looked up (alone or batched), batched lookups, their keys."""
+    index = node.index
+    assert index is not None and index.finder is not None
+    finder = index.finder
+    return index.rpc_counts.get(LOOKUP, 0), index.lookups, finder.batches, finder.keys
+
+
+class TestBatchedLookups:
+    async def test_fetching_a_thousand_new_files_costs_a_few_lookup_requests_per_pass(
+        self, tmp_path: Path
+    ) -> None:
+        """docs/DHT.md, "Lookups": a batched lookup of K keys on a LAN costs at most
+        (N - 1)(1 + ceil(K / B)) requests, a single lookup at most N - 1."""
+        nodes = await start_ring(tmp_path, 4, dht=True, interval=1.0)
+        try:
+            await wait_for(quiet(nodes), 10)
+            before = [lookup_counts(n) for n in nodes]
+            await asyncio.to_thread(write_files, own_folder(nodes[0]) / "many", FILES)
+            await wait_for(lambda: all(len(held(n)) == FILES for n in nodes), 120)
+            others = len(nodes) - 1
+            for node, (sent0, keys0, batches0, batched0) in zip(nodes[1:], before[1:], strict=True):
+                sent1, keys1, batches1, batched1 = lookup_counts(node)
+                sent, batches, batched = sent1 - sent0, batches1 - batches0, batched1 - batched0
+                alone = (keys1 - keys0) - batched
+                bound = others * (2 * batches + math.ceil(batched / LOOKUP_KEYS_PER_REQUEST))
+                bound += others * alone
+                log.info(
+                    "%s: %d lookup requests for %d keys in %d batches and %d alone; bound %d",
+                    name_of(node),
+                    sent,
+                    batched,
+                    batches,
+                    alone,
+                    bound,
+                )
+                assert batched >= FILES, "every fetched file was looked up in a batch"
+                assert sent <= bound
+                assert sent < FILES // 3, "before batching: about 3 requests a file"
         finally:
             await stop_all(nodes)
 
