@@ -70,7 +70,8 @@ class HolderIndex(OwnEntries, Server):  # type: ignore[misc]
         clock: Callable[[], float] = time.monotonic,
         stamp_clock: Callable[[], float] = time.time,
     ) -> None:
-        """Build a node; nothing is bound until `listen`.
+        """Build a node; nothing is bound until `listen`. Long only for its arguments, their
+        checks and the fields they fill.
 
         Args:
             node_id: 20 bytes, this node's DHT id (persist it: see kademlia-notes).

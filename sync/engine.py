@@ -7,8 +7,8 @@ rescans the own folder (new seq numbers for changes) and runs a pull round from 
 node in the ring (`pull.py`); with `watch`, a rescan soon after each file-system event;
 pushing its own changes to the next node at once, and applying the pushes of others
 (`push.py`), each in a pass of its own beside any round (`apply.py`). Decisions live in
-`manifest.py`; replicas are kept by `replica.py`, downloads run in `fetcher.py`, and what the
-user hears is worded in `reports.py`.
+`manifest.py`; the own folder is scanned and published by `publishing.py`, replicas are kept by
+`replica.py`, downloads run in `fetcher.py`, and what the user hears is worded in `reports.py`.
 The ring tells it who is where with `set_topology`; a DHT may tell it who holds what through
 `locate`. Its `round_trips` table ranks where each fetch goes (`sources.py`): its own downloads
 time peers, and the node feeds in probes and heartbeats.
@@ -39,26 +39,22 @@ from sync.keep import Keeper
 from sync.manifest import FileRecord, Peer, is_sha256, plan
 from sync.paths import check_owner
 from sync.placing import ASIDE_DIR
+from sync.publishing import Publishing
 from sync.pull import Puller
 from sync.push import Pusher
 from sync.replica import Replicas
-from sync.reports import Change, SyncStatus, folder_warning, held_warning
+from sync.reports import Change, SyncStatus
 from sync.scanner import TMP_DIR, OwnFolder
 from sync.serve import Server
-from sync.signing import OwnerKeys, Signer, Verifier, sign_stored, start_signing
+from sync.signing import OwnerKeys, Signer, Verifier, start_signing
 from sync.sources import RoundTrips
 from sync.state import State
 from sync.tracker import TransferInfo
 from sync.transfer import Receiver
-from sync.watcher import FolderWatcher
 
 __all__ = ["Change", "FileRecord", "Locate", "LocateMany", "Peer", "SyncEngine", "SyncStatus"]
 
 log = logging.getLogger(__name__)
-
-DEBOUNCE = 0.02
-"""Seconds between a file-system event and the rescan it asks for: events come in bursts, and
-those that come while a scan runs are taken in by one scan after it."""
 
 KEPT_SHOWN = 5
 """Kept copies `status` names (the newest); it counts them all."""
@@ -91,7 +87,8 @@ class SyncEngine:
         mass_delete_min: int = 10,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Open (or create) the node's sync state; nothing runs until `start`.
+        """Open (or create) the node's sync state; nothing runs until `start`. Long only for its
+        arguments; the replication parts are built in `_build_replication`.
 
         Args:
             shared_root: the Shared/ folder; this node's files live in `<shared_root>/<name>/`.
@@ -117,7 +114,6 @@ class SyncEngine:
         """
         self.root, self.state_dir, self.name = Path(shared_root), Path(state_dir), check_owner(name)
         self.interval, self.timeout, self.watch, self.clock = interval, timeout, watch, clock
-        self.allow_mass_delete = allow_mass_delete
         self.round_trips, self.hasher, self.holdings = RoundTrips(), Hasher(), Holdings()
         self.fetching = Fetching()
         self.state = State(self.state_dir)
@@ -130,12 +126,12 @@ class SyncEngine:
         self.pusher = Pusher(
             self.door, self.name, self.state, timeout, self._on_pushed, self.verifier
         )
-        self._watcher: FolderWatcher | None = None
+        self.publishing = Publishing(
+            self.own, self.state, sign, self.holdings, self.pusher, self._tell, allow_mass_delete
+        )
         self._listeners: list[Callable[[Change], None]] = []
         self._prev: Peer | None = None
-        self._scan_lock = asyncio.Lock()  # apart from rounds: a download never holds up a scan
-        self._scan_wanted, self._pull_soon = asyncio.Event(), asyncio.Event()
-        self._confirmed = False
+        self._pull_soon = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._fetched: dict[str, float] = {}
 
@@ -211,24 +207,21 @@ class SyncEngine:
         self.pusher.start()
         self._tasks = [
             asyncio.create_task(self._loop(), name=f"sync-{self.name}"),
-            asyncio.create_task(self._scan_worker(), name=f"scan-{self.name}"),
+            asyncio.create_task(self.publishing.worker(), name=f"scan-{self.name}"),
             asyncio.create_task(self.applier.run(), name=f"apply-{self.name}"),
         ]
         if self.watch:
-            self._watcher = FolderWatcher(own, self._scan_wanted.set, asyncio.get_running_loop())
-            self._watcher.start()
+            self.publishing.watch(own)
 
     async def stop(self) -> None:
         """Stop the loops and the watcher, cut running downloads, close the state database."""
         self.receiver.close()
-        if self._watcher is not None:
-            await asyncio.to_thread(self._watcher.stop)
-            self._watcher = None
+        await self.publishing.stop_watching()
         await self.pusher.stop()
         await cancel_and_wait(self._tasks)
         await self.applier.stop()
         self._tasks = []
-        async with self.puller.lock, self._scan_lock:
+        async with self.puller.lock, self.publishing.lock:
             self.state.close()
 
     def set_topology(
@@ -252,13 +245,7 @@ class SyncEngine:
 
     async def confirm_deletes(self) -> int:
         """Push the deletes held back as too many at once; returns how many were pushed."""
-        held = len(self.own.held)
-        self._confirmed = True
-        try:
-            await self.rescan()
-        finally:
-            self._confirmed = False
-        return held - len(self.own.held)
+        return await self.publishing.confirm_deletes()
 
     def status(self) -> SyncStatus:
         """Pending changes, work outstanding and the last sync with each peer, for `status`."""
@@ -291,8 +278,7 @@ class SyncEngine:
 
     async def rescan(self) -> int:
         """Scan the own folder now; every change gets the next seq. Returns how many changed."""
-        async with self._scan_lock:
-            return await self._rescan()
+        return await self.publishing.rescan()
 
     async def pull_once(self) -> int:
         """One pull round from the previous node plus the fetches; returns files changed (a
@@ -376,53 +362,3 @@ class SyncEngine:
                 raise
             except Exception:  # one bad round must not end replication for good
                 log.exception("sync round failed on %s", self.name)
-
-    async def _scan_worker(self) -> None:
-        """Rescan soon after the watcher (or a file still settling) asks for it."""
-        while True:
-            await self._scan_wanted.wait()
-            await asyncio.sleep(DEBOUNCE)
-            self._scan_wanted.clear()
-            if self._watcher is not None:
-                self._watcher.check()
-            try:
-                await self.rescan()
-            except Exception:
-                log.exception("rescan failed on %s", self.name)
-
-    async def _rescan(self) -> int:
-        if self._watcher is not None:
-            self._watcher.check()
-        problem, held = self.own.problem, len(self.own.held)
-        closed: dict[str, int] = {}
-        if self._watcher is not None:
-            self._watcher.forget_closes(time.time_ns() - self.own.settle_ns)
-            closed = dict(self._watcher.closed)
-        changes, known = await self.own.scan(closed, self.allow_mass_delete or self._confirmed)
-        changes = sign_stored(self.state, changes, self.sign)
-        if self.own.problem != problem:
-            self._tell(folder_warning(self.name, self.own.problem))
-        for name, why in self.own.newly_not_shared.items():
-            self._tell(Change("warning", self.name, name, f"not shared: {why}"))
-        if self.own.held and len(self.own.held) != held:
-            live = sum(1 for rec in known.values() if not rec.deleted)
-            warning = held_warning(self.name, self.own.why_held, len(self.own.held), live)
-            log.warning("%s: %s", self.name, warning.detail)
-            self._tell(warning)
-        if self.own.due is not None:
-            asyncio.get_running_loop().call_later(self.own.due, self._scan_wanted.set)
-        for rec in changes:
-            old = known.get(rec.path)
-            if not rec.deleted:
-                self.holdings.add(rec.sha256)
-            if old is not None and not old.deleted:
-                self.holdings.drop(old.sha256)
-        if changes:
-            log.info(
-                "%s: %d changes in own folder, now at seq %d",
-                self.name,
-                len(changes),
-                changes[-1].seq,
-            )
-            self.pusher.publish(changes)
-        return len(changes)
