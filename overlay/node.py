@@ -24,6 +24,7 @@ from overlay.discovery import Interface, lan_interface
 from overlay.identity import Identity, default_name, load_or_create
 from overlay.invites import Invites
 from overlay.joining import move_by_code
+from overlay.limits import raise_descriptor_limit
 from overlay.loopwatch import LoopWatch
 from overlay.progress import transfers_text
 from overlay.prompt import status_text
@@ -111,6 +112,7 @@ class Node:
         self.trust = Trust(state_dir, credentials, roster, self._network_listeners)
         self.seals = NetworkSeals(credentials.network)
         door = self.trust.door
+        raise_descriptor_limit()  # before the server sizes its connection table from it
         self.server = FrameServer(bind, settings.port, door=door)
         port = await self.server.start()
         self.identity = load_or_create(

@@ -1,0 +1,89 @@
+"""Frame memory: a node-wide bound on the bytes held in frames that have begun and not ended.
+
+A frame's payload grows only as its bytes arrive (`FrameParser`), but every connection may be
+in the middle of one: 64 connections each sending half of a 16 MiB frame once held 1 GiB for as
+long as the idle timeout. So the bytes every accepted connection holds in a partial frame are
+charged to one `FrameBudget` per node, before they are added to the frame.
+
+At the bound the node sheds the biggest partial frame rather than waiting: waiting would let
+whoever filled the budget first stall everyone else, members' small requests included, for as
+long as the idle timeout. The connection holding the most is closed (cut) and its bytes given
+back; when that is the connection asking for more, its read fails with `FrameMemoryFull` and
+the server answers ERROR "busy" and closes it. A small frame therefore always gets through,
+and a frame up to MAX_FRAME always fits when no one else holds much (the budget holds several).
+
+This module counts and decides; closing a connection is the `cut` its owner handed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ring.errors import FrameMemoryFull
+
+FRAME_BUDGET = 64 * 1024 * 1024
+"""Bytes all accepted connections of a node may hold in partially read frames together
+(four frames of the largest size, MAX_FRAME)."""
+
+
+class FrameBudget:
+    """The bytes held in partial frames by the connections of one node, and their bound."""
+
+    def __init__(self, limit: int = FRAME_BUDGET) -> None:
+        self.limit = limit
+        self.held = 0
+        """Bytes charged now."""
+        self.peak = 0
+        """The most bytes charged at once since the budget was made."""
+        self.shed = 0
+        """Connections closed because the budget was full."""
+        self._holds: set[Hold] = set()
+
+    def hold(self, cut: Callable[[], None]) -> Hold:
+        """A new connection's account; `cut` closes that connection (when it is shed)."""
+        account = Hold(self, cut)
+        self._holds.add(account)
+        return account
+
+    def _make_room(self, asking: Hold, more: int) -> None:
+        while self.held + more > self.limit:
+            biggest = max(self._holds, key=lambda h: h.bytes)
+            self.shed += 1
+            if biggest is asking or biggest.bytes == 0:
+                asking.release()
+                raise FrameMemoryFull(
+                    f"frame memory of this node is full ({self.held} of {self.limit} bytes held)"
+                )
+            biggest.release()
+            biggest.cut()
+
+
+class Hold:
+    """The bytes one connection holds in the frame it is reading."""
+
+    def __init__(self, budget: FrameBudget, cut: Callable[[], None]) -> None:
+        self.budget = budget
+        self.cut = cut
+        self.bytes = 0
+
+    def charge(self, n: int) -> None:
+        """Take `n` more bytes for the frame being read, shedding the biggest holder if needed.
+
+        Raises:
+            FrameMemoryFull: this connection holds the most; it gave back what it held.
+        """
+        budget = self.budget
+        budget._make_room(self, n)
+        self.bytes += n
+        budget.held += n
+        budget.peak = max(budget.peak, budget.held)
+
+    def release(self) -> None:
+        """The frame ended (or was dropped): give back what it held."""
+        self.budget.held -= self.bytes
+        self.bytes = 0
+
+    def close(self) -> None:
+        """The connection closed: give back what it held, and leave the budget."""
+        self.release()
+        self.budget._holds.discard(self)
