@@ -12,7 +12,9 @@ back; when that is the connection asking for more, its read fails with `FrameMem
 the server answers ERROR "busy" and closes it. A small frame therefore always gets through,
 and a frame up to MAX_FRAME always fits when no one else holds much (the budget holds several).
 
-This module counts and decides; closing a connection is the `cut` its owner handed in.
+This module counts and decides; closing a connection is the `cut` its owner handed in (the
+shed connection's partial frame is emptied at once, not when its task next runs: many can be
+shed in one turn of the event loop).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ring.errors import FrameMemoryFull
+from ring.wire.framing import FrameParser
 
 FRAME_BUDGET = 64 * 1024 * 1024
 """Bytes all accepted connections of a node may hold in partially read frames together
@@ -55,6 +58,9 @@ class FrameBudget:
                     f"frame memory of this node is full ({self.held} of {self.limit} bytes held)"
                 )
             biggest.release()
+            biggest.shed = True
+            if biggest.frame is not None:
+                biggest.frame.discard()
             biggest.cut()
 
 
@@ -65,13 +71,20 @@ class Hold:
         self.budget = budget
         self.cut = cut
         self.bytes = 0
+        self.shed = False
+        """Whether the budget cut this connection (its reader stops at its next read)."""
+        self.frame: FrameParser | None = None
+        """The parser of the frame being read: emptied at once when this connection is shed."""
 
     def charge(self, n: int) -> None:
         """Take `n` more bytes for the frame being read, shedding the biggest holder if needed.
 
         Raises:
-            FrameMemoryFull: this connection holds the most; it gave back what it held.
+            FrameMemoryFull: this connection holds the most (it gave back what it held), or
+                was shed already.
         """
+        if self.shed:
+            raise FrameMemoryFull("this connection was shed: the node's frame memory was full")
         budget = self.budget
         budget._make_room(self, n)
         self.bytes += n

@@ -106,17 +106,24 @@ class Door:
         """
         return cls(None)
 
-    async def open(self, host: str, port: int, timeout: float = DEFAULT_TIMEOUT) -> Connection:
+    async def open(
+        self, host: str, port: int, timeout: float = DEFAULT_TIMEOUT, *, source: str | None = None
+    ) -> Connection:
         """Connect to a peer on the event loop (connect and handshake within `timeout`).
+
+        Args:
+            source: the local address to dial from (by default the kernel's choice); tests on
+                loopback play several hosts with it.
 
         Raises:
             PeerUnreachable: refused, timed out, no route, or the handshake failed.
         """
         tls, peer = self.tls, (host, port)
+        local = None if source is None else (source, 0)
         try:
             if tls is None:
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, port), timeout
+                    asyncio.open_connection(host, port, local_addr=local), timeout
                 )
                 return Connection(reader, writer, peer, write_timeout=self.write_timeout)
             client = tls.client  # one context for the whole connection, even if renewed
@@ -127,6 +134,7 @@ class Door:
                     ssl=client,
                     server_hostname="",
                     ssl_handshake_timeout=tls.handshake_timeout,
+                    local_addr=local,
                 )
                 reader, writer = await asyncio.wait_for(opening, timeout)
         except (TimeoutError, OSError) as exc:
@@ -276,6 +284,8 @@ class Door:
                     if conn.identity:  # a member proved itself; a plain peer proves nothing
                         slots.authenticated(admission.slot)
                     await serve(conn)
+            except asyncio.CancelledError:
+                pass  # the server is closing; this task ends here either way
             finally:
                 if transports.pop(admission.slot, None) is not None:
                     slots.leave(admission.slot)

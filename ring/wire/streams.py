@@ -78,6 +78,8 @@ async def read_message(
         FrameMemoryFull: the node's frame budget is full and this frame is its biggest.
     """
     parser = parser or FrameParser()
+    if hold is not None:
+        hold.frame = parser
     try:
         while (payload := parser.next_payload()) is None:
             data = await reader.read(min(parser.need, READ_CHUNK))
@@ -89,6 +91,7 @@ async def read_message(
     finally:
         if hold is not None:
             hold.release()
+            hold.frame = None
     return decode_payload(payload)
 
 
@@ -231,8 +234,10 @@ class Connection:
         self.writer.close()
         try:
             await asyncio.wait_for(self.writer.wait_closed(), self.write_timeout)
-        except TimeoutError:
+        except (TimeoutError, asyncio.CancelledError) as exc:
             self.writer.transport.abort()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
         except OSError:
             pass
 
