@@ -266,18 +266,22 @@ class Door:
         if self.caps is None:
             self.caps = Caps.for_descriptors(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         slots = self.slots = Slots(self.caps)
-        transports: dict[int, asyncio.WriteTransport] = {}
+        tasks: dict[int, asyncio.Task[None]] = {}
 
         async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             peername = writer.get_extra_info("peername") or ("?", 0)
             admission = slots.arrive(peername[0])
             if admission.evict is not None:
-                transports.pop(admission.evict).abort()
+                # cancelled, not aborted: a transport cut under `start_tls` leaves its writer
+                # without one, and that writer's finalizer then fails on stderr
+                tasks.pop(admission.evict).cancel()
             if admission.slot is None:
                 writer.transport.abort()
                 log.warning("connection table full (%s): refusing %s", admission.cause, peername[0])
                 return
-            transports[admission.slot] = writer.transport
+            task = asyncio.current_task()
+            assert task is not None
+            tasks[admission.slot] = task
             try:
                 conn = await self._accept(reader, writer, (peername[0], peername[1]))
                 if conn is not None:
@@ -285,9 +289,9 @@ class Door:
                         slots.authenticated(admission.slot)
                     await serve(conn)
             except asyncio.CancelledError:
-                pass  # the server is closing; this task ends here either way
+                writer.transport.abort()  # evicted, or the server is closing
             finally:
-                if transports.pop(admission.slot, None) is not None:
+                if tasks.pop(admission.slot, None) is not None:
                     slots.leave(admission.slot)
 
         return await asyncio.start_server(accepted, sock=sock, limit=STREAM_LIMIT)
