@@ -5,7 +5,8 @@ by default, or `--tree DIR`, e.g. an older checkout), with a soft descriptor lim
 desktop shell's; the hard limit is left as it is), sharing one 16 MiB file. For each flood, on
 a fresh node:
 
-- `idle`: 1,100 TCP connections from 127.0.0.2 that never send a byte;
+- `idle`: 1,100 TCP connections from 127.0.0.2 that never send a byte (held 30 s: the kernel
+  retries a connect the accept queue dropped after 1, 3, 7, 15 s);
 - `half_frames`: 64 connections of a member (a valid certificate), from 127.0.0.2, each
   announcing a 16 MiB frame and sending half of it;
 - `non_readers`: 200 members (four addresses) that ask for the file and never read (held 45 s:
@@ -13,8 +14,9 @@ a fresh node:
 - `datagrams`: 100,000 garbage UDP datagrams at the node's port.
 
 While a flood lasts, a member at 127.0.0.3 (another process) sends PING on a fresh connection
-ten times a second. Reported per flood: the node's peak RSS (and before), peak and final open
-descriptors (/proc/PID/fd), bytes it logged, and the member's median and p99 wait (a request
+ten times a second. Reported per flood: the node's peak RSS (and before), peak open descriptors
+(/proc/PID/fd) and those still open as the flood ends (before the flooder lets go), bytes it
+logged, and the member's median and p99 wait (a request
 unanswered within 5 s counts as 5 s). A tree without TLS (before the door spoke it) is driven
 with plain connections, and its member is simply a client. Prints a table and JSON.
 
@@ -117,7 +119,7 @@ async def probe(port: int, tls: bool, key: Path) -> None:
         await asyncio.sleep(0.1)
 
 
-async def idle(port: int, door: Door, seconds: float) -> None:
+async def idle(port: int, door: Door, seconds: float, at_end: Callable[[], None]) -> None:
     socks = []
     for _ in range(1100):
         sock = socket.socket()
@@ -126,11 +128,12 @@ async def idle(port: int, door: Door, seconds: float) -> None:
         sock.connect_ex(("127.0.0.1", port))
         socks.append(sock)
     await asyncio.sleep(seconds)
+    at_end()
     for sock in socks:
         sock.close()
 
 
-async def half_frames(port: int, door: Door, seconds: float) -> None:
+async def half_frames(port: int, door: Door, seconds: float, at_end: Callable[[], None]) -> None:
     async def one() -> None:
         try:
             conn = await door.open("127.0.0.1", port, 10, source=FLOODER)
@@ -142,16 +145,19 @@ async def half_frames(port: int, door: Door, seconds: float) -> None:
             for _ in range(MAX_FRAME // 2 // len(chunk)):
                 conn.writer.write(chunk)
                 await conn.writer.drain()
-            await asyncio.sleep(seconds)
+            await asyncio.sleep(seconds + 1)
         except (OSError, ConnectionError):
             pass
         finally:
             conn.writer.transport.abort()
 
-    await asyncio.wait_for(asyncio.gather(*(one() for _ in range(64))), seconds + 30)
+    held = asyncio.gather(*(one() for _ in range(64)))
+    await asyncio.sleep(seconds)
+    at_end()
+    await asyncio.wait_for(held, 60)
 
 
-async def non_readers(port: int, door: Door, seconds: float) -> None:
+async def non_readers(port: int, door: Door, seconds: float, at_end: Callable[[], None]) -> None:
     request = FileRequest(hashlib.sha256(CONTENT).hexdigest(), "bench", "big.bin", 0, None)
 
     async def one(i: int) -> Connection | None:
@@ -170,12 +176,13 @@ async def non_readers(port: int, door: Door, seconds: float) -> None:
 
     conns = await asyncio.gather(*(one(i) for i in range(200)))
     await asyncio.sleep(seconds)
+    at_end()
     for conn in conns:
         if conn is not None:
             conn.writer.transport.abort()
 
 
-async def datagrams(port: int, door: Door, seconds: float) -> None:
+async def datagrams(port: int, door: Door, seconds: float, at_end: Callable[[], None]) -> None:
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind((FLOODER, 0))
     for i in range(100_000):
@@ -183,11 +190,13 @@ async def datagrams(port: int, door: Door, seconds: float) -> None:
         if i % 1000 == 999:
             await asyncio.sleep(0.05)
     await asyncio.sleep(2)
+    at_end()
 
 
-Flood = Callable[[int, Door, float], Awaitable[None]]
+Flood = Callable[[int, Door, float, Callable[[], None]], Awaitable[None]]
+"""A flood: (port, door, seconds to hold it, called just before the flooder lets go)."""
 FLOODS: dict[str, tuple[Flood, float]] = {
-    "idle": (idle, 15.0),
+    "idle": (idle, 30.0),
     "half_frames": (half_frames, 15.0),
     "non_readers": (non_readers, 45.0),
     "datagrams": (datagrams, 0.0),
@@ -219,12 +228,16 @@ def measure(tree: Path, name: str, tls: bool) -> dict[str, float]:
             thread = threading.Thread(target=sampler, daemon=True)
             thread.start()
             logged0, began = len(node.errors.encode()), time.time()
-            asyncio.run(flood(node.port, door_for(tls, key_file()), seconds))
+            held: list[int] = []
+
+            def at_end() -> None:
+                held.append(node.sample()[1] if node.proc.poll() is None else -1)
+
+            asyncio.run(flood(node.port, door_for(tls, key_file()), seconds, at_end))
             ended = time.time()
             running.clear()
             thread.join()
             logged = len(node.errors.encode()) - logged0
-            fds_end = node.sample()[1] if node.proc.poll() is None else -1
         finally:
             prober.kill()
             out, _ = prober.communicate()
@@ -236,7 +249,7 @@ def measure(tree: Path, name: str, tls: bool) -> dict[str, float]:
         "rss_peak_mib": peak[0] >> 20,
         "fds_before": fds0,
         "fds_peak": peak[1],
-        "fds_end": fds_end,
+        "fds_held_at_end": held[0],
         "log_bytes": logged,
         "requests": len(waits),
         "median_ms": round(statistics.median(waits) * 1000) if waits else -1,
