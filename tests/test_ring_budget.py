@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ring.errors import FrameMemoryFull
-from ring.wire.budget import FrameBudget
+from ring.wire.budget import FrameBudget, SendBudget
 from ring.wire.framing import HEADER, FrameParser
 
 
@@ -72,3 +72,22 @@ class TestFrameBudget:
         assert big.shed and big.frame.buffered == 0 and not big.frame.mid_frame
         with pytest.raises(FrameMemoryFull):
             big.charge(1)
+
+
+class TestSendBudget:
+    def test_full_chunks_while_there_is_room_then_small_ones(self) -> None:
+        budget = SendBudget(limit=100, small=10)
+        assert [budget.take(40) for _ in range(4)] == [40, 40, 10, 10]
+        assert budget.held == 100 and budget.peak == 100
+
+    def test_a_small_want_is_granted_whole(self) -> None:
+        budget = SendBudget(limit=100, small=10)
+        budget.take(100)
+        assert budget.take(5) == 5
+
+    def test_given_back_grants_make_room_again(self) -> None:
+        budget = SendBudget(limit=100, small=10)
+        first = budget.take(80)
+        assert budget.take(80) == 10
+        budget.give(first)
+        assert budget.take(80) == 80 and budget.held == 90

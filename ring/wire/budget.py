@@ -1,4 +1,5 @@
-"""Frame memory: a node-wide bound on the bytes held in frames that have begun and not ended.
+"""Memory a peer can make a node hold: frames that have begun and not ended (`FrameBudget`),
+and file bodies on their way out to a peer that may not be reading them (`SendBudget`).
 
 A frame's payload grows only as its bytes arrive (`FrameParser`), but every connection may be
 in the middle of one: 64 connections each sending half of a 16 MiB frame once held 1 GiB for as
@@ -27,6 +28,16 @@ from ring.wire.framing import FrameParser
 FRAME_BUDGET = 64 * 1024 * 1024
 """Bytes all accepted connections of a node may hold in partially read frames together
 (four frames of the largest size, MAX_FRAME)."""
+
+
+SEND_BUDGET = 64 * 1024 * 1024
+"""Bytes of file bodies all accepted connections of a node may hold in full-size chunks while
+sending (read ahead, or written and not yet taken by the peer). The node holds up to about
+twice this: a chunk written is held again, encrypted, until the peer takes it."""
+
+SMALL_SEND = 64 * 1024
+"""The chunk a body is sent in while the send budget is spent: always granted, so a member's
+download goes on (more slowly) while peers that read nothing hold the budget."""
 
 
 class FrameBudget:
@@ -100,3 +111,33 @@ class Hold:
         """The connection closed: give back what it held, and leave the budget."""
         self.release()
         self.budget._holds.discard(self)
+
+
+class SendBudget:
+    """The bytes of bodies being sent in full-size chunks, and their bound.
+
+    200 members that asked for a file and read nothing once held 813 MiB for the 30 s of the
+    write timeout: each connection a chunk read ahead and one written but not taken. Past the
+    bound a chunk is SMALL_SEND instead of waiting (waiting would stall every member's download
+    behind the peers that do not read), so the grants never pass the budget plus two small
+    chunks per connection.
+    """
+
+    def __init__(self, limit: int = SEND_BUDGET, small: int = SMALL_SEND) -> None:
+        self.limit = limit
+        self.small = small
+        self.held = 0
+        """Bytes granted and not yet given back."""
+        self.peak = 0
+        """The most bytes granted at once since the budget was made."""
+
+    def take(self, want: int) -> int:
+        """Grant a chunk of `want` bytes if the budget has room, else of at most `small`."""
+        granted = want if self.held + want <= self.limit else min(want, self.small)
+        self.held += granted
+        self.peak = max(self.peak, self.held)
+        return granted
+
+    def give(self, n: int) -> None:
+        """A chunk of `n` bytes was taken by the peer (or dropped): its grant goes back."""
+        self.held -= n

@@ -15,8 +15,9 @@ debug level (a stranger must not fill the log).
 What a peer can make the door hold is bounded (`docs/LIMITS.md`): accepted connections by its
 `Slots` (in total and per address, taken before the handshake, so a connection over the caps
 costs no handshake and a member's pushes out a stranger's: `ring/wire/slots.py`), bytes of
-partial frames by its `FrameBudget` (`ring/wire/budget.py`), and writes by `write_timeout`
-(`TimedWriter` in `ring/wire/streams.py`).
+partial frames by its `FrameBudget` and of bodies being sent by its `SendBudget`
+(`ring/wire/budget.py`), and writes by `write_timeout` (`TimedWriter` in
+`ring/wire/streams.py`).
 
 A handshake proves only that the peer holds a certificate of the network (or of its previous
 key, after a re-key). Whom of those the node still talks to is its `Gate`'s decision (the
@@ -36,7 +37,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from ring.errors import PeerUnreachable
-from ring.wire.budget import FrameBudget
+from ring.wire.budget import FrameBudget, SendBudget
 from ring.wire.codec import Message
 from ring.wire.pool import Pool
 from ring.wire.slots import Caps, Slots
@@ -84,6 +85,7 @@ class Door:
         self.caps = caps
         self.slots: Slots | None = None
         self.budget = budget or FrameBudget()
+        self.send_budget = SendBudget()
         self.write_timeout = write_timeout
         self._kept = Pool()
 
@@ -324,6 +326,7 @@ class Door:
             issuer=peer_issuer(der),
             write_timeout=self.write_timeout,
             hold=self.budget.hold(writer.transport.abort),
+            send_budget=self.send_budget,
         )
         if not self.admits(conn):
             await conn.close()

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, TypeVar
 
 from ring.errors import ConnectionClosed, PeerUnreachable, TruncatedFrame
-from ring.wire.budget import Hold
+from ring.wire.budget import Hold, SendBudget
 from ring.wire.codec import Message, decode_payload, encode, raise_for_error
 from ring.wire.framing import FrameParser
 
@@ -138,6 +138,7 @@ class Connection:
         *,
         write_timeout: float = WRITE_TIMEOUT,
         hold: Hold | None = None,
+        send_budget: SendBudget | None = None,
     ) -> None:
         """Args:
         reader, writer: the stream (TLS already done when the door made it).
@@ -147,6 +148,7 @@ class Connection:
         issuer: who signed the peer's certificate (its issuer name); "" without TLS.
         write_timeout: seconds any write may wait for the peer (see `TimedWriter`).
         hold: this connection's account in its node's frame budget (accepted connections).
+        send_budget: its node's budget for bodies being sent (accepted connections).
         """
         self.reader = reader
         self.writer: asyncio.StreamWriter = (
@@ -160,6 +162,7 @@ class Connection:
         self.write_timeout = write_timeout
         self._on_close = on_close
         self._hold = hold
+        self._send_budget = send_budget
 
     async def read(self) -> Message:
         """The next frame from the peer (see `read_message`)."""
@@ -176,7 +179,9 @@ class Connection:
         On a plain connection this is the kernel's zero-copy `sendfile`. TLS must encrypt every
         byte on the loop, and asyncio's own fallback for that takes a trip to a worker thread per
         16 KiB (it made large transfers more than twice as slow); here a worker reads
-        SEND_CHUNK while the loop encrypts and sends the chunk before it.
+        SEND_CHUNK while the loop encrypts and sends the chunk before it. On an accepted
+        connection each chunk is granted by the node's `SendBudget` first (a small one when
+        the budget is spent), and given back once the peer has taken it.
 
         Returns:
             The bytes sent: fewer than `count` only if the file ended early.
@@ -188,24 +193,38 @@ class Connection:
         if self.writer.get_extra_info("ssl_object") is None:
             return await loop.sendfile(self.writer.transport, file, offset, count)
 
-        def read(at: int) -> bytes:
-            return os.pread(file.fileno(), min(SEND_CHUNK, offset + count - at), at)
+        budget, end = self._send_budget, offset + count
 
-        sent = 0
-        ahead = asyncio.ensure_future(read_for_sending(read, offset)) if count else None
-        while ahead is not None:
-            chunk = await ahead
-            sent += len(chunk)
-            ahead = None
-            if chunk and sent < count:
-                ahead = asyncio.ensure_future(read_for_sending(read, offset + sent))
-            self.writer.write(chunk)
-            try:
-                await self.writer.drain()
-            except BaseException:
-                if ahead is not None:
-                    await asyncio.shield(ahead)  # the worker owns `file` until it is done
-                raise
+        def grant(at: int) -> int:
+            want = min(SEND_CHUNK, end - at)
+            return budget.take(want) if budget is not None else want
+
+        def read(at: int, size: int) -> bytes:
+            return os.pread(file.fileno(), size, at)
+
+        sent, granted = 0, grant(offset) if count else 0
+        ahead = asyncio.ensure_future(read_for_sending(read, offset, granted)) if count else None
+        try:
+            while ahead is not None:
+                chunk = await ahead
+                held, granted, ahead = granted, 0, None
+                sent += len(chunk)
+                if chunk and sent < count:
+                    granted = grant(offset + sent)
+                    ahead = asyncio.ensure_future(read_for_sending(read, offset + sent, granted))
+                self.writer.write(chunk)
+                try:
+                    await self.writer.drain()
+                except BaseException:
+                    if ahead is not None:
+                        await asyncio.shield(ahead)  # the worker owns `file` until it is done
+                    raise
+                finally:
+                    if budget is not None:
+                        budget.give(held)
+        finally:
+            if budget is not None:
+                budget.give(granted)
         return sent
 
     async def exchange(self, msg: Message, timeout: float = DEFAULT_TIMEOUT) -> Message:
