@@ -32,8 +32,8 @@ FRAME_BUDGET = 64 * 1024 * 1024
 
 SEND_BUDGET = 64 * 1024 * 1024
 """Bytes of file bodies all accepted connections of a node may hold in full-size chunks while
-sending (read ahead, or written and not yet taken by the peer). The node holds up to about
-twice this: a chunk written is held again, encrypted, until the peer takes it."""
+sending (read ahead, written and not yet encrypted, or encrypted and not yet taken by the
+kernel), beside the TLS buffers of each connection."""
 
 SMALL_SEND = 64 * 1024
 """The chunk a body is sent in while the send budget is spent: always granted, so a member's

@@ -181,7 +181,9 @@ class Connection:
         16 KiB (it made large transfers more than twice as slow); here a worker reads
         SEND_CHUNK while the loop encrypts and sends the chunk before it. On an accepted
         connection each chunk is granted by the node's `SendBudget` first (a small one when
-        the budget is spent), and given back once the peer has taken it.
+        the budget is spent), and given back once the next chunk has drained: the drain of a
+        chunk waits for its plaintext to be encrypted, and the next one's for its ciphertext to
+        leave for the kernel.
 
         Returns:
             The bytes sent: fewer than `count` only if the file ended early.
@@ -193,21 +195,26 @@ class Connection:
         if self.writer.get_extra_info("ssl_object") is None:
             return await loop.sendfile(self.writer.transport, file, offset, count)
 
-        budget, end = self._send_budget, offset + count
+        budget, end, owed = self._send_budget, offset + count, 0
 
         def grant(at: int) -> int:
+            nonlocal owed
             want = min(SEND_CHUNK, end - at)
-            return budget.take(want) if budget is not None else want
+            if budget is None:
+                return want
+            granted = budget.take(want)
+            owed += granted
+            return granted
 
         def read(at: int, size: int) -> bytes:
             return os.pread(file.fileno(), size, at)
 
-        sent, granted = 0, grant(offset) if count else 0
+        sent, granted, previous = 0, grant(offset) if count else 0, 0
         ahead = asyncio.ensure_future(read_for_sending(read, offset, granted)) if count else None
         try:
             while ahead is not None:
                 chunk = await ahead
-                held, granted, ahead = granted, 0, None
+                held, ahead = granted, None
                 sent += len(chunk)
                 if chunk and sent < count:
                     granted = grant(offset + sent)
@@ -219,12 +226,13 @@ class Connection:
                     if ahead is not None:
                         await asyncio.shield(ahead)  # the worker owns `file` until it is done
                     raise
-                finally:
-                    if budget is not None:
-                        budget.give(held)
+                if budget is not None:  # that chunk's encrypted bytes are gone by now
+                    budget.give(previous)
+                    owed -= previous
+                previous = held
         finally:
             if budget is not None:
-                budget.give(granted)
+                budget.give(owed)
         return sent
 
     async def exchange(self, msg: Message, timeout: float = DEFAULT_TIMEOUT) -> Message:
