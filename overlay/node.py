@@ -27,6 +27,7 @@ from overlay.events import ring_changes
 from overlay.folderlock import FolderLock
 from overlay.identity import Identity, base_name, default_name, load_or_create, name_taken_text
 from overlay.invites import Invites
+from overlay.limits import raise_descriptor_limit
 from overlay.loopwatch import LoopWatch
 from overlay.rosterfile import load_roster
 from overlay.sealing import NetworkSeals
@@ -121,6 +122,7 @@ class Node:
         self.trust = Trust(state_dir, credentials, roster, self._network_listeners)
         self.seals = NetworkSeals(credentials.network)
         door = self.trust.door
+        raise_descriptor_limit()  # before the server sizes its connection table from it
         self.server = FrameServer(bind, settings.port, door=door)
         port = await self.server.start()
         self.lock.note_port(port)

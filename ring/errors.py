@@ -31,6 +31,13 @@ class FrameTooLarge(RemoteProtocolError):
     code = "too_large"
 
 
+class FrameMemoryFull(RemoteProtocolError):
+    """The node holds as many bytes of partial frames as it may, and this peer's frame is the
+    biggest of them: it is dropped (`ring/wire/budget.py`)."""
+
+    code = "busy"
+
+
 class MalformedFrame(RemoteProtocolError):
     """The peer sent bytes that are not a msgpack map with a known shape."""
 

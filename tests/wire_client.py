@@ -22,6 +22,9 @@ async def request(host: str, port: int, msg: Message, timeout: float = DEFAULT_T
     return await DOOR.request(host, port, msg, timeout)
 
 
-async def connect(host: str, port: int, timeout: float = DEFAULT_TIMEOUT) -> Connection:
-    """An open connection, for several requests or raw bytes; close it when done."""
-    return await DOOR.open(host, port, timeout)
+async def connect(
+    host: str, port: int, timeout: float = DEFAULT_TIMEOUT, *, source: str | None = None
+) -> Connection:
+    """An open connection, for several requests or raw bytes; close it when done (`source`:
+    the loopback address to dial from, to play another host)."""
+    return await DOOR.open(host, port, timeout, source=source)

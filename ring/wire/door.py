@@ -12,6 +12,13 @@ peer's proven `identity` and who signed its certificate (`issuer`). A peer that 
 handshake is dropped before any frame is read or written, and nothing is logged for it above
 debug level (a stranger must not fill the log).
 
+What a peer can make the door hold is bounded (`docs/LIMITS.md`): accepted connections by its
+`Slots` (in total and per address, taken before the handshake, so a connection over the caps
+costs no handshake and a member's pushes out a stranger's: `ring/wire/slots.py`), bytes of
+partial frames by its `FrameBudget` and of bodies being sent by its `SendBudget`
+(`ring/wire/budget.py`), and writes by `write_timeout` (`TimedWriter` in
+`ring/wire/streams.py`).
+
 A handshake proves only that the peer holds a certificate of the network (or of its previous
 key, after a re-key). Whom of those the node still talks to is its `Gate`'s decision (the
 overlay's: a forgotten member is refused): asked after every handshake, before a kept
@@ -22,19 +29,26 @@ a kept connection skips the certificate check.
 from __future__ import annotations
 
 import asyncio
+import logging
+import resource
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from ring.errors import PeerUnreachable
+from ring.wire.budget import FrameBudget, SendBudget
 from ring.wire.codec import Message
 from ring.wire.pool import Pool
-from ring.wire.streams import DEFAULT_TIMEOUT, Channel, Connection
+from ring.wire.slots import Caps, Slots
+from ring.wire.streams import DEFAULT_TIMEOUT, WRITE_TIMEOUT, Channel, Connection
 from ring.wire.tls import Tls, peer_identity, peer_issuer
 
-STREAM_LIMIT = 1 << 20
-"""Buffer of an accepted stream before the transport pauses reading."""
+log = logging.getLogger(__name__)
+
+STREAM_LIMIT = 256 * 1024
+"""Buffer of an accepted stream before the transport pauses reading (it holds up to twice
+this): bytes a peer can park in a node per connection beside its frame."""
 
 
 class Gate(Protocol):
@@ -51,12 +65,28 @@ class Gate(Protocol):
 class Door:
     """Opens and accepts the connections of one node, all of them through its TLS."""
 
-    def __init__(self, tls: Tls | None) -> None:
+    def __init__(
+        self,
+        tls: Tls | None,
+        *,
+        caps: Caps | None = None,
+        budget: FrameBudget | None = None,
+        write_timeout: float = WRITE_TIMEOUT,
+    ) -> None:
         """Args:
         tls: the node's credentials. None only through `plain`.
+        caps: the bounds of the connection table; by default derived, when `listen` starts,
+            from the descriptor limit the process has then (`Caps.for_descriptors`).
+        budget: the bytes of partial frames accepted connections may hold together.
+        write_timeout: seconds a write on any of the door's connections may wait for the peer.
         """
         self.tls = tls
         self.gate: Gate | None = None
+        self.caps = caps
+        self.slots: Slots | None = None
+        self.budget = budget or FrameBudget()
+        self.send_budget = SendBudget()
+        self.write_timeout = write_timeout
         self._kept = Pool()
 
     def admits(self, conn: Connection | Channel) -> bool:
@@ -78,19 +108,26 @@ class Door:
         """
         return cls(None)
 
-    async def open(self, host: str, port: int, timeout: float = DEFAULT_TIMEOUT) -> Connection:
+    async def open(
+        self, host: str, port: int, timeout: float = DEFAULT_TIMEOUT, *, source: str | None = None
+    ) -> Connection:
         """Connect to a peer on the event loop (connect and handshake within `timeout`).
+
+        Args:
+            source: the local address to dial from (by default the kernel's choice); tests on
+                loopback play several hosts with it.
 
         Raises:
             PeerUnreachable: refused, timed out, no route, or the handshake failed.
         """
         tls, peer = self.tls, (host, port)
+        local = None if source is None else (source, 0)
         try:
             if tls is None:
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, port), timeout
+                    asyncio.open_connection(host, port, local_addr=local), timeout
                 )
-                return Connection(reader, writer, peer)
+                return Connection(reader, writer, peer, write_timeout=self.write_timeout)
             client = tls.client  # one context for the whole connection, even if renewed
             with tls.sessions.resuming(peer, client):
                 opening = asyncio.open_connection(
@@ -99,6 +136,7 @@ class Door:
                     ssl=client,
                     server_hostname="",
                     ssl_handshake_timeout=tls.handshake_timeout,
+                    local_addr=local,
                 )
                 reader, writer = await asyncio.wait_for(opening, timeout)
         except (TimeoutError, OSError) as exc:
@@ -110,7 +148,13 @@ class Door:
 
         der = ssl_object.getpeercert(binary_form=True)
         conn = Connection(
-            reader, writer, peer, peer_identity(der), on_close=keep_session, issuer=peer_issuer(der)
+            reader,
+            writer,
+            peer,
+            peer_identity(der),
+            on_close=keep_session,
+            issuer=peer_issuer(der),
+            write_timeout=self.write_timeout,
         )
         if not self.admits(conn):
             writer.close()
@@ -215,32 +259,76 @@ class Door:
     ) -> asyncio.Server:
         """Accept connections on a bound socket and hand each to `serve` as a Connection.
 
-        With TLS, `serve` sees only connections whose handshake succeeded: asyncio drops the
-        others (and logs them only in its debug mode), so nothing reaches a handler.
+        Each accepted connection first takes a slot in the door's table (`Slots`): over the
+        caps it is closed at once, before any handshake, or makes room by evicting the oldest
+        connection that has not proved a member. With TLS, `serve` then sees only connections
+        whose handshake succeeded within the handshake timeout; the others are closed with
+        nothing logged above debug level.
         """
+        if self.caps is None:
+            self.caps = Caps.for_descriptors(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        slots = self.slots = Slots(self.caps)
+        tasks: dict[int, asyncio.Task[None]] = {}
 
         async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             peername = writer.get_extra_info("peername") or ("?", 0)
-            ssl_object: ssl.SSLObject | None = writer.get_extra_info("ssl_object")
-            der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-            conn = Connection(
-                reader,
-                writer,
-                (peername[0], peername[1]),
-                peer_identity(der),
-                issuer=peer_issuer(der),
-            )
-            if not self.admits(conn):
-                writer.close()
+            admission = slots.arrive(peername[0])
+            if admission.evict is not None:
+                # cancelled, not aborted: a transport cut under `start_tls` leaves its writer
+                # without one, and that writer's finalizer then fails on stderr
+                tasks.pop(admission.evict).cancel()
+            if admission.slot is None:
+                writer.transport.abort()
+                log.warning("connection table full (%s): refusing %s", admission.cause, peername[0])
                 return
-            await serve(conn)
+            task = asyncio.current_task()
+            assert task is not None
+            tasks[admission.slot] = task
+            try:
+                conn = await self._accept(reader, writer, (peername[0], peername[1]))
+                if conn is not None:
+                    if conn.identity:  # a member proved itself; a plain peer proves nothing
+                        slots.authenticated(admission.slot)
+                    await serve(conn)
+            except asyncio.CancelledError:
+                writer.transport.abort()  # evicted, or the server is closing
+            finally:
+                if tasks.pop(admission.slot, None) is not None:
+                    slots.leave(admission.slot)
 
-        if self.tls is None:
-            return await asyncio.start_server(accepted, sock=sock, limit=STREAM_LIMIT)
-        return await asyncio.start_server(
-            accepted,
-            sock=sock,
-            limit=STREAM_LIMIT,
-            ssl=self.tls.server,
-            ssl_handshake_timeout=self.tls.handshake_timeout,
+        return await asyncio.start_server(accepted, sock=sock, limit=STREAM_LIMIT)
+
+    async def _accept(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: tuple[str, int]
+    ) -> Connection | None:
+        """The TLS handshake on an accepted stream, then the gate: the Connection, or None
+        (closed) when the peer failed either.
+
+        Nothing may be awaited before `start_tls`: the client's first bytes must reach TLS,
+        not the plain stream.
+        """
+        if self.tls is not None:
+            try:
+                await writer.start_tls(
+                    self.tls.server, ssl_handshake_timeout=self.tls.handshake_timeout
+                )
+            except (OSError, TimeoutError) as exc:
+                log.debug("handshake with %s:%d failed: %s", *peer, exc)
+                writer.transport.abort()
+                return None
+        ssl_object: ssl.SSLObject | None = writer.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+        conn = Connection(
+            reader,
+            writer,
+            peer,
+            peer_identity(der),
+            issuer=peer_issuer(der),
+            write_timeout=self.write_timeout,
+            hold=self.budget.hold(writer.transport.abort),
+            send_budget=self.send_budget,
         )
+        if not self.admits(conn):
+            await conn.close()
+            return None
+        return conn

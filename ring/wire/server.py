@@ -65,6 +65,11 @@ class FrameServer:
         self._server: asyncio.base_events.Server | None = None
         self._tasks: dict[asyncio.Task[None], Connection] = {}
 
+    @property
+    def connections(self) -> int:
+        """Connections being served now (past the handshake and the gate)."""
+        return len(self._tasks)
+
     def route(self, msg_type: type[Message], handler: Handler) -> None:
         """Serve every message of `msg_type` with `handler`."""
         self._routes[msg_type.TYPE] = handler
