@@ -162,7 +162,6 @@ class Node:
         if self.index is not None:
             self.sync.add_holding_listener(self._on_holding)
             self.sync.add_fetching_listener(self.index.fetching)
-        if self.index is not None:
             self.index.hold(self.sync.held_hashes())
         self.ring = RingService(self.server, me, roster=roster)
         self.trust.attach(self.server, self.ring)

@@ -191,10 +191,13 @@ class Connection:
         Raises:
             ConnectionError, OSError: the connection broke or the file could not be read.
         """
-        loop = asyncio.get_running_loop()
         if self.writer.get_extra_info("ssl_object") is None:
+            loop = asyncio.get_running_loop()
             return await loop.sendfile(self.writer.transport, file, offset, count)
+        return await self._send_encrypted(file, offset, count)
 
+    async def _send_encrypted(self, file: BinaryIO, offset: int, count: int) -> int:
+        """`sendfile` on a TLS connection: read ahead in a worker, chunks granted by the budget."""
         budget, end, owed = self._send_budget, offset + count, 0
 
         def grant(at: int) -> int:
