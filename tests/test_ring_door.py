@@ -46,6 +46,7 @@ class Served:
     def __init__(self, creds: Credentials, tmp_path: Path, handshake_timeout: float) -> None:
         self.creds = creds
         self.seen: list[str] = []
+        self.nodelay: list[bool] = []
         self.file = tmp_path / "body.bin"
         self.file.write_bytes(BODY)
         door = Door(self.tls(handshake_timeout))
@@ -60,6 +61,7 @@ class Served:
     async def on_who(self, msg: Message, conn: Connection) -> None:
         assert isinstance(msg, Who)
         self.seen.append(conn.identity)
+        self.nodelay.append(nagle_off(conn.writer.get_extra_info("socket")))
         await conn.send(You(conn.identity))
         if msg.body:
             with open(self.file, "rb") as f:
@@ -120,7 +122,34 @@ def self_made() -> tuple[bytes, bytes]:
     return cert.public_bytes(Encoding.PEM), pem
 
 
+def nagle_off(sock: socket.socket) -> bool:
+    """Whether `sock` sends small segments at once (TCP_NODELAY)."""
+    return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+
 class TestMembers:
+    async def test_both_ends_of_every_connection_send_at_once(self, served: Served) -> None:
+        """With Nagle's algorithm on, the second of TLS 1.3's two session tickets waited for the
+        client's delayed ACK: 40 ms before the first reply on every new connection."""
+        client = member().door()
+        conn = await client.open("127.0.0.1", served.server.port)
+        try:
+            assert nagle_off(conn.writer.get_extra_info("socket"))
+            await conn.exchange(Who())
+        finally:
+            await conn.close()
+
+        def blocking() -> bool:
+            channel = client.open_blocking("127.0.0.1", served.server.port, 5)
+            try:
+                channel.exchange(Who())
+                return nagle_off(channel.sock)
+            finally:
+                channel.close()
+
+        assert await asyncio.to_thread(blocking)
+        assert served.nodelay == [True, True]  # the accepted side of both
+
     async def test_two_members_talk_and_each_knows_the_others_key(self, served: Served) -> None:
         client = member()
         conn = await client.door().open("127.0.0.1", served.server.port)

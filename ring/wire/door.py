@@ -230,6 +230,7 @@ class Door:
         """
         try:
             sock = socket.create_connection((host, port), timeout=timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # requests go at once
         except OSError as exc:
             raise PeerUnreachable(f"{host}:{port}: {exc}") from None
         tls, peer = self.tls, (host, port)

@@ -87,7 +87,10 @@ class FrameServer:
 
     async def start(self) -> int:
         """Bind (with address reuse, so a restart works at once) and return the bound port."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: accepted sockets copy it, and asyncio turns Nagle off only on
+        # sockets that say TCP. With Nagle on, the second of the two TLS session tickets waited
+        # for the client's delayed ACK: 40 ms before the first reply on every new connection.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.port))
