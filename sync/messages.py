@@ -29,11 +29,16 @@ class ManifestRequest(Message):
 
 @message("MANIFEST_DATA")
 class ManifestData(Message):
-    """One page of records in (owner, seq) order; `cursor` asks for the next when `more`."""
+    """One page of records in (owner, seq) order; `cursor` asks for the next when `more`.
+
+    `complete` maps each owner to the seq up to which the sender holds every record of that
+    owner (its own counters): an asker never counts itself further along than its source.
+    """
 
     entries: list[Any]
     more: bool = False
     cursor: list[Any] | None = None
+    complete: dict[str, Any] | None = None
 
 
 @message("FILE")

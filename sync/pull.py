@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from ring.errors import PeerUnreachable, RemoteError, RemoteProtocolError
@@ -43,9 +44,13 @@ def merge_page(
     me: str,
     sender: str,
     entries: list[Any],
+    complete: Mapping[str, Any] | None = None,
 ) -> dict[Key, tuple[int, bool]]:
     """Keep every record of a manifest page from `sender` that supersedes the known one, and
-    advance each owner's counter to the highest seq seen.
+    advance each owner's counter to the highest seq seen, but never past `complete` (the seq
+    up to which `sender` holds every record of the owner; None from a sender that does not
+    say). A sender that missed some of an owner's records (a push lost while the ring
+    changed) still has the later ones: counting them would skip the missed ones for good.
 
     One bad entry (a bad name, a value sqlite cannot hold, anything) is skipped alone, never
     the page it came in; a page longer than PAGE_LIMIT is cut there. One line is logged per
@@ -74,6 +79,9 @@ def merge_page(
                 continue
             seen[rec.owner] = max(seen.get(rec.owner, 0), rec.seq)
         for owner, seq in seen.items():
+            if complete is not None:
+                vouched = complete.get(owner)
+                seq = min(seq, vouched if isinstance(vouched, int) else 0)
             if seq > state.counter(owner):
                 state.set_counter(owner, seq)
     if bad or len(entries) > PAGE_LIMIT:
@@ -152,7 +160,7 @@ class Puller:
                 if len(page) > PAGE_LIMIT:
                     log.warning("%s sent %d entries past the page limit", prev.name, len(page))
                 signed = await self.verifier.check(page[:PAGE_LIMIT], prev.name)
-                holds = merge_page(self.state, self.name, prev.name, signed)
+                holds = merge_page(self.state, self.name, prev.name, signed, reply.complete)
                 self.fetcher.prev_holds.update(holds)
                 if not reply.more or not reply.entries:
                     break

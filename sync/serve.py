@@ -99,7 +99,10 @@ class Server:
         rows, next_cursor = self.state.page(since, cursor, limit)
         entries = [record_to_entry(rec, held) for rec, held in rows]
         return ManifestData(
-            entries, next_cursor is not None, list(next_cursor) if next_cursor else None
+            entries,
+            next_cursor is not None,
+            list(next_cursor) if next_cursor else None,
+            self.state.counters(),
         )
 
     def _find(self, sha256: str, owner: str, path: str, kind: str) -> Local:
