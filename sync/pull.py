@@ -39,6 +39,23 @@ ROUND_SECONDS = 60.0
 (however slowly the previous node answers, each answer waits at most the node's timeout)."""
 
 
+def least_vouched(
+    before: dict[str, int] | None, complete: Mapping[str, Any] | None
+) -> dict[str, int] | None:
+    """Per owner, the least seq a round's pages so far were vouched complete up to.
+
+    A round pages on from a cursor: a later page's `complete` says nothing of the records the
+    earlier pages left out (the sender may have caught up on them in between), so the round
+    counts no further than its least-vouched page. None: no page said (an older sender).
+    """
+    if complete is None:
+        return before
+    said = {o: s for o, s in complete.items() if isinstance(o, str) and type(s) is int}
+    if before is None:
+        return said
+    return {o: min(s, said.get(o, 0)) for o, s in before.items()}
+
+
 def merge_page(
     state: State,
     me: str,
@@ -144,6 +161,7 @@ class Puller:
         conn = await self.door.open(prev.host, prev.port, self.timeout)
         try:
             cursor: list[Any] | None = None
+            vouched: dict[str, int] | None = None
             for _ in range(ROUND_PAGES):
                 if time.monotonic() > deadline:
                     log.info(
@@ -160,7 +178,8 @@ class Puller:
                 if len(page) > PAGE_LIMIT:
                     log.warning("%s sent %d entries past the page limit", prev.name, len(page))
                 signed = await self.verifier.check(page[:PAGE_LIMIT], prev.name)
-                holds = merge_page(self.state, self.name, prev.name, signed, reply.complete)
+                vouched = least_vouched(vouched, reply.complete)
+                holds = merge_page(self.state, self.name, prev.name, signed, vouched)
                 self.fetcher.prev_holds.update(holds)
                 if not reply.more or not reply.entries:
                     break

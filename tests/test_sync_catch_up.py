@@ -7,6 +7,7 @@ import asyncio
 import time
 from pathlib import Path
 
+from sync.pull import least_vouched
 from tests.sync_harness import make_node, make_ring, pull_until, start_all, stop_all
 from tests.waiting import wait_for
 
@@ -90,3 +91,21 @@ class TestASourceWithAGap:
             assert got == {"a.txt", "b.txt", "c.txt"}
         finally:
             await stop_all(nodes)
+
+
+class TestLeastVouched:
+    def test_a_later_page_vouches_for_no_more_than_the_first(self) -> None:
+        """The sender caught up between two pages: the records below the cursor that it had
+        not had for the first page were never sent in this round."""
+        first = least_vouched(None, {"owner": 0})
+        assert least_vouched(first, {"owner": 10_000}) == {"owner": 0}
+
+    def test_an_owner_unsaid_on_a_later_page_is_vouched_for_nothing(self) -> None:
+        assert least_vouched({"a": 5, "b": 7}, {"a": 9}) == {"a": 5, "b": 0}
+
+    def test_a_sender_that_says_nothing_changes_nothing(self) -> None:
+        assert least_vouched(None, None) is None
+        assert least_vouched({"a": 5}, None) == {"a": 5}
+
+    def test_values_that_are_no_seq_are_left_out(self) -> None:
+        assert least_vouched(None, {"a": True, "b": "7", "c": 3}) == {"c": 3}
