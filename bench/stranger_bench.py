@@ -34,7 +34,8 @@ LISTEN = 3.0
 
 
 def free_port() -> int:
-    """A port free for TCP and UDP on 127.0.0.1 (a node uses both)."""
+    """A port free for TCP and UDP on 127.0.0.1 (a node uses both). Not `tests.procs`'s: that
+    imports this checkout's packages, and the tree under test must bring its own."""
     while True:
         with socket.socket() as tcp:
             tcp.bind(("127.0.0.1", 0))

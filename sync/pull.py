@@ -61,13 +61,14 @@ def merge_page(
     me: str,
     sender: str,
     entries: list[Any],
-    complete: Mapping[str, Any] | None = None,
+    complete: Mapping[str, int] | None = None,
 ) -> dict[Key, tuple[int, bool]]:
     """Keep every record of a manifest page from `sender` that supersedes the known one, and
     advance each owner's counter to the highest seq seen, but never past `complete` (the seq
-    up to which `sender` holds every record of the owner; None from a sender that does not
-    say). A sender that missed some of an owner's records (a push lost while the ring
-    changed) still has the later ones: counting them would skip the missed ones for good.
+    up to which `sender` holds every record of the owner, as `least_vouched` reads it; None
+    from a sender that does not say). A sender that missed some of an owner's records (a push
+    lost while the ring changed) still has the later ones: counting them would skip the missed
+    ones for good.
 
     One bad entry (a bad name, a value sqlite cannot hold, anything) is skipped alone, never
     the page it came in; a page longer than PAGE_LIMIT is cut there. One line is logged per
@@ -97,8 +98,7 @@ def merge_page(
             seen[rec.owner] = max(seen.get(rec.owner, 0), rec.seq)
         for owner, seq in seen.items():
             if complete is not None:
-                vouched = complete.get(owner)
-                seq = min(seq, vouched if isinstance(vouched, int) else 0)
+                seq = min(seq, complete.get(owner, 0))
             if seq > state.counter(owner):
                 state.set_counter(owner, seq)
     if bad or len(entries) > PAGE_LIMIT:
