@@ -220,6 +220,7 @@ class SyncEngine:
         await self.pusher.stop()
         await cancel_and_wait(self._tasks)
         await self.applier.stop()
+        self.verifier.close()
         self._tasks = []
         async with self.puller.lock, self.publishing.lock:
             self.state.close()
