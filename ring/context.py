@@ -71,6 +71,9 @@ class RingContext(Protocol):
     async def ping(self, member: Member, timeout: float) -> Pong | None:
         """One PING; None if `member` does not answer PONG in time."""
 
+    async def listening(self, member: Member, timeout: float) -> bool:
+        """Whether `member`'s process still listens (`Door.knock`): busy, if it does not answer."""
+
     async def request(self, host: str, port: int, msg: Message, timeout: float) -> Message:
         """Send `msg` to host:port and return the reply.
 

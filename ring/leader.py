@@ -31,8 +31,15 @@ log = logging.getLogger(__name__)
 
 VERIFY_PATIENCE = 3
 """Probe timeouts a reported member is given to answer before it is cut out: a loaded member
-answers late, a dead one not at all. It stays below the four probe timeouts a reporter waits
-for the FAIL's reply (`ring/heartbeat.py`)."""
+answers late, a dead one not at all. With `KNOCK_PATIENCE` it stays below the four probe
+timeouts a reporter waits for the FAIL's reply (`ring/heartbeat.py`)."""
+KNOCK_PATIENCE = 0.5
+"""Probe timeouts a silent member's port is given to complete a TCP handshake (`Door.knock`):
+a kernel answers one at once while the process behind it is too busy to."""
+BUSY_PATIENCE = 60
+"""Probe timeouts (30 s at the default heartbeat) a member may stay silent but listening
+before it is cut out all the same: a process stopped or stuck for good must not hold its
+place in the ring for ever."""
 
 
 def redirect_to(member: Member) -> Redirect:
@@ -46,6 +53,8 @@ class Leader:
     def __init__(self, ring: RingContext) -> None:
         self.ring = ring
         self._lock = asyncio.Lock()
+        self._busy: dict[str, float] = {}
+        """Key -> loop time since when a reported member has been silent but listening."""
 
     def route(self, server: FrameServer) -> None:
         """Serve JOIN, LEAVE and FAIL on `server`."""
@@ -157,6 +166,7 @@ class Leader:
         """
         ring = self.ring
         async with self._lock:
+            self._busy = {k: t for k, t in self._busy.items() if k in ring.view.keys}
             suspects = [m for m in ring.view.members if m.key in dead and m.key != ring.me.key]
             alive = await asyncio.gather(*(self._answers(m) for m in suspects))
             view = ring.view
@@ -172,15 +182,18 @@ class Leader:
             return ViewReply(ring.view.to_wire())
 
     async def _answers(self, member: Member, tries: int = 2) -> bool:
-        """Whether `member` answers a PING as itself, in this ring, within the patience.
+        """Whether `member` is alive: it answers a PING as itself, in this ring, within the
+        patience, or it is busy.
 
-        Busy is not dead: the patience is `VERIFY_PATIENCE` probe timeouts, so a PONG that comes
-        after the heartbeat gave up on it still counts, and a member whose event loop is loaded
-        is suspected, re-probed here and kept. A second try follows a failure that came before
-        the patience ran out (a refused or reset connection: one lost packet on a lossy cable
-        must not cut out a live node); a dead node's refused connection fails both at once, so
-        healing after kill -9 is no slower. Only silence for the whole patience, or `tries`
-        failures, cut a member out.
+        Busy is not dead. The patience is `VERIFY_PATIENCE` probe timeouts, so a PONG that
+        comes after the heartbeat gave up on it still counts. A second try follows a failure
+        that came before the patience ran out (a refused or reset connection: one lost packet
+        on a lossy cable must not cut out a live node). A member silent for the whole patience
+        whose port still completes a TCP handshake (`listening`) is busy, its event loop held
+        or its host short of CPU, and is kept for up to `BUSY_PATIENCE` probe timeouts in a
+        row. A dead process's port refuses, and a dead host's stays silent: both fail at once,
+        so healing after kill -9 is no slower. Answering as someone else, or from another
+        ring, is not alive either: those fail before the patience runs out, and are not knocked.
         """
         ring = self.ring
         loop = asyncio.get_running_loop()
@@ -191,8 +204,20 @@ class Leader:
                 break
             pong = await ring.ping(member, left)
             if pong is not None and (pong.key, pong.ring_id) == (member.key, ring.view.ring_id):
+                self._busy.pop(member.key, None)
                 return True
-        return False
+        silent = loop.time() >= deadline  # else every try failed before its time: not silence
+        if not silent or not await ring.listening(member, KNOCK_PATIENCE * ring.probe_timeout):
+            return False
+        since = self._busy.setdefault(member.key, loop.time())
+        busy_for = loop.time() - since
+        if busy_for > BUSY_PATIENCE * ring.probe_timeout:
+            log.warning(
+                "%s: %s has not answered for %.0f s: cut out", ring.me.name, member.name, busy_for
+            )
+            return False
+        log.info("%s: %s answers late but still listens: busy, kept", ring.me.name, member.name)
+        return True
 
     async def depart(self) -> None:
         """This node leaves: as leader, push the view without it (members[1] takes over);

@@ -331,6 +331,10 @@ class RingService:
             log.debug("%s: no pong from %s: %s", self.me.name, member.name, exc)
             return None
 
+    async def listening(self, member: Member, timeout: float) -> bool:
+        """Whether `member`'s process still listens (`Door.knock`)."""
+        return await self.server.door.knock(member.host, member.port, timeout)
+
     async def request(self, host: str, port: int, msg: Message, timeout: float) -> Message:
         """Send one request and return its reply: every request of the ring goes out here, on
         a connection kept for the next one (ring replies are single frames), so heartbeats

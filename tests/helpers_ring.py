@@ -95,6 +95,10 @@ class FakeRing:
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     roster: Roster = field(default_factory=Roster)
     refused: set[Address] = field(default_factory=set)
+    listens: set[str] = field(default_factory=set)
+    """Keys whose port completes a TCP handshake though they answer no PING (busy)."""
+    knocked: list[str] = field(default_factory=list)
+    """Keys whose port was knocked on (`listening`), in order; sends nothing, so not a call."""
 
     def install(self, view: View) -> None:
         self.calls.append(("install", view))
@@ -117,6 +121,10 @@ class FakeRing:
         if member.key not in self.alive:
             return None
         return Pong(member.key, self.view.ring_id, self.view.version)
+
+    async def listening(self, member: Member, timeout: float) -> bool:
+        self.knocked.append(member.key)
+        return member.key in self.listens
 
     async def request(self, host: str, port: int, msg: Message, timeout: float) -> Message:
         self.calls.append(("request", (host, port), msg, timeout))

@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import ssl
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from overlay.credentials import Credentials
 from overlay.network_key import NetworkKey
 from ring.errors import PeerUnreachable
 from ring.wire import Connection, Door, FrameServer, Message, Tls, encode, message, peer_identity
-from tests.credentials import member
+from tests.credentials import member, member_door
 
 BODY = os.urandom(3 * 1024 * 1024 + 17)
 
@@ -255,3 +256,39 @@ class TestStrangers:
             await asyncio.to_thread(raw_exchange, served.server.port, encode(Who()))
         await asyncio.sleep(0.2)
         assert [r.getMessage() for r in caplog.records if r.levelno > logging.DEBUG] == []
+
+
+class TestSilentPeers:
+    async def test_a_request_to_a_member_gone_silent_fails_within_its_timeout(self) -> None:
+        """A member whose handshake completed and who then answers nothing (a stopped process,
+        a host gone quiet) costs a request its timeout: closing that connection gracefully
+        waited for the silent peer's TLS close for up to the write timeout, 30 s, and held a
+        heartbeat that long."""
+        server_tls = member().tls()
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        done = threading.Event()
+
+        def silent_member() -> None:
+            sock, _addr = listener.accept()
+            with server_tls.server.wrap_socket(sock, server_side=True):
+                done.wait(10)  # the handshake is done: now it reads nothing, says nothing
+
+        thread = threading.Thread(target=silent_member)
+        thread.start()
+        try:
+            with pytest.raises(PeerUnreachable):
+                await asyncio.wait_for(
+                    member_door().request("127.0.0.1", port, Who(), timeout=0.3), 5
+                )
+        finally:
+            done.set()
+            thread.join()
+            listener.close()
+
+    async def test_a_knock_tells_a_listening_port_from_a_closed_one(self) -> None:
+        door = member_door()
+        with socket.create_server(("127.0.0.1", 0)) as listening:  # never accepts: busy
+            port = listening.getsockname()[1]
+            assert await door.knock("127.0.0.1", port, 1.0)
+        assert not await door.knock("127.0.0.1", port, 1.0)

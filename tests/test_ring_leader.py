@@ -8,7 +8,7 @@ import pytest
 
 from ring.errors import PeerUnreachable, RingError
 from ring.joining import MAX_REDIRECTS
-from ring.leader import Leader, redirect_to
+from ring.leader import BUSY_PATIENCE, Leader, redirect_to
 from ring.membership import Member, View, remove
 from ring.messages import Leave, Pong, Update, ViewReply
 from ring.wire import Message, Ok
@@ -109,3 +109,41 @@ class TestBusyIsNotDead:
         assert reply == ViewReply(remove(RING, ["c"]).to_wire())
         assert loop.time() - started < 4 * ring.probe_timeout, "within a reporter's FAIL timeout"
         assert ring.calls[0] == ("ping", "c") and ("ping", "c") not in ring.calls[1:]
+
+    async def test_silent_but_listening_is_busy_and_kept(self) -> None:
+        ring = self.SlowRing(A, RING, probe_timeout=0.02, listens={"c"})
+        ring.delay = 10.0
+        reply = await Leader(ring).remove_failed({"c"})
+        assert reply == ViewReply(RING.to_wire())
+        assert ring.knocked == ["c"]
+
+    async def test_busy_for_longer_than_the_busy_patience_is_cut_out(self) -> None:
+        ring = self.SlowRing(
+            A,
+            RING,
+            probe_timeout=0.01,
+            listens={"c"},
+            replies={B.address: [Ok()], D.address: [Ok()]},
+        )
+        ring.delay = 10.0
+        leader = Leader(ring)
+        assert await leader.remove_failed({"c"}) == ViewReply(RING.to_wire())
+        await asyncio.sleep(BUSY_PATIENCE * ring.probe_timeout)
+        assert await leader.remove_failed({"c"}) == ViewReply(remove(RING, ["c"]).to_wire())
+
+    async def test_an_answer_in_between_starts_the_busy_patience_again(self) -> None:
+        ring = self.SlowRing(A, RING, probe_timeout=0.01, listens={"c"})
+        ring.delay = 10.0
+        leader = Leader(ring)
+        await leader.remove_failed({"c"})
+        await asyncio.sleep(BUSY_PATIENCE * ring.probe_timeout)
+        ring.delay = 0.0
+        await leader.remove_failed({"c"})
+        ring.delay = 10.0
+        assert await leader.remove_failed({"c"}) == ViewReply(RING.to_wire())
+
+    async def test_a_refusal_is_not_silence_and_is_not_knocked(self) -> None:
+        ring = FakeRing(A, RING, listens={"c"}, replies={B.address: [Ok()], D.address: [Ok()]})
+        reply = await Leader(ring).remove_failed({"c"})
+        assert reply == ViewReply(remove(RING, ["c"]).to_wire())
+        assert ring.knocked == []

@@ -209,6 +209,9 @@ class Door:
             conn = await self.open(host, port, timeout)
         try:
             reply = await conn.exchange(msg, timeout)
+        except PeerUnreachable:
+            conn.abort()  # a graceful close would wait on the peer that just failed to answer
+            raise
         except BaseException:
             await conn.close()
             raise
@@ -217,6 +220,22 @@ class Door:
         else:
             await conn.close()
         return reply, conn.identity
+
+    async def knock(self, host: str, port: int, timeout: float) -> bool:
+        """Whether a process listens at host:port: a TCP handshake, closed at once, no TLS,
+        nothing sent.
+
+        The kernel completes the handshake for a listening socket even while the process
+        behind it is too busy to run (its event loop held, the host short of CPU), and refuses
+        it, or lets it time out, once the process or its host is gone: a member that does not
+        answer but is knocked on is busy, not dead.
+        """
+        try:
+            _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        except (OSError, TimeoutError):
+            return False
+        writer.transport.abort()
+        return True
 
     async def close(self) -> None:
         """Close the connections kept for reuse (the node is stopping)."""

@@ -253,14 +253,16 @@ class Connection:
             raise PeerUnreachable(f"no reply to {msg.TYPE}: {exc or 'timed out'}") from None
         return raise_for_error(reply)
 
+    def abort(self) -> None:
+        """Drop the connection at once, sending nothing more: for one that failed (no reply in
+        time, or broken), where a TLS close would wait for a peer that is not answering."""
+        self._closing()
+        self.writer.transport.abort()
+
     async def close(self) -> None:
         """Close without raising if the peer already went away, and without waiting more than
         `write_timeout` for a peer that does not take what is still buffered (then abort)."""
-        on_close, self._on_close = self._on_close, None
-        if on_close is not None:
-            on_close()
-        if self._hold is not None:
-            self._hold.close()
+        self._closing()
         self.writer.close()
         try:
             await asyncio.wait_for(self.writer.wait_closed(), self.write_timeout)
@@ -270,6 +272,13 @@ class Connection:
                 raise
         except OSError:
             pass
+
+    def _closing(self) -> None:
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
+        if self._hold is not None:
+            self._hold.close()
 
 
 class Channel:

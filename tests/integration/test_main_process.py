@@ -94,6 +94,32 @@ class TestProcesses:
         answer = d.poll_command("peers", lambda text: ring_size(text) == 3)
         assert my_id(answer) == 2
 
+    @pytest.mark.parametrize("mode", [(), ("--dht",)], ids=["ring", "dht"])
+    def test_a_node_too_busy_to_answer_is_kept(self, launch: Launch, mode: tuple[str]) -> None:
+        """SIGSTOP holds a node as a loaded host holds its event loop: it answers nothing, but
+        its kernel still takes connections. Before, 3 s of that cut it out of the ring."""
+        a = launch("alpha", *mode)
+        b = launch("bravo", "--peer", f"127.0.0.1:{a.port}", *mode)
+        c = launch("charlie", "--peer", f"127.0.0.1:{a.port}", *mode)
+        a.poll_command("peers", lambda text: ring_size(text) == 3)
+        b.proc.send_signal(signal.SIGSTOP)
+        try:
+            sizes = []
+            held_until = time.monotonic() + 8  # the scenario's length, not a wait for readiness
+            while time.monotonic() < held_until:
+                sizes.append(ring_size(a.command("peers")))
+                time.sleep(0.5)
+        finally:
+            b.proc.send_signal(signal.SIGCONT)
+        assert set(sizes) == {3}, sizes
+        answer = b.poll_command("peers", lambda text: ring_size(text) == 3)
+        assert my_id(answer) == 1
+        logs = [
+            (node.shared.parent / ".Shared-state" / "node.log").read_text() for node in (a, b, c)
+        ]
+        assert not any(" cuts out dead " in log or ": re-joining" in log for log in logs)
+        assert "answers late but still listens: busy, kept" in logs[0]
+
     def test_who_has_typed_at_a_dht_node(self, launch: Launch) -> None:
         a = launch("alpha", "--dht", "--interval", "0.5")
         b = launch("bravo", "--dht", "--peer", f"127.0.0.1:{a.port}", "--interval", "0.5")
