@@ -129,6 +129,6 @@ def reached_text(done: Reached) -> str | None:
     if done.files:
         parts.append(f"{done.files:,} of your files")
     if done.deletes:
-        kind = "deletes of your files" if not done.files else "deletes"
-        parts.append(f"{done.deletes:,} {kind}")
+        kind = "delete" if done.deletes == 1 else "deletes"
+        parts.append(f"{done.deletes:,} {kind}" + ("" if done.files else " of your files"))
     return f"✓ {' and '.join(parts)} {every}"

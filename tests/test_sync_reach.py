@@ -51,7 +51,13 @@ class TestCompletion:
         t = tracker({"b"})
         t.published([("a", 1, False), ("b", 2, False), ("c", 3, True)])
         t.ack("b", [("a", 1), ("b", 2), ("c", 3)])
-        assert done(t) == "✓ 2 of your files and 1 deletes reached every member (1)"
+        assert done(t) == "✓ 2 of your files and 1 delete reached every member (1)"
+
+    def test_a_rename_is_a_file_and_a_delete(self) -> None:
+        t = tracker({"b"})
+        t.published([("old", 1, True), ("new", 2, False)])
+        t.ack("b", [("old", 1), ("new", 2)])
+        assert done(t) == "✓ 1 of your files and 1 delete reached every member (1)"
 
     def test_deletes_alone(self) -> None:
         t = tracker({"b"})

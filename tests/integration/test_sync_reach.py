@@ -92,6 +92,6 @@ class TestReachedEveryMember:
             await wait_for(lambda: len([ln for ln in lines if ln.startswith("✓")]) >= 2, 20)
             await asyncio.sleep(1.5)  # time for a second line, if the batch were told in two
             later = [line for line in lines if line.startswith("✓")][1:]
-            assert later == ["✓ 30 of your files and 1 deletes reached every member (3)"], lines
+            assert later == ["✓ 30 of your files and 1 delete reached every member (3)"], lines
         finally:
             await stop_all(nodes)
