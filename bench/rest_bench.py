@@ -9,14 +9,18 @@ Run it in a network namespace of its own so that the UDP counters are exactly th
     unshare --net sh -c 'ip link set lo up && python3 bench/rest_bench.py [--nodes 8]
         [--files 10000] [--rest 300] [--no-dht]'
 
-Prints JSON: per-node CPU share of one core and datagrams a second, medians and ranges.
+Prints JSON: per-node CPU share of one core and datagrams a second, medians and ranges, and
+what the ring went through on the way (from each node's log): members cut out as dead, nodes
+that found themselves cut out, and the worst event-loop lag any node logged.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -53,15 +57,41 @@ def held(base: Path, node: int, files: int) -> bool:
     return folder.is_dir() and sum(1 for _ in folder.iterdir()) >= files
 
 
+LAG = re.compile(r"event loop woke (\d+) ms late")
+
+
+def ring_events(base: Path, nodes: int) -> dict[str, int]:
+    """Churn and loop lag as the nodes' logs tell them (`.Shared-state/node.log`)."""
+    text = "".join(
+        log.read_text(errors="replace")
+        for i in range(nodes)
+        for log in (base / f"n{i:02d}" / ".Shared-state").glob("node.log*")
+    )
+    lags = [int(ms) for ms in LAG.findall(text)]
+    return {
+        "cut_out_as_dead": text.count(" cuts out dead "),
+        "found_itself_cut_out": text.count(": re-joining"),
+        "worst_loop_lag_ms": max(lags, default=0),
+        "loop_lag_lines": len(lags),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, default=8)
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--rest", type=float, default=300.0)
     parser.add_argument("--no-dht", action="store_true")
+    parser.add_argument(
+        "--keep", type=Path, metavar="DIR", help="run in DIR (new) and keep the nodes' folders"
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        if args.keep is None:
+            base = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        else:
+            base = args.keep
+            base.mkdir(parents=True)
         own = base / "n00" / "Shared" / "n00"
         own.mkdir(parents=True)
         for i in range(args.files):
@@ -99,6 +129,7 @@ def main() -> None:
             span = time.monotonic() - t0
             cpu = [(cpu_seconds(p.pid) - c) / span for p, c in zip(procs, cpu0, strict=True)]
             rate = (udp_received() - udp0) / span / args.nodes
+            events = ring_events(base, args.nodes)
         finally:
             for proc in procs:
                 proc.kill()
@@ -111,6 +142,7 @@ def main() -> None:
             "max": round(max(cpu), 4),
         },
         "udp_datagrams_received_per_s_per_node": round(rate, 2),
+        "ring": events,
     }, indent=2))  # fmt: skip
 
 

@@ -236,6 +236,7 @@ class SyncEngine:
         await cancel_and_wait(self._tasks)
         await self.applier.stop()
         await self.placements.stop()
+        self.verifier.close()
         self._tasks = []
         async with self.puller.lock, self.publishing.lock:
             self.state.close()

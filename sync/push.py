@@ -188,7 +188,10 @@ class Pusher:
                 if peer is None or peer.name == msg.origin:
                     break
                 try:
-                    expect(await self.door.request(peer.host, peer.port, msg, self.timeout), Ok)
+                    reply = await self.door.request(
+                        peer.host, peer.port, msg, self.timeout, reuse=True
+                    )
+                    expect(reply, Ok)
                     self.sent += 1
                     break
                 except (PeerUnreachable, RemoteError, RemoteProtocolError) as exc:

@@ -24,12 +24,14 @@ import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from ring.errors import Refused
 from sync.manifest import FileRecord, entry_to_record
 from sync.state import State
 
@@ -113,6 +115,13 @@ class Verifier:
         self._good: OrderedDict[bytes, None] = OrderedDict()
         self._keys: dict[str, Ed25519PublicKey | None] = {}
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="sync-verify")
+        """Threads of its own: a push's check is on the path from the owner to every replica,
+        and must not queue behind the blocking downloads in the loop's default executor."""
+
+    def close(self) -> None:
+        """Stop the checking threads (the engine is stopping; a check under way ends first)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def check(self, entries: list[Any], sender: str) -> list[Any]:
         """The entries whose record the owner signed, in their order; the rest are dropped and
@@ -127,10 +136,16 @@ class Verifier:
         good: list[Any] = []
         dropped: list[str] = []
         batches = [entries[at : at + BATCH] for at in range(0, len(entries), BATCH)]
+        loop = asyncio.get_running_loop()
         for at in range(0, len(batches), THREADS):
-            done = await asyncio.gather(
-                *(asyncio.to_thread(self._check_batch, b, keys) for b in batches[at : at + THREADS])
-            )
+            try:
+                checks = [
+                    loop.run_in_executor(self._pool, self._check_batch, b, keys)
+                    for b in batches[at : at + THREADS]
+                ]
+            except RuntimeError:  # closed: the engine is stopping
+                raise Refused("stopping", "this node is stopping") from None
+            done = await asyncio.gather(*checks)
             for kept, why in done:
                 good.extend(kept)
                 dropped.extend(why)

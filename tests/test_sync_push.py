@@ -276,6 +276,28 @@ class TestPushRing:
         assert "node1" in ring4[0].engine.pusher.received
         assert ring4[1].engine.pusher.received == {}
 
+    async def test_pushes_to_the_next_node_share_one_kept_connection(
+        self, ring4: list[SyncNode]
+    ) -> None:
+        """A fresh TLS connection per NOTIFY cost every hop a handshake, on both ends."""
+        await start_all(ring4)
+        nxt = ring4[1]
+        handler = nxt.server.handler(Notify)
+        assert handler is not None
+        seen: list[Connection] = []
+
+        async def noted(msg: Message, conn: Connection) -> Message | None:
+            if msg.origin == "node0":  # type: ignore[attr-defined]
+                seen.append(conn)
+            return await handler(msg, conn)
+
+        nxt.server.route(Notify, noted)
+        for n in range(3):
+            (ring4[0].own / f"f{n}.txt").write_bytes(b"x" * n)
+            await wait_for(lambda: converged(ring4), 10)
+        assert len(seen) >= 3
+        assert len({id(conn) for conn in seen}) == 1
+
     async def test_changes_made_before_joining_are_pushed_on_joining(self, tmp_path: Path) -> None:
         nodes = await make_ring(tmp_path, 2, interval=3600.0)
         for node in nodes:
