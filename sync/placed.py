@@ -134,8 +134,9 @@ class Placements:
         entries = [[path, seq] for path, seq in pairs.items()]
         for start in range(0, len(entries), PLACED_MAX_ENTRIES):
             msg = Placed(owner, entries[start : start + PLACED_MAX_ENTRIES])
-            try:
-                expect(await self.door.request(peer.host, peer.port, msg, self.timeout), Ok)
+            try:  # OK is one frame: a kept connection serves every batch (`ring/wire/pool.py`)
+                reply = await self.door.request(peer.host, peer.port, msg, self.timeout, reuse=True)
+                expect(reply, Ok)
             except Exception as exc:  # best effort: the owner only misses a line
                 log.debug("telling %s of %d placed records failed: %s", owner, len(entries), exc)
                 return

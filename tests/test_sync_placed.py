@@ -33,7 +33,10 @@ class RecordingDoor:
         self.sent: list[tuple[int, Message]] = []
         self.down: set[int] = set()
 
-    async def request(self, host: str, port: int, msg: Message, timeout: float) -> Message:
+    async def request(
+        self, host: str, port: int, msg: Message, timeout: float, *, reuse: bool = False
+    ) -> Message:
+        assert reuse, "PLACED's reply is one frame: it goes on a kept connection"
         if port in self.down:
             raise PeerUnreachable("down")
         self.sent.append((port, msg))
