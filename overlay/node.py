@@ -4,7 +4,8 @@ wires them (the one place where the packages meet, like wormhole's Boss).
 Ring changes flow to sync (who is my previous node, how to reach each owner) and to the DHT
 (whom to bootstrap from); sync's holdings flow to the DHT (announce, withdraw); the DHT answers
 sync's "who holds H?", and the ring's heartbeats and this node's probes feed sync's round-trip
-table, by which sync ranks those holders nearest first (`sync/sources.py`).
+table, by which sync ranks those holders nearest first (`sync/sources.py`); the ring tells
+sync which member a connection proved to be (whose PLACED counts, `sync/placed.py`).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from overlay.credentials import Credentials, load_credentials
 from overlay.discovery import Interface, lan_interface
 from overlay.events import ring_changes
 from overlay.folderlock import FolderLock
-from overlay.identity import Identity, base_name, default_name, load_or_create, name_taken_text
+from overlay.identity import Identity, base_name, default_name, load_or_create
 from overlay.invites import Invites
 from overlay.limits import raise_descriptor_limit
 from overlay.loopwatch import LoopWatch
+from overlay.refusals import watch_refusals
 from overlay.rosterfile import load_roster
 from overlay.sealing import NetworkSeals
 from overlay.trust import Trust
@@ -48,9 +50,6 @@ WITHDRAW_TIME = 2.0
 
 LOOKUP_TIME = 5.0
 """Longest a holder lookup may take (a few LAN timeouts): the prompt must never hang on one."""
-
-REFUSAL_CHECK = 1.0
-"""Seconds between looks at the addresses whose leader refused this node's name."""
 
 PROBE_TIMEOUT = 0.5
 """A holder that does not answer a PING this fast on a LAN is ranked after every one that does."""
@@ -153,6 +152,7 @@ class Node:
             watch=settings.watch,
             settle=settings.settle,
             allow_mass_delete=settings.allow_mass_delete,
+            member_of=lambda conn: None if self.ring is None else self.ring.name_of(conn.identity),
             clock=self.clock,
         )
         for msg_type, handler in self.sync.routes():
@@ -170,7 +170,7 @@ class Node:
         await self.ring.start(settings.peers)
         if self.index is not None and len(self.ring.view.members) == 1:
             self._tasks.spawn(self.index.reannounce_all())
-        self._tasks.spawn(self._watch_refusals())
+        self._tasks.spawn(watch_refusals(self.ring, self._tell))
         if settings.peers:
             self._tasks.spawn(self._contact_peers())
         if settings.discovery and iface is not None:
@@ -348,17 +348,6 @@ class Node:
                 if (host, port) not in members:
                     self.ring.contact(host, port)
             await asyncio.sleep(PEER_RETRY)
-
-    async def _watch_refusals(self) -> None:
-        """Say at the prompt, once per ring, that its leader refused this node's name (the ring
-        only logs it): otherwise two hosts named alike sit in two rings and nobody hears why."""
-        assert self.ring is not None
-        told: set[tuple[str, int]] = set()
-        while True:
-            for where in sorted(self.ring.refused - told):
-                told.add(where)
-                self._tell(name_taken_text(self.ring.me.name, self.ring.me.key, where))
-            await asyncio.sleep(REFUSAL_CHECK)
 
     def _interface(self) -> Interface | None:
         return lan_interface(self.settings.host)

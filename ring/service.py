@@ -139,6 +139,12 @@ class RingService:
         """Whether this node is members[0] of a ring it belongs to."""
         return self.status is Status.MEMBER and self.view.leader.key == self.me.key
 
+    def name_of(self, identity: str) -> str | None:
+        """The name of the other member whose key a connection proved (`Connection.identity`),
+        None if it is no member now (or proved nothing: "")."""
+        member = self.view.member(identity) if identity != self.me.key else None
+        return None if member is None else member.name
+
     def add_listener(self, cb: Callable[[View], None]) -> None:
         """Call `cb(view)` after every change of this node's view."""
         self._listeners.append(cb)

@@ -47,9 +47,12 @@ class Applier:
         replicas: Replicas,
         fetcher: Fetcher,
         tell: Callable[[Change], None],
+        placed: Callable[[list[Row]], None],
     ) -> None:
+        """`tell` hears what a pass changed; `placed` gets the rows a pass took and those it
+        changed, after it (owners are told what is placed here: `placed.py`)."""
         self.name, self.state, self.replicas, self.fetcher = name, state, replicas, fetcher
-        self.tell = tell
+        self.tell, self.placed = tell, placed
         self.peers: dict[str, Peer] = {}
         """Every member by name (to reach owners); the engine keeps it current."""
         self.claims = Claims()
@@ -97,6 +100,7 @@ class Applier:
         claim = self.claims.claim()
         self.replicas.renew()
         self.state.start_journal()
+        rows: list[Row] = []
         try:
             rows = self.state.rows(claim.take(keys))
             return await self._meet(rows, prev, claim)
@@ -104,8 +108,10 @@ class Applier:
             self.replicas.forget(claim.held)
             self._again(claim.close())
             before = self.state.take_journal()
-            for change in replica_changes(before, self.state.rows(before)):
+            after = self.state.rows(before)
+            for change in replica_changes(before, after):
                 self.tell(change)
+            self.placed(rows + after)  # a push of what was here already is placed too
 
     async def _meet(self, rows: list[Row], prev: Peer | None, claim: Claim) -> int:
         """Meet the needs of claimed rows: deletes, then fetches, local ones before downloads."""

@@ -9,6 +9,8 @@ pushing its own changes to the next node at once, and applying the pushes of oth
 (`push.py`), each in a pass of its own beside any round (`apply.py`). Decisions live in
 `manifest.py`; the own folder is scanned and published by `publishing.py`, replicas are kept by
 `replica.py`, downloads run in `fetcher.py`, and what the user hears is worded in `reports.py`.
+Replicas tell owners what they placed, and an owner hears when its change has reached every
+member (`placed.py`; only a member the connection proves, `member_of`, counts).
 The ring tells it who is where with `set_topology`; a DHT may tell it who holds what through
 `locate`. Its `round_trips` table ranks where each fetch goes (`sources.py`): its own downloads
 time peers, and the node feeds in probes and heartbeats.
@@ -38,6 +40,7 @@ from sync.holdings import Fetching, Holdings
 from sync.keep import Keeper
 from sync.manifest import FileRecord, Peer, is_sha256, plan
 from sync.paths import check_owner
+from sync.placed import MemberOf, Placements
 from sync.placing import ASIDE_DIR
 from sync.publishing import Publishing
 from sync.pull import Puller
@@ -85,6 +88,7 @@ class SyncEngine:
         allow_mass_delete: bool = False,
         mass_delete_share: float = 0.5,
         mass_delete_min: int = 10,
+        member_of: MemberOf | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Open (or create) the node's sync state; nothing runs until `start`. Long only for its
@@ -107,6 +111,7 @@ class SyncEngine:
             allow_mass_delete: push large deletes without asking (`--allow-mass-delete`).
             mass_delete_share: a scan deleting more than this share of the own files...
             mass_delete_min: ...of a folder of at least this many files waits for confirmation.
+            member_of: the ring member a connection proved to be (whose PLACED counts).
             clock: monotonic seconds, for the round-trip table (the node's clock).
 
         Raises:
@@ -122,12 +127,20 @@ class SyncEngine:
         self.receiver = Receiver(self.door, self.root / TMP_DIR, timeout)
         mass = (mass_delete_share, mass_delete_min)
         self.own = OwnFolder(self.root, self.name, self.state, self.hasher, settle, *mass)
+        self.placements = Placements(door, self.name, timeout, member_of, self._tell_reached)
         self._build_replication(concurrency, locate, locate_many)
         self.pusher = Pusher(
             self.door, self.name, self.state, timeout, self._on_pushed, self.verifier
         )
         self.publishing = Publishing(
-            self.own, self.state, sign, self.holdings, self.pusher, self._tell, allow_mass_delete
+            self.own,
+            self.state,
+            sign,
+            self.holdings,
+            self.pusher,
+            self._tell,
+            allow_mass_delete,
+            self.placements.published,
         )
         self._listeners: list[Callable[[Change], None]] = []
         self._prev: Peer | None = None
@@ -162,7 +175,9 @@ class SyncEngine:
             locate_many,
             self.fetching,
         )
-        self.applier = Applier(self.name, self.state, self.replicas, self.fetcher, self._tell)
+        self.applier = Applier(
+            self.name, self.state, self.replicas, self.fetcher, self._tell, self.placements.placed
+        )
         self.puller = Puller(
             self.door,
             self.name,
@@ -179,8 +194,8 @@ class SyncEngine:
         return self.hasher.count
 
     def routes(self) -> list[tuple[type[Message], Handler]]:
-        """(message type, handler) pairs for MANIFEST, FILE, BATCH and NOTIFY (a FrameServer's)."""
-        return self.server.routes() + self.pusher.routes()
+        """(message type, handler) pairs for MANIFEST, FILE, BATCH, NOTIFY and PLACED."""
+        return self.server.routes() + self.pusher.routes() + self.placements.routes()
 
     async def start(self) -> None:
         """Create the folders, clear stale temp files, check replicas, scan, start the loops.
@@ -220,6 +235,7 @@ class SyncEngine:
         await self.pusher.stop()
         await cancel_and_wait(self._tasks)
         await self.applier.stop()
+        await self.placements.stop()
         self.verifier.close()
         self._tasks = []
         async with self.puller.lock, self.publishing.lock:
@@ -238,6 +254,7 @@ class SyncEngine:
             self._pull_soon.set()
         self._prev = prev
         self.applier.peers = dict(peers)
+        self.placements.set_peers(peers)
         self.pusher.set_next(next, len(peers) + 1)
 
     def add_change_listener(self, cb: Callable[[Change], None]) -> None:
@@ -343,6 +360,9 @@ class SyncEngine:
                 cb(change)
             except Exception:  # a listener's bug must not stop the sync engine
                 log.exception("change listener failed")
+
+    def _tell_reached(self, line: str) -> None:
+        self._tell(Change("reached", self.name, "", line))
 
     def _on_pushed(self, origin: str, records: list[FileRecord]) -> None:
         """Apply what a push brought: the paths of its records, in a pass of their own."""

@@ -93,6 +93,20 @@ class Notify(Message):
     hops: int = 0
 
 
+PLACED_MAX_ENTRIES = NOTIFY_MAX_ENTRIES
+"""Most (path, seq) pairs in one PLACED (a replica with more sends several)."""
+
+
+@message("PLACED")
+class Placed(Message):
+    """A replica tells `owner` it has placed these records of the owner's: each entry is
+    [path, seq], the file byte for byte or the delete done. The sender is whoever the
+    connection proves it is, never a field."""
+
+    owner: str
+    entries: list[Any]
+
+
 @message("BLOCKS")
 class BlocksRequest(Message):
     """Ask for the SHA-256 of every `block_size` block of a file (multi-source, resumable)."""

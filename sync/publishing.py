@@ -3,8 +3,9 @@
 A scan runs on the engine's loop, soon after a file-system event (with `watch`), when a file
 still settling is due, and on demand (`rescan`, `confirm_deletes`). Whatever it finds is signed
 with this node's key and stored (`signing.sign_stored`), changes what this node holds (the DHT
-hears of it through `Holdings`), and goes to the next node at once (`Pusher.publish`). What the
-user must hear (a missing folder, files not shared, deletes held back) goes to `tell`.
+hears of it through `Holdings`), goes to the next node at once (`Pusher.publish`), and waits
+for every member to place it (`published`, `placed.py`). What the user must hear (a missing
+folder, files not shared, deletes held back) goes to `tell`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sync.holdings import Holdings
+from sync.manifest import FileRecord
 from sync.push import Pusher
 from sync.reports import Change, folder_warning, held_warning
 from sync.scanner import OwnFolder
@@ -42,10 +44,13 @@ class Publishing:
         pusher: Pusher,
         tell: Callable[[Change], None],
         allow_mass_delete: bool,
+        published: Callable[[list[FileRecord]], None],
     ) -> None:
+        """`published` is told of the own records each scan publishes (`placed.py` waits for
+        every member to place them)."""
         self.own, self.state, self.sign = own, state, sign
         self.holdings, self.pusher, self.tell = holdings, pusher, tell
-        self.allow_mass_delete = allow_mass_delete
+        self.allow_mass_delete, self.published = allow_mass_delete, published
         self.lock = asyncio.Lock()  # apart from rounds: a download never holds up a scan
         self.wanted = asyncio.Event()
         self._confirmed = False
@@ -121,4 +126,5 @@ class Publishing:
                 "%s: %d changes in own folder, now at seq %d", name, len(changes), changes[-1].seq
             )
             self.pusher.publish(changes)
+            self.published(changes)
         return len(changes)

@@ -19,13 +19,16 @@ from sync.manifest import FileRecord
 class Change:
     """Something the user should hear about, as one quiet line at the prompt."""
 
-    kind: str  # added, updated, deleted, kept (a local edit moved to the trash), warning
+    kind: str  # added, updated, deleted, kept (a local edit moved to the trash), warning,
+    # reached (own changes placed by every member: `detail` is the whole line, `reach.py`)
     owner: str
     path: str
     detail: str = ""
 
     def text(self) -> str:
         """The line shown, e.g. "~ alice/report.pdf updated"; names are shown `printable`."""
+        if self.kind == "reached":
+            return self.detail
         mark = {"added": "+", "updated": "~", "deleted": "-"}.get(self.kind, "!")
         where = printable(f"{self.owner}/{self.path}" if self.path else self.owner)
         if self.kind in ("added", "updated", "deleted"):

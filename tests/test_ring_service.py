@@ -155,6 +155,22 @@ class TestRequests:
         assert await ask_code(leader.me.address, Leave(leader.me.key)) == "bad_request"
 
 
+class TestNameOf:
+    async def test_a_proven_key_is_named_only_while_it_is_another_member(
+        self, cluster: Cluster
+    ) -> None:
+        leader, other = await cluster.node("a"), await cluster.node("b")
+        await leader.start()
+        await other.start([leader.me.address])
+        await wait_for(lambda: whole([leader, other]), 3)
+        assert leader.name_of(other.me.key) == "b"
+        assert leader.name_of(leader.me.key) is None  # itself: no other member
+        assert leader.name_of("") is None and leader.name_of(KEY) is None
+        await other.leave()
+        await wait_for(lambda: len(leader.view.members) == 1, 3)
+        assert leader.name_of(other.me.key) is None
+
+
 class TestRestart:
     async def test_a_restarted_node_with_a_new_port_takes_its_new_place(
         self, cluster: Cluster

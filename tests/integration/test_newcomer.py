@@ -104,7 +104,7 @@ def test_a_host_started_alone_joins_later_under_its_host_name(
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 async def test_a_newcomer_session_in_a_terminal(tmp_path: Path) -> None:
     """banner, help, a bar that moves, a host joining and leaving, ls, who-has hit and miss,
-    a conflict copy, exit."""
+    a conflict copy, a file of the newcomer's reaching the other member, exit."""
     owner_shared = tmp_path / "owner" / "Shared"
     owner = Node(
         Settings(
@@ -135,7 +135,8 @@ async def test_a_newcomer_session_in_a_terminal(tmp_path: Path) -> None:
                    "-c", str(ROOT), command)  # fmt: skip
         await tmux(sock, "set-option", "-t", "main", "remain-on-exit", "on")  # to read "bye"
         text = await pane_until(sock, lambda t: "type 'help'" in t, 30)
-        assert re.search(r"this host is '[^']+'; your files go in ", text), text
+        folder = re.search(r"this host is '[^']+'; your files go in (\S+)/", text)
+        assert folder, text
         first = await pane_until(sock, lambda t: (done_mb(t) or 0) > 0, 30)
         await pane_until(sock, lambda t: (done_mb(t) or 0) > (done_mb(first) or 0), 15)
 
@@ -181,6 +182,9 @@ async def test_a_newcomer_session_in_a_terminal(tmp_path: Path) -> None:
         assert len(kept) == 1 and re.fullmatch(
             r"note \(conflict \S+ \d{4}-\d\d-\d\d \d{6}\)\.txt", kept[0]
         ), kept
+
+        (Path(folder.group(1)) / "hello.txt").write_text("from the newcomer\n")
+        await pane_until(sock, lambda t: "✓ hello.txt reached every member (1)" in t, 20)
 
         await keys("exit", "Enter")
         await pane_until(sock, lambda t: "bye" in t, 20)
