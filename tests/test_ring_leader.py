@@ -121,7 +121,7 @@ class TestBusyIsNotDead:
         ring = self.SlowRing(
             A,
             RING,
-            probe_timeout=0.01,
+            probe_timeout=0.002,
             listens={"c"},
             replies={B.address: [Ok()], D.address: [Ok()]},
         )
@@ -132,7 +132,7 @@ class TestBusyIsNotDead:
         assert await leader.remove_failed({"c"}) == ViewReply(remove(RING, ["c"]).to_wire())
 
     async def test_an_answer_in_between_starts_the_busy_patience_again(self) -> None:
-        ring = self.SlowRing(A, RING, probe_timeout=0.01, listens={"c"})
+        ring = self.SlowRing(A, RING, probe_timeout=0.002, listens={"c"})
         ring.delay = 10.0
         leader = Leader(ring)
         await leader.remove_failed({"c"})

@@ -228,14 +228,18 @@ class Door:
         The kernel completes the handshake for a listening socket even while the process
         behind it is too busy to run (its event loop held, the host short of CPU), and refuses
         it, or lets it time out, once the process or its host is gone: a member that does not
-        answer but is knocked on is busy, not dead.
+        answer but is knocked on is busy, not dead. The knock runs in a thread, timed by the
+        socket: a stall of this node's own event loop cannot make it time out.
         """
-        try:
-            _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-        except (OSError, TimeoutError):
-            return False
-        writer.transport.abort()
-        return True
+
+        def knock() -> bool:
+            try:
+                socket.create_connection((host, port), timeout).close()
+            except OSError:
+                return False
+            return True
+
+        return await asyncio.to_thread(knock)
 
     async def close(self) -> None:
         """Close the connections kept for reuse (the node is stopping)."""
