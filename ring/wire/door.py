@@ -34,6 +34,7 @@ import resource
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from ring.errors import PeerUnreachable
@@ -49,6 +50,12 @@ log = logging.getLogger(__name__)
 STREAM_LIMIT = 256 * 1024
 """Buffer of an accepted stream before the transport pauses reading (it holds up to twice
 this): bytes a peer can park in a node per connection beside its frame."""
+
+KNOCKERS = 4
+"""Threads that knock (`Door.knock`): their own, so a knock never waits behind the blocking
+downloads in the loop's default executor while the leader's verification runs."""
+
+_knockers = ThreadPoolExecutor(KNOCKERS, thread_name_prefix="door-knock")
 
 
 class Gate(Protocol):
@@ -239,7 +246,7 @@ class Door:
                 return False
             return True
 
-        return await asyncio.to_thread(knock)
+        return await asyncio.get_running_loop().run_in_executor(_knockers, knock)
 
     async def close(self) -> None:
         """Close the connections kept for reuse (the node is stopping)."""
