@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import re
@@ -41,18 +40,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.sync_bench import SMALL, baseline_small, serve_once, write_big  # noqa: E402
+from tests.integration.test_transfer_blocks import sha_of  # noqa: E402
 from tests.procs import NodeProcess, free_port  # noqa: E402
 from tests.sync_harness import SyncNode, make_node, stop_all  # noqa: E402
 
 MiB = 1 << 20
-
-
-def sha_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(MiB):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def median(values: list[float]) -> float:

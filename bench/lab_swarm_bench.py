@@ -20,7 +20,6 @@ eth0 counters give how many copies it sent. Needs root (the lab); prints JSON.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -33,18 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from overlay.lab.net import Host, Lab  # noqa: E402
 from overlay.lab.node import LabNode  # noqa: E402
+from tests.integration.test_transfer_blocks import sha_of  # noqa: E402
 
 PORT = 9000
 FILE = "swarm.bin"
 CHUNK = 1 << 20
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def start_ring(hosts: list[Host], base: Path, dht: bool) -> list[LabNode]:
@@ -89,7 +81,7 @@ def one_run(hosts: list[Host], base: Path, dht: bool, payload: Path, want: str) 
             for target in targets:
                 if target in done or not target.exists() or target.stat().st_size != size:
                     continue
-                if sha256_of(target) == want:
+                if sha_of(target) == want:
                     done.add(target)
             time.sleep(0.2)
         took = time.monotonic() - started
@@ -115,7 +107,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             payload = Path(tmp) / "payload.bin"
             payload.write_bytes(os.urandom(args.mib * CHUNK))
-            want = sha256_of(payload)
+            want = sha_of(payload)
             out: dict[str, object] = {
                 "mib": args.mib, "receivers": args.receivers, "uplink_mbit": args.mbit,
                 "ideal_one_transfer_s": round(args.mib * CHUNK * 8 / (args.mbit * 1e6), 2),
