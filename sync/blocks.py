@@ -182,7 +182,9 @@ class BlockPlan:
     Blocks are handed out in file order from block `start` (wrapping round): receivers of the
     same file that start at different blocks soon hold different blocks to trade. A holder
     that has only some blocks (it is downloading the file too) claims among `allowed` ones, and
-    full holders leave those blocks to it while others are left (its uplink is otherwise idle).
+    full holders leave those blocks to it until the last `tail` blocks: a full holder's uplink
+    (the owner's, for a new file every receiver wants) then carries only blocks no receiver
+    has yet, and receivers pass on the rest.
     Not thread-safe by itself: the swarm calls it under one lock (each call is tiny).
     """
 
@@ -209,8 +211,10 @@ class BlockPlan:
         self._endgame = endgame
         self._tail = tail
         self._fetching: dict[int, set[str]] = {}
-        self.elsewhere: set[int] = set()
-        """Blocks some partial holder has: full holders leave them to it while they can."""
+        self._partials: dict[str, set[int]] = {}
+        self.elsewhere: frozenset[int] = frozenset()
+        """Blocks a seated partial holder has (as it last said): full holders leave them to it
+        until the end of the download (`tail`)."""
         self._start = start % count if count else 0
         self._next = 0
         """Position (from `start`) before which every block is verified or being fetched."""
@@ -227,6 +231,21 @@ class BlockPlan:
     def busy(self) -> bool:
         """Some block is being fetched right now."""
         return bool(self._fetching)
+
+    def holds(self, holder: str, blocks: set[int]) -> None:
+        """Partial holder `holder` said it has `blocks` now (a fresher picture than before)."""
+        self._partials[holder] = blocks
+        self.elsewhere = frozenset().union(*self._partials.values())
+
+    def gone(self, holder: str) -> None:
+        """`holder` serves this download no more: its blocks are for the full holders again."""
+        if self._partials.pop(holder, None) is not None:
+            self.elsewhere = frozenset().union(*self._partials.values())
+
+    def left_to_partials(self) -> bool:
+        """Some block nobody fetches yet is held by a partial holder (a full holder waits for
+        it to be fetched from there, or for the end of the download)."""
+        return any(self._free(index) for index in self.elsewhere)
 
     def _free(self, index: int) -> bool:
         return index not in self.verified and index not in self._fetching
@@ -301,6 +320,8 @@ class BlockPlan:
             rare = self._rare(holder)
             if rare is not None:
                 return self._take(rare, holder)
+            if self.missing() > self._tail:
+                return None  # partial holders have the rest: this uplink is for other receivers
         if allowed is None:
             while self._next < self.count:
                 index = (self._start + self._next) % self.count

@@ -33,7 +33,7 @@ from sync.resume import PARTIAL_DIR, LocalDiskError, prune_partials
 from sync.reuse import Reuser
 from sync.serve import Server
 from sync.sources import RoundTrips, rank
-from sync.swarm import MAX_SOURCES, Swarm
+from sync.swarm import MAX_SEATS, Swarm
 from sync.tracker import Transfers
 from sync.transfer import Receiver
 
@@ -91,7 +91,7 @@ class Fetcher:
             self.reuse,
             server.partials,
             self.transfers,
-            concurrency * MAX_SOURCES,
+            concurrency * MAX_SEATS,
             receiver.timeout,
             self.fetching.tell,
             self._relocate,

@@ -28,7 +28,7 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ring.errors import PeerUnreachable, RingError
-from ring.wire import Channel
+from ring.wire import Channel, Message
 from sync.blocks import BlockPlan, block_range
 from sync.errors import SyncError, TransferAborted
 from sync.manifest import FileRecord, Peer
@@ -43,7 +43,19 @@ PIPELINE = 2
 """FILE range requests a worker keeps in flight (hides the round trip between requests)."""
 
 PARTIAL_POLL = 0.2
-"""Seconds between two asks of a partial holder that had nothing new for us."""
+"""Seconds between two asks of a partial holder which blocks it has: while it has nothing new
+for us, and while we fetch from it (the ask rides the same pipeline), so the full holders'
+workers know what they may leave to it."""
+
+VISIBLE = 0.25
+"""Blocks received are checked and stored at least this often (seconds, at the holder's
+measured rate; whole blocks, one at least): what is stored is what this node can pass on to
+others fetching the same file, so on a slow link it should not wait for a whole buffer."""
+
+SWARM_RUN = 1.0
+"""Seconds of blocks (at its measured rate) a full holder is asked for at once while partial
+holders serve the download too: short runs, so receivers fetching from it learn of each
+other's new blocks before they ask it for the same ones."""
 
 MAX_RUN_BYTES = 64 * 1024 * 1024
 """Most bytes in one FILE range request (whole blocks, one block at least): few requests while
@@ -211,7 +223,8 @@ class HolderWorker:
         """Claim, request, receive, check, store; until nothing is left for this holder."""
         peer, run = self.peer, self.download
         name = peer.name
-        inflight: deque[list[int]] = deque()
+        inflight: deque[list[int] | None] = deque()
+        """Range requests in flight, in order; None: a BLOCKS ask (to a partial holder)."""
         storer = _Storer(self.writers, run, name)
         try:
             channel = self.receiver.connect(peer) if self.listed is None else self.listed.channel
@@ -223,7 +236,14 @@ class HolderWorker:
             if run.stop:
                 channel.shutdown()
         try:
-            allowed = self.listed.have if self.listed is not None else self._holds(channel)
+            if self.listed is not None:
+                allowed = self.listed.have
+                if allowed is not None:
+                    with run.cond:
+                        run.plan.holds(name, allowed)
+            else:
+                allowed = self._holds(channel.exchange(self._blocks_ask()))
+            asked = time.monotonic()
             while not run.stop:
                 if not storer.wait():  # the last blocks held a bad one: ask for nothing more
                     return
@@ -231,9 +251,21 @@ class HolderWorker:
                 if not inflight:
                     if allowed is None or not self._more_later(run):
                         return
-                    allowed = self._holds(channel)
+                    allowed = self._holds(channel.exchange(self._blocks_ask()))
+                    asked = time.monotonic()
                     continue
-                if not self._receive(channel, name, run, inflight[0], storer):
+                if (
+                    allowed is not None
+                    and None not in inflight
+                    and time.monotonic() - asked >= PARTIAL_POLL
+                ):
+                    channel.send(self._blocks_ask())
+                    inflight.append(None)
+                    asked = time.monotonic()
+                head = inflight[0]
+                if head is None:
+                    allowed = self._holds(channel.read())
+                elif not self._receive(channel, name, run, head, storer):
                     return
                 inflight.popleft()
         except LocalDiskError as exc:
@@ -253,30 +285,33 @@ class HolderWorker:
                 pass  # the engine is stopping
             with run.cond:
                 for blocks in inflight:
-                    for index in blocks:
+                    for index in blocks or ():
                         run.plan.release(index, name)
+                run.plan.gone(name)
                 run.channels.pop(name, None)
                 run.cond.notify_all()
             self.receiver.release(channel)
 
-    def _holds(self, channel: Channel) -> set[int] | None:
-        """Ask the holder (BLOCKS) which blocks it has: None for all, else those it stored so
-        far (it is downloading the file too).
+    def _blocks_ask(self) -> BlocksRequest:
+        """The BLOCKS request that asks this holder which blocks of the file it has."""
+        rec = self.download.rec
+        return BlocksRequest(rec.sha256, rec.owner, rec.path, self.download.partial.block_size)
+
+    def _holds(self, reply: Message) -> set[int] | None:
+        """The holder's answer to `_blocks_ask`: None for all blocks, else those it stored so
+        far (it is downloading the file too), which the plan then leaves to it.
 
         Raises:
-            RemoteError: it has none of it (`not_found`); TransferAborted: its list differs.
+            TransferAborted: its list differs (or it answered something else).
         """
         run = self.download
-        rec = run.rec
-        block_size = run.partial.block_size
-        reply = channel.exchange(BlocksRequest(rec.sha256, rec.owner, rec.path, block_size))
         if not isinstance(reply, BlocksData) or reply.hashes != run.partial.hashes:
-            raise TransferAborted(f"{self.peer.name} has another block list for {rec.path}")
+            raise TransferAborted(f"{self.peer.name} has another block list for {run.rec.path}")
         if reply.have is None:
             return None
         held = have_set(reply.have, run.partial.count)
         with run.cond:
-            run.plan.elsewhere |= held
+            run.plan.holds(self.peer.name, held)
         return held
 
     def _more_later(self, run: Download) -> bool:
@@ -292,7 +327,7 @@ class HolderWorker:
         channel: Channel,
         name: str,
         run: Download,
-        inflight: deque[list[int]],
+        inflight: deque[list[int] | None],
         allowed: set[int] | None,
     ) -> None:
         """Top up this connection's pipeline; with nothing to claim and nothing in flight, a
@@ -302,10 +337,14 @@ class HolderWorker:
         # a full holder with partial holders beside it keeps one request out, not two: its
         # uplink then carries blocks nobody else has rather than a queue of those others have
         measured = name in run.plan.rates
-        depth = PIPELINE if measured and (allowed is not None or not run.plan.elsewhere) else 1
+        beside = allowed is None and bool(run.plan.elsewhere)
+        depth = PIPELINE if measured and not beside else 1
         block_size = run.partial.block_size
         least = max(1, LEAST_RUN_BYTES // block_size)
         most = max(least, MAX_RUN_BYTES // block_size) if measured else least
+        if beside and measured:
+            least = 1
+            most = max(1, min(most, int(run.plan.rates[name] * SWARM_RUN) // block_size))
         while len(inflight) < depth:
             with run.cond:
                 blocks = run.plan.claim_run(name, run.workers, most, allowed, least)
@@ -314,7 +353,7 @@ class HolderWorker:
                     and allowed is None
                     and not inflight
                     and not run.stop
-                    and run.plan.busy()
+                    and (run.plan.busy() or run.plan.left_to_partials())
                 ):
                     run.cond.wait(0.5)
                     blocks = run.plan.claim_run(name, run.workers, most, least=least)
@@ -340,6 +379,9 @@ class HolderWorker:
         if not isinstance(header, FileData) or (header.offset, header.size) != (offset, size):
             raise TransferAborted(f"{name} answered blocks {blocks[0]}.. with the wrong range")
         per_buffer = len(storer.buffer()) // block_size
+        rate = run.plan.rates.get(name)
+        if rate is not None:
+            per_buffer = max(1, min(per_buffer, int(rate * VISIBLE) // block_size))
         while blocks:
             count = min(per_buffer, len(blocks))
             start = block_range(blocks[0], rec.size, block_size)[0]

@@ -5,14 +5,15 @@ the first holder that answers, opens or resumes the partial file (`resume.Partia
 every block already on this node (`reuse.py`: the old version of the file, or any file with the
 same block), and runs one `holder.HolderWorker` per holder (at most `MAX_SOURCES`) in a thread
 pool for the rest; the workers share a `BlockPlan`, so faster holders serve more of the file.
-While the download runs, a seat left free (fewer than `MAX_SOURCES` holders still serving) is
+While the download runs, a seat left free (fewer than `MAX_SEATS` holders still serving) is
 offered, every `RELOCATE` seconds, to a holder the locator names that this download has not
 asked yet: above all, others that started downloading the same content meanwhile and announced
-themselves as partial holders. Every block is checked as it arrives, and a holder that sends a
-bad one is dropped at once and avoided for this content in later rounds too. At the end the
-whole file must have the manifest's SHA-256, else the list was wrong: the partial file goes,
-and so does trust in whoever sent the list. Local trouble (disk full) removes the partial file;
-anything else leaves it for the next round to resume.
+themselves as partial holders (each receiver a different share of them, `spread`). Every
+block is checked as it arrives, and a holder that sends a bad one is dropped at once and
+avoided for this content in later rounds too. At the end the whole file must have the
+manifest's SHA-256, else the list was wrong: the partial file goes, and so does trust in
+whoever sent the list. Local trouble (disk full) removes the partial file; anything else
+leaves it for the next round to resume.
 """
 
 from __future__ import annotations
@@ -50,7 +51,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_SOURCES = 4
-"""Holders one download uses at once."""
+"""Holders one download starts with."""
+
+MAX_SEATS = 8
+"""Holders one download uses at once, counting those seated while it runs (`_recruit`): when
+many receivers fetch one new file, each should see most of the others, so that what one of
+them has is not asked of the owner again."""
 
 LIST_TIMEOUT = 60.0
 """A holder may hash the whole file before its first BLOCKS answer; give it time."""
@@ -228,7 +234,7 @@ class Swarm:
         assert self.relocate is not None
         while True:
             await asyncio.sleep(RELOCATE)
-            free = MAX_SOURCES - sum(1 for worker in workers if not worker.done())
+            free = MAX_SEATS - sum(1 for worker in workers if not worker.done())
             if free <= 0:
                 continue
             try:
@@ -237,7 +243,7 @@ class Swarm:
                 log.info("locating %s again failed: %s", sha256[:12], exc)
                 continue
             avoid = self.avoid.get(sha256, set()) | seated | {self.name}
-            for peer in [p for p in found if p.name not in avoid][:free]:
+            for peer in spread([p for p in found if p.name not in avoid], self.name, sha256, free):
                 with run.cond:
                     if run.stop or run.plan.complete or self.receiver.closed:
                         return
