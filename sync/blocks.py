@@ -182,9 +182,11 @@ class BlockPlan:
     Blocks are handed out in file order from block `start` (wrapping round): receivers of the
     same file that start at different blocks soon hold different blocks to trade. A holder
     that has only some blocks (it is downloading the file too) claims among `allowed` ones, and
-    full holders leave those blocks to it until the last `tail` blocks: a full holder's uplink
+    full holders leave those blocks, and those it is fetching, to it: a full holder's uplink
     (the owner's, for a new file every receiver wants) then carries only blocks no receiver
-    has yet, and receivers pass on the rest.
+    has yet, and receivers pass on the rest; the end of the download too, when every receiver
+    lacks the few blocks still on their way to one of them. Only once no block has been stored
+    for `STALL` seconds may a full holder be asked for them all the same.
     Not thread-safe by itself: the swarm calls it under one lock (each call is tiny).
     """
 
@@ -213,8 +215,9 @@ class BlockPlan:
         self._fetching: dict[int, set[str]] = {}
         self._partials: dict[str, set[int]] = {}
         self.elsewhere: frozenset[int] = frozenset()
-        """Blocks a seated partial holder has (as it last said): full holders leave them to it
-        until the end of the download (`tail`)."""
+        """Blocks a seated partial holder has or is fetching (as it last said): full holders
+        leave them to it (`claim`)."""
+        self._stored_at = clock()
         self._start = start % count if count else 0
         self._next = 0
         """Position (from `start`) before which every block is verified or being fetched."""
@@ -232,10 +235,15 @@ class BlockPlan:
         """Some block is being fetched right now."""
         return bool(self._fetching)
 
-    def holds(self, holder: str, blocks: set[int]) -> None:
-        """Partial holder `holder` said it has `blocks` now (a fresher picture than before)."""
-        self._partials[holder] = blocks
+    def holds(self, holder: str, blocks: set[int], coming: set[int] | None = None) -> None:
+        """Partial holder `holder` said it has `blocks` now, and is fetching `coming` (a
+        fresher picture than before): full holders leave both to it."""
+        self._partials[holder] = blocks | coming if coming else blocks
         self.elsewhere = frozenset().union(*self._partials.values())
+
+    def in_flight(self) -> set[int]:
+        """The blocks being fetched now (what this node tells others is `coming`)."""
+        return set(self._fetching)
 
     def gone(self, holder: str) -> None:
         """`holder` serves this download no more: its blocks are for the full holders again."""
@@ -320,7 +328,7 @@ class BlockPlan:
             rare = self._rare(holder)
             if rare is not None:
                 return self._take(rare, holder)
-            if self.missing() > self._tail:
+            if self.clock() - self._stored_at < STALL:
                 return None  # partial holders have the rest: this uplink is for other receivers
         if allowed is None:
             while self._next < self.count:
@@ -402,6 +410,7 @@ class BlockPlan:
         if index in self.verified:
             return False
         self.verified.add(index)
+        self._stored_at = self.clock()
         self.served[holder] += length
         return True
 

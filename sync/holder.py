@@ -99,6 +99,11 @@ class Download:
         self.channels: dict[str, Channel] = {}
         """Each worker's connection, to cut them all once the plan is complete."""
 
+    def in_flight(self) -> set[int]:
+        """The blocks the workers are fetching now (asked from the event loop by the server)."""
+        with self.cond:
+            return self.plan.in_flight()
+
     def finished(self) -> None:
         """Every block is in: stop every worker now, cutting what is still on the way.
 
@@ -309,9 +314,11 @@ class HolderWorker:
             raise TransferAborted(f"{self.peer.name} has another block list for {run.rec.path}")
         if reply.have is None:
             return None
-        held = have_set(reply.have, run.partial.count)
+        count = run.partial.count
+        held = have_set(reply.have, count)
+        coming = have_set(reply.coming, count) if reply.coming is not None else None
         with run.cond:
-            run.plan.holds(self.peer.name, held)
+            run.plan.holds(self.peer.name, held, coming)
         return held
 
     def _more_later(self, run: Download) -> bool:

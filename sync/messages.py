@@ -128,3 +128,6 @@ class BlocksData(Message):
     have: bytes | None = None
     """None: the sender holds the whole file; else a bitmap of the blocks it holds so far
     (bit i of byte i // 8, lowest bit first): it is downloading the file too."""
+    coming: bytes | None = None
+    """With `have`: a bitmap of the blocks the sender is fetching right now, which the asker
+    leaves to it (asks it for them once they are in `have`) rather than fetch them too."""

@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from pathlib import Path
 
@@ -88,6 +88,8 @@ class Partial:
         self._buffer: memoryview | None = None
         self._saved = 0.0
         self._dirty = False
+        self.fetching: Callable[[], Iterable[int]] = tuple
+        """The blocks this node is fetching right now (set by the download using this file)."""
 
     def expected(self, index: int) -> bytes:
         """The digest block `index` must have."""
@@ -158,11 +160,13 @@ class Partial:
 
     def have(self) -> bytes:
         """A bitmap of the blocks stored so far (bit i of byte i // 8, lowest bit first)."""
-        bits = bytearray((self.count + 7) // 8)
         with self._lock:
-            for index in self.verified:
-                bits[index // 8] |= 1 << (index % 8)
-        return bytes(bits)
+            return bitmap(self.verified, self.count)
+
+    def coming(self) -> bytes:
+        """A bitmap of the blocks being fetched now (not stored yet): another receiver of this
+        file leaves them to this node rather than ask a full holder for them too."""
+        return bitmap(self.fetching(), self.count)
 
     def covers(self, offset: int, length: int) -> bool:
         """Whether the range is whole blocks, all of them stored (so it may be served)."""
@@ -326,9 +330,17 @@ SYNC_FILE_RANGE_WRITE = 2
 _SYNC_FILE_RANGE = _sync_file_range()
 
 
-def have_set(bitmap: bytes, count: int) -> set[int]:
-    """The block indexes a `Partial.have` bitmap names (bits past `count` ignored)."""
-    return {i for i in range(min(count, len(bitmap) * 8)) if bitmap[i // 8] >> (i % 8) & 1}
+def bitmap(indexes: Iterable[int], count: int) -> bytes:
+    """The bitmap of block `indexes` among `count` (bit i of byte i // 8, lowest bit first)."""
+    bits = bytearray((count + 7) // 8)
+    for index in indexes:
+        bits[index // 8] |= 1 << (index % 8)
+    return bytes(bits)
+
+
+def have_set(bits: bytes, count: int) -> set[int]:
+    """The block indexes a `bitmap` names (bits past `count` ignored)."""
+    return {i for i in range(min(count, len(bits) * 8)) if bits[i // 8] >> (i % 8) & 1}
 
 
 def prune_partials(folder: Path, keep: set[str]) -> None:

@@ -128,7 +128,12 @@ class Server:
             if partial is None or partial.block_size != msg.block_size:
                 raise
             return BlocksData(
-                msg.sha256, partial.size, msg.block_size, partial.hashes, partial.have()
+                msg.sha256,
+                partial.size,
+                msg.block_size,
+                partial.hashes,
+                partial.have(),
+                partial.coming(),
             )
         try:
             hashes = await self._block_list(msg.sha256, msg.block_size, found)

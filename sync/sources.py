@@ -16,7 +16,7 @@ located holders plus the previous node and the owner into the sources to ask, in
 
 from __future__ import annotations
 
-import zlib
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
@@ -137,5 +137,13 @@ def spread(holders: Sequence[Peer], me: str, sha256: str, most: int) -> list[Pee
     if len(holders) <= most:
         return list(holders)
     rest = list(holders[1:])
-    turn = zlib.crc32(f"{me}/{sha256}".encode()) % len(rest)
+    turn = place(me, sha256, len(rest))
     return [holders[0], *(rest[turn:] + rest[:turn])[: most - 1]]
+
+
+def place(me: str, sha256: str, count: int) -> int:
+    """A number below `count` that this node takes for content `sha256` (where it starts in a
+    list, or in a file's blocks): a hash of both, so receivers of one file spread evenly, even
+    when their names differ in one character (a CRC, being linear, put h1 to h8 side by side)."""
+    digest = hashlib.blake2b(f"{me}/{sha256}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % count

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import zlib
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,7 +41,7 @@ from sync.manifest import FileRecord, Peer
 from sync.messages import BlocksData, BlocksRequest
 from sync.resume import Partial, have_set
 from sync.reuse import Reuser
-from sync.sources import spread
+from sync.sources import place, spread
 from sync.tracker import Transfers
 from sync.transfer import Receiver
 
@@ -156,10 +155,16 @@ class Swarm:
         transfer.resumed = transfer.done = sum(
             block_range(i, rec.size, block_size)[1] for i in verified
         )
-        start = 0 if len(holders) == 1 else zlib.crc32(f"{self.name}/{rec.sha256}".encode())
+        # alone with one holder, file order lets the whole-file hash keep up with the blocks;
+        # where others may be fetching it too (several holders, or partial holders to come),
+        # receivers that start at different blocks neither ask the owner for the same ones
+        # nor hold the same ones to trade
+        alone = len(holders) == 1 and self.relocate is None
+        start = 0 if alone else place(self.name, rec.sha256, partial.count)
         tail = max(ENDGAME_BLOCKS, ENDGAME_BYTES // block_size)
         plan = BlockPlan(partial.count, verified, start=start, tail=tail)
         run = Download(rec, plan, partial, transfer)
+        partial.fetching = run.in_flight
         ok = False
         self.partials[rec.sha256] = partial
         self.fetching(rec.sha256, True)

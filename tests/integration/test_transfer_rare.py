@@ -1,10 +1,21 @@
-"""A full holder beside partial ones is asked for blocks no partial holder has, from the middle
-of the longest stretch of them: receivers fetching from the owner then fetch different blocks,
-and the owner sends fewer copies (bench/transfer_bench.py (c))."""
+"""A full holder beside partial ones is asked only for blocks no partial holder has or is
+fetching, from the middle of the longest stretch of them: receivers fetching from the owner
+then fetch different blocks and pass them on, and the owner sends each block about once
+(bench/lab_swarm_bench.py)."""
 
 from __future__ import annotations
 
-from sync.blocks import BlockPlan
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ring.wire import Connection, Handler, Message
+from sync.blocks import STALL, BlockPlan
+from sync.engine import Peer
+from sync.messages import FileRequest
+from tests.integration.test_transfer_blocks import MiB, big_file, locator, sha_of
+from tests.sync_harness import make_node, stop_all
 
 
 class TestRareBlocks:
@@ -28,7 +39,92 @@ class TestRareBlocks:
             firsts.add(plan.claim("owner"))
         assert firsts == {4, 8, 12}
 
-    def test_blocks_only_partial_holders_have_go_to_the_owner_last(self) -> None:
+    def test_blocks_a_partial_holder_has_are_left_to_it(self) -> None:
+        now = [0.0]
+        plan = BlockPlan(4, clock=lambda: now[0])
+        plan.holds("part", {0, 1})
+        assert [plan.claim("owner") for _ in range(3)] == [2, 3, None]
+        assert plan.left_to_partials()
+        assert plan.claim("part", allowed={0, 1}) == 0
+
+    def test_the_owner_takes_them_once_nothing_has_come_for_a_while(self) -> None:
+        now = [0.0]
+        plan = BlockPlan(4, clock=lambda: now[0])
+        plan.holds("part", {0, 1})
+        assert [plan.claim("owner") for _ in range(3)] == [2, 3, None]
+        now[0] = STALL / 2
+        assert plan.done(2, "owner", 1)
+        now[0] = STALL
+        assert plan.claim("owner") is None  # a block came STALL / 2 ago
+        now[0] = 2 * STALL
+        assert plan.claim("owner") == 0
+
+    def test_or_once_the_partial_holder_is_gone(self) -> None:
         plan = BlockPlan(4)
         plan.holds("part", {0, 1})
-        assert [plan.claim("owner") for _ in range(4)] == [2, 3, 0, 1]
+        assert [plan.claim("owner") for _ in range(3)] == [2, 3, None]
+        plan.gone("part")
+        assert not plan.left_to_partials()
+        assert plan.claim("owner") == 0
+
+    def test_blocks_a_partial_holder_is_fetching_are_left_to_it_too(self) -> None:
+        plan = BlockPlan(8)
+        plan.holds("part", {0}, coming={1, 2, 3})
+        taken = [plan.claim("owner") for _ in range(5)]
+        assert taken[4] is None and sorted(i for i in taken if i is not None) == [4, 5, 6, 7]
+        assert plan.claim("part", allowed={0}) == 0
+        assert plan.claim("part", allowed={0}) is None  # not before it has them
+
+    def test_what_this_node_fetches_is_what_it_says_is_coming(self) -> None:
+        plan = BlockPlan(8)
+        plan.claim_run("owner", workers=1, most=3)
+        assert plan.in_flight() == {0, 1, 2}
+        plan.done(1, "owner", 1)
+        assert plan.in_flight() == {0, 2}
+
+
+def uplink(bytes_per_second: float) -> Callable[[Handler], Handler]:
+    """One uplink of `bytes_per_second` shared by every FILE reply of a server: each reply waits
+    until the bytes queued before it and its own would have left (loopback is not the limit a
+    LAN uplink is, so the owner's sending is what it can be measured by)."""
+    free_at = 0.0
+
+    def wrap(handler: Handler) -> Handler:
+        async def paced(msg: Message, conn: Connection) -> Message | None:
+            nonlocal free_at
+            if isinstance(msg, FileRequest):
+                now = time.monotonic()
+                free_at = max(now, free_at) + (msg.length or 0) / bytes_per_second
+                await asyncio.sleep(free_at - now)
+            return await handler(msg, conn)
+
+        return paced
+
+    return wrap
+
+
+async def test_four_receivers_of_a_new_file_ask_the_owner_for_it_about_once(
+    tmp_path: Path,
+) -> None:
+    """Receivers that see each other as partial holders leave to each other what one of them
+    has: the owner, behind a slow uplink, sends the file not much more than once."""
+    size = 32 * MiB
+    owner = await make_node(tmp_path, "owner", interval=3600.0)
+    sha = big_file(owner.own / "big.bin", size)
+    owner.server.wrap(uplink(16 * MiB))
+    nodes = [await make_node(tmp_path, f"r{i}", interval=3600.0) for i in range(4)]
+    everyone = {n.peer.name: n.peer for n in [owner, *nodes]}
+    for node in nodes:
+        others = [
+            Peer(n.peer.name, n.peer.host, n.peer.port, fetching=True) for n in nodes if n != node
+        ]
+        node.engine.fetcher.locate = locator([owner.peer, *others])
+        node.engine.set_topology(owner.peer, everyone)
+    await asyncio.gather(*(n.engine.start() for n in [owner, *nodes]))
+    try:
+        await asyncio.gather(*(n.engine.pull_once() for n in nodes))
+        for node in nodes:
+            assert sha_of(node.root / "owner" / "big.bin") == sha
+        assert owner.engine.server.sent < 1.5 * size, owner.engine.server.sent / size
+    finally:
+        await stop_all([owner, *nodes])
