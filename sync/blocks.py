@@ -30,12 +30,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import os
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,14 @@ class BlockCache:
             del self._pending[key]
 
 
+class _Picture(NamedTuple):
+    """What a partial holder said it has and is fetching, and when what it has last grew."""
+
+    have: set[int]
+    coming: set[int]
+    grew: float
+
+
 class BlockPlan:
     """Which blocks are verified, which are being fetched and by whom, and who is bad.
 
@@ -213,10 +222,9 @@ class BlockPlan:
         self._endgame = endgame
         self._tail = tail
         self._fetching: dict[int, set[str]] = {}
-        self._partials: dict[str, set[int]] = {}
-        self.elsewhere: frozenset[int] = frozenset()
-        """Blocks a seated partial holder has or is fetching (as it last said): full holders
-        leave them to it (`claim`)."""
+        self._partials: dict[str, _Picture] = {}
+        self._elsewhere: frozenset[int] = frozenset()
+        self._recount = math.inf
         self._stored_at = clock()
         self._start = start % count if count else 0
         self._next = 0
@@ -235,20 +243,43 @@ class BlockPlan:
         """Some block is being fetched right now."""
         return bool(self._fetching)
 
+    @property
+    def elsewhere(self) -> frozenset[int]:
+        """Blocks a seated partial holder has, or is fetching while what it has grows (as it
+        last said): full holders leave them to it (`claim`)."""
+        if self.clock() >= self._recount:
+            self._count_elsewhere()
+        return self._elsewhere
+
+    def _count_elsewhere(self) -> None:
+        now, until = self.clock(), math.inf
+        blocks: set[int] = set()
+        for picture in self._partials.values():
+            blocks |= picture.have
+            if picture.coming and now - picture.grew < STALL:
+                blocks |= picture.coming
+                until = min(until, picture.grew + STALL)
+        self._elsewhere, self._recount = frozenset(blocks), until
+
     def holds(self, holder: str, blocks: set[int], coming: set[int] | None = None) -> None:
         """Partial holder `holder` said it has `blocks` now, and is fetching `coming` (a
-        fresher picture than before): full holders leave both to it."""
-        self._partials[holder] = blocks | coming if coming else blocks
-        self.elsewhere = frozenset().union(*self._partials.values())
+        fresher picture than before): full holders leave both to it; what it is fetching, only
+        while what it has grows (a holder stuck on its own download is waited for `STALL`
+        seconds at most)."""
+        old = self._partials.get(holder)
+        grew = self.clock() if old is None or len(blocks) > len(old.have) else old.grew
+        self._partials[holder] = _Picture(blocks, coming or set(), grew)
+        self._count_elsewhere()
 
     def in_flight(self) -> set[int]:
         """The blocks being fetched now (what this node tells others is `coming`)."""
         return set(self._fetching)
 
     def gone(self, holder: str) -> None:
-        """`holder` serves this download no more: its blocks are for the full holders again."""
+        """`holder` is a partial holder no more (it left the download, or holds the whole file
+        now): what it said it had or fetched is no longer left to it."""
         if self._partials.pop(holder, None) is not None:
-            self.elsewhere = frozenset().union(*self._partials.values())
+            self._count_elsewhere()
 
     def left_to_partials(self) -> bool:
         """Some block nobody fetches yet is held by a partial holder (a full holder waits for
@@ -270,7 +301,8 @@ class BlockPlan:
         after its last one while that is such a block (one range request), else one inside
         the longest stretch of them, away from its ends: other receivers fetching from the
         full holders are at work at those ends, so they and this one fetch different blocks
-        and have more to trade. Where inside depends on `start` (receivers differ)."""
+        and have more to trade. Where inside depends on `start`, so receivers that look at
+        the same stretch at once pick different blocks of it."""
         count = self.count
         last = self._last.get(holder)
         if last is not None:
@@ -294,7 +326,8 @@ class BlockPlan:
                 run_len = 0
         if best is None:
             return None
-        return (best + best_len * (1 + self._start % 3) // 4) % count
+        # from 1/8 to 7/8 of the way in, by where this receiver started (which is spread)
+        return (best + best_len * (count + 6 * self._start) // (8 * count)) % count
 
     def measured(self, holder: str, length: int, seconds: float) -> None:
         """`holder` delivered `length` bytes of a block in `seconds`: update its rate."""

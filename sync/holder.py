@@ -312,7 +312,9 @@ class HolderWorker:
         run = self.download
         if not isinstance(reply, BlocksData) or reply.hashes != run.partial.hashes:
             raise TransferAborted(f"{self.peer.name} has another block list for {run.rec.path}")
-        if reply.have is None:
+        if reply.have is None:  # it has the whole file now
+            with run.cond:
+                run.plan.gone(self.peer.name)
             return None
         count = run.partial.count
         held = have_set(reply.have, count)

@@ -13,7 +13,11 @@ from pathlib import Path
 from ring.wire import Connection, Handler, Message
 from sync.blocks import STALL, BlockPlan
 from sync.engine import Peer
-from sync.messages import FileRequest
+from sync.holder import Download, HolderWorker
+from sync.manifest import FileRecord
+from sync.messages import BlocksData, FileRequest
+from sync.resume import Partial, bitmap
+from sync.tracker import Transfers
 from tests.integration.test_transfer_blocks import MiB, big_file, locator, sha_of
 from tests.sync_harness import make_node, stop_all
 
@@ -22,22 +26,22 @@ class TestRareBlocks:
     def test_the_owner_is_asked_inside_the_longest_stretch_nobody_has(self) -> None:
         plan = BlockPlan(16, start=0)
         plan.holds("part", {0, 1, 2, 3})
-        assert [plan.claim("owner") for _ in range(3)] == [7, 8, 9]  # then on in order
+        assert [plan.claim("owner") for _ in range(3)] == [5, 6, 7]  # then on in order
 
     def test_a_run_stops_where_a_partial_holder_has_the_blocks(self) -> None:
-        plan = BlockPlan(16, start=1)
-        plan.holds("part", {0, 1, 2, 3, 8})
-        assert plan.claim_run("owner", workers=2, most=16) == [12, 13, 14, 15]
-        assert plan.claim("owner") == 6  # 4-7 is the longest stretch left
-        assert plan.claim_run("part", workers=2, most=16, allowed={0, 1, 2}) == [1, 2]  # from start
+        plan = BlockPlan(16, start=0)
+        plan.holds("part", {0, 1, 2, 3, 12})
+        assert plan.claim_run("owner", workers=1, most=16, least=16) == [5, 6, 7, 8, 9, 10, 11]
+        assert plan.claim("owner") == 13  # 13-15 is the longest stretch left
+        assert plan.claim_run("part", workers=2, most=16, allowed={0, 1, 2}) == [0, 1, 2]
 
     def test_receivers_start_at_different_points_of_a_stretch(self) -> None:
-        firsts = set()
-        for start in range(3):
-            plan = BlockPlan(16, start=start)
+        firsts = []
+        for start in range(0, 64, 8):
+            plan = BlockPlan(64, start=start)
             plan.holds("part", {0})
-            firsts.add(plan.claim("owner"))
-        assert firsts == {4, 8, 12}
+            firsts.append(plan.claim("owner"))
+        assert firsts == [8, 14, 20, 26, 32, 38, 44, 50]  # 1/8 to 7/8 in: not at its ends
 
     def test_blocks_a_partial_holder_has_are_left_to_it(self) -> None:
         now = [0.0]
@@ -74,6 +78,34 @@ class TestRareBlocks:
         assert taken[4] is None and sorted(i for i in taken if i is not None) == [4, 5, 6, 7]
         assert plan.claim("part", allowed={0}) == 0
         assert plan.claim("part", allowed={0}) is None  # not before it has them
+
+    def test_what_a_stuck_holder_is_fetching_is_not_waited_for_long(self) -> None:
+        now = [0.0]
+        plan = BlockPlan(4, clock=lambda: now[0])
+        plan.holds("part", {0}, coming={1, 2, 3})
+        assert plan.claim("owner") is None
+        now[0] = STALL / 2
+        plan.holds("part", {0}, coming={1, 2, 3})  # what it has did not grow
+        assert plan.elsewhere == {0, 1, 2, 3}
+        now[0] = STALL
+        assert plan.elsewhere == {0}
+        plan.holds("part", {0, 1}, coming={2, 3})  # it grew again
+        assert plan.elsewhere == {0, 1, 2, 3}
+
+    def test_a_partial_holder_that_has_the_whole_file_now_is_no_partial_holder(
+        self, tmp_path: Path
+    ) -> None:
+        rec = FileRecord("owner", "big.bin", 4 * 65536, 0, "ab" * 32, 1, False)
+        hashes = bytes(32 * 4)
+        plan = BlockPlan(4)
+        partial = Partial(tmp_path, rec.sha256, rec.size, 65536, hashes)
+        run = Download(rec, plan, partial, Transfers().begin("owner", "big.bin", rec.size))
+        worker = HolderWorker(Peer("part", "127.0.0.1", 1), run, None, None)  # type: ignore[arg-type]
+        bits = bitmap({0, 1}, 4)
+        assert worker._holds(BlocksData(rec.sha256, rec.size, 65536, hashes, bits)) == {0, 1}
+        assert plan.elsewhere == {0, 1}
+        assert worker._holds(BlocksData(rec.sha256, rec.size, 65536, hashes)) is None
+        assert plan.elsewhere == set()
 
     def test_what_this_node_fetches_is_what_it_says_is_coming(self) -> None:
         plan = BlockPlan(8)
