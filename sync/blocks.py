@@ -178,11 +178,13 @@ class BlockCache:
 
 
 class _Picture(NamedTuple):
-    """What a partial holder said it has and is fetching, and when what it has last grew."""
+    """What a partial holder said it has and is fetching, when what it has last grew, and
+    when it was first heard of."""
 
     have: set[int]
     coming: set[int]
     grew: float
+    since: float
 
 
 class BlockPlan:
@@ -194,8 +196,9 @@ class BlockPlan:
     full holders leave those blocks, and those it is fetching, to it: a full holder's uplink
     (the owner's, for a new file every receiver wants) then carries only blocks no receiver
     has yet, and receivers pass on the rest; the end of the download too, when every receiver
-    lacks the few blocks still on their way to one of them. Only once no block has been stored
-    for `STALL` seconds may a full holder be asked for them all the same.
+    lacks the few blocks still on their way to one of them. A full holder is asked for them all
+    the same once no block has been stored for `STALL` seconds, or when the partial holders
+    deliver at under half its rate (`_partials_keep_up`).
     Not thread-safe by itself: the swarm calls it under one lock (each call is tiny).
     """
 
@@ -266,9 +269,10 @@ class BlockPlan:
         fresher picture than before): full holders leave both to it; what it is fetching, only
         while what it has grows (a holder stuck on its own download is waited for `STALL`
         seconds at most)."""
-        old = self._partials.get(holder)
-        grew = self.clock() if old is None or len(blocks) > len(old.have) else old.grew
-        self._partials[holder] = _Picture(blocks, coming or set(), grew)
+        old, now = self._partials.get(holder), self.clock()
+        grew = now if old is None or len(blocks) > len(old.have) else old.grew
+        since = now if old is None else old.since
+        self._partials[holder] = _Picture(blocks, coming or set(), grew, since)
         self._count_elsewhere()
 
     def in_flight(self) -> set[int]:
@@ -280,6 +284,22 @@ class BlockPlan:
         now): what it said it had or fetched is no longer left to it."""
         if self._partials.pop(holder, None) is not None:
             self._count_elsewhere()
+
+    def _partials_keep_up(self, holder: str) -> bool:
+        """Whether the partial holders are worth waiting for instead of asking full holder
+        `holder`: together they delivered at least half its measured rate over their time in
+        the download (one heard of less than `STALL` ago is given that time). A holder that
+        says it has much and serves it slowly then holds up no download."""
+        mine = self.rates.get(holder)
+        if mine is None:
+            return True
+        now, theirs = self.clock(), 0.0
+        for name, picture in self._partials.items():
+            age = now - picture.since
+            if age < STALL:
+                return True
+            theirs += self.served[name] / age
+        return theirs >= mine / 2
 
     def left_to_partials(self) -> bool:
         """Some block nobody fetches yet is held by a partial holder (a full holder waits for
@@ -361,7 +381,7 @@ class BlockPlan:
             rare = self._rare(holder)
             if rare is not None:
                 return self._take(rare, holder)
-            if self.clock() - self._stored_at < STALL:
+            if self.clock() - self._stored_at < STALL and self._partials_keep_up(holder):
                 return None  # partial holders have the rest: this uplink is for other receivers
         if allowed is None:
             while self._next < self.count:

@@ -63,6 +63,19 @@ class TestRareBlocks:
         now[0] = 2 * STALL
         assert plan.claim("owner") == 0
 
+    def test_a_partial_holder_is_waited_for_only_while_it_keeps_up(self) -> None:
+        now = [0.0]
+        plan = BlockPlan(6, clock=lambda: now[0])
+        plan.holds("slow", {0, 1})
+        plan.holds("fast", {2})
+        plan.measured("owner", 1_000_000, 1.0)
+        assert [plan.claim("owner") for _ in range(4)] == [3, 4, 5, None]
+        now[0] = STALL + 0.5
+        assert plan.done(2, "fast", 1_500_000)  # 600 kB/s: more than half the owner's rate
+        assert plan.claim("owner") is None
+        plan.gone("fast")  # the slow one alone: nothing delivered in 2.5 s
+        assert plan.claim("owner") == 0
+
     def test_or_once_the_partial_holder_is_gone(self) -> None:
         plan = BlockPlan(4)
         plan.holds("part", {0, 1})
