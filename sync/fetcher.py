@@ -239,7 +239,7 @@ class Fetcher:
                     return done
             try:
                 async with self._slots:
-                    got = await self.swarm.fetch(rec, order)
+                    got = await self.swarm.fetch(rec, order, self.locate is not None)
             except LocalDiskError as exc:
                 log.error("%s/%s: %s", rec.owner, rec.path, exc)
                 return 0

@@ -247,7 +247,7 @@ class HolderWorker:
                     with run.cond:
                         run.plan.holds(name, allowed)
             else:
-                allowed = self._holds(channel.exchange(self._blocks_ask()))
+                allowed = self._holds(channel.exchange(self._blocks_ask(False)))
             asked = time.monotonic()
             while not run.stop:
                 if not storer.wait():  # the last blocks held a bad one: ask for nothing more
@@ -256,7 +256,7 @@ class HolderWorker:
                 if not inflight:
                     if allowed is None or not self._more_later(run):
                         return
-                    allowed = self._holds(channel.exchange(self._blocks_ask()))
+                    allowed = self._holds(channel.exchange(self._blocks_ask(True)))
                     asked = time.monotonic()
                     continue
                 if (
@@ -264,7 +264,7 @@ class HolderWorker:
                     and None not in inflight
                     and time.monotonic() - asked >= PARTIAL_POLL
                 ):
-                    channel.send(self._blocks_ask())
+                    channel.send(self._blocks_ask(True))
                     inflight.append(None)
                     asked = time.monotonic()
                 head = inflight[0]
@@ -297,10 +297,12 @@ class HolderWorker:
                 run.cond.notify_all()
             self.receiver.release(channel)
 
-    def _blocks_ask(self) -> BlocksRequest:
-        """The BLOCKS request that asks this holder which blocks of the file it has."""
+    def _blocks_ask(self, again: bool) -> BlocksRequest:
+        """The BLOCKS request that asks this holder which blocks of the file it has; `again`:
+        its list was checked already, so its answer need not carry it (`have_only`)."""
         rec = self.download.rec
-        return BlocksRequest(rec.sha256, rec.owner, rec.path, self.download.partial.block_size)
+        block_size = self.download.partial.block_size
+        return BlocksRequest(rec.sha256, rec.owner, rec.path, block_size, again)
 
     def _holds(self, reply: Message) -> set[int] | None:
         """The holder's answer to `_blocks_ask`: None for all blocks, else those it stored so
@@ -310,7 +312,7 @@ class HolderWorker:
             TransferAborted: its list differs (or it answered something else).
         """
         run = self.download
-        if not isinstance(reply, BlocksData) or reply.hashes != run.partial.hashes:
+        if not isinstance(reply, BlocksData) or reply.hashes not in (b"", run.partial.hashes):
             raise TransferAborted(f"{self.peer.name} has another block list for {run.rec.path}")
         if reply.have is None:  # it has the whole file now
             with run.cond:

@@ -115,6 +115,9 @@ class BlocksRequest(Message):
     owner: str
     path: str
     block_size: int
+    have_only: bool = False
+    """The asker has the list already (it asks again what a partial holder has now): the
+    reply may leave `hashes` empty."""
 
 
 @message("BLOCKS_DATA")

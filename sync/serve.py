@@ -131,10 +131,13 @@ class Server:
                 msg.sha256,
                 partial.size,
                 msg.block_size,
-                partial.hashes,
+                b"" if msg.have_only else partial.hashes,
                 partial.have(),
                 partial.coming(),
             )
+        if msg.have_only:
+            found.file.close()
+            return BlocksData(msg.sha256, found.size, msg.block_size, b"")
         try:
             hashes = await self._block_list(msg.sha256, msg.block_size, found)
         except OSError as exc:

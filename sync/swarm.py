@@ -116,9 +116,9 @@ class Swarm:
         self._writers.shutdown(wait=False, cancel_futures=True)
         self._digests.shutdown(wait=False, cancel_futures=True)
 
-    async def fetch(self, rec: FileRecord, holders: list[Peer]) -> Fetched:
+    async def fetch(self, rec: FileRecord, holders: list[Peer], indexed: bool = False) -> Fetched:
         """Download `rec` from several holders at once into a verified file, copying what is
-        here already.
+        here already; `indexed`: the locator may name more holders while it runs (`_recruit`).
 
         Returns:
             The data file (fsynced, mtime set) to rename into place, and what else it took.
@@ -159,7 +159,7 @@ class Swarm:
         # where others may be fetching it too (several holders, or partial holders to come),
         # receivers that start at different blocks neither ask the owner for the same ones
         # nor hold the same ones to trade
-        alone = len(holders) == 1 and self.relocate is None
+        alone = len(holders) == 1 and not indexed
         start = 0 if alone else place(self.name, rec.sha256, partial.count)
         tail = max(ENDGAME_BLOCKS, ENDGAME_BYTES // block_size)
         plan = BlockPlan(partial.count, verified, start=start, tail=tail)
@@ -169,7 +169,7 @@ class Swarm:
         self.partials[rec.sha256] = partial
         self.fetching(rec.sha256, True)
         try:
-            await self._run_workers(run, holders, lister, listed)
+            await self._run_workers(run, holders, lister, listed, indexed)
             await self._conclude(run, lister)
             path = await self._in_pool(partial.finish, rec.mtime_ns)
             ok = True
@@ -189,10 +189,10 @@ class Swarm:
             raise TransferAborted("sync engine stopped") from None
 
     async def _run_workers(
-        self, run: Download, holders: list[Peer], lister: str, listed: Listed
+        self, run: Download, holders: list[Peer], lister: str, listed: Listed, indexed: bool
     ) -> None:
         """One worker per holder; the lister's worker goes on on the connection it listed on.
-        Holders found meanwhile (`_recruit`) get workers of their own."""
+        Holders found meanwhile (`_recruit`, when `indexed`) get workers of their own."""
         if self.receiver.closed or run.plan.complete:
             # checked on the loop, as close is: no worker starts after it
             self.receiver.release(listed.channel)
@@ -205,7 +205,7 @@ class Swarm:
             self._worker(run, peer, listed if peer.name == lister else None) for peer in holders
         ]
         recruiter = None
-        if self.relocate is not None:
+        if indexed and self.relocate is not None:
             seated = {peer.name for peer in holders}
             recruiter = asyncio.ensure_future(self._recruit(run, seated, workers))
         try:

@@ -51,8 +51,8 @@ def record_sources(node: Node, served: dict[str, dict[str, int]]) -> None:
     swarm = node.sync.fetcher.swarm
     fetch = swarm.fetch
 
-    async def counted(rec: FileRecord, holders: list[Peer]) -> Fetched:
-        got = await fetch(rec, holders)
+    async def counted(rec: FileRecord, holders: list[Peer], indexed: bool = False) -> Fetched:
+        got = await fetch(rec, holders, indexed)
         served[name_of(node)] = dict(got.served)
         return got
 
