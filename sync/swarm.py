@@ -65,6 +65,9 @@ RELOCATE = 0.5
 time a receiver that started together with this one takes to be listed as a partial holder
 (the index publishes every 0.25 s)."""
 
+RELOCATE_MAX = 4.0
+"""The longest pause between two such lookups (`_recruit`)."""
+
 Relocate = Callable[[str], Awaitable[list[Peer]]]
 """Who holds (or is fetching) content H now, full holders first."""
 
@@ -233,22 +236,29 @@ class Swarm:
     async def _recruit(
         self, run: Download, seated: set[str], workers: list[asyncio.Future[None]]
     ) -> None:
-        """Every `RELOCATE` s while a seat is free, ask the locator again and seat holders not
-        asked yet (never this node, never one that sent a bad block of this content)."""
+        """While a seat is free, ask the locator again and seat holders not asked yet (never
+        this node, never one that sent a bad block of this content): every `RELOCATE` s, twice
+        as long after each ask that found nobody new, up to `RELOCATE_MAX` s (a ring smaller
+        than the seats never fills them, and need not be asked twice a second)."""
         sha256 = run.rec.sha256
         assert self.relocate is not None
+        pause = RELOCATE
         while True:
-            await asyncio.sleep(RELOCATE)
+            await asyncio.sleep(pause)
             free = MAX_SEATS - sum(1 for worker in workers if not worker.done())
             if free <= 0:
                 continue
+            pause = min(2 * pause, RELOCATE_MAX)
             try:
                 found = await self.relocate(sha256)
             except Exception as exc:  # the locator is pluggable; its failure costs a seat only
                 log.info("locating %s again failed: %s", sha256[:12], exc)
                 continue
             avoid = self.avoid.get(sha256, set()) | seated | {self.name}
-            for peer in spread([p for p in found if p.name not in avoid], self.name, sha256, free):
+            new = [p for p in found if p.name not in avoid]
+            if new:
+                pause = RELOCATE
+            for peer in spread(new, self.name, sha256, free):
                 with run.cond:
                     if run.stop or run.plan.complete or self.receiver.closed:
                         return
