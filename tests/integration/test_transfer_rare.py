@@ -6,20 +6,22 @@ then fetch different blocks and pass them on, and the owner sends each block abo
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ring.wire import Connection, Handler, Message
-from sync.blocks import STALL, BlockPlan
+from sync.blocks import DIGEST, LARGE_FILE, STALL, BlockPlan, block_count, block_size_for
 from sync.engine import Peer
 from sync.holder import Download, HolderWorker
 from sync.manifest import FileRecord
-from sync.messages import BlocksData, FileRequest
-from sync.resume import Partial, bitmap
+from sync.messages import BlocksData, BlocksRequest, FileRequest
+from sync.resume import Partial, bitmap, have_set
 from sync.tracker import Transfers
 from tests.integration.test_transfer_blocks import MiB, big_file, locator, sha_of
 from tests.sync_harness import make_node, stop_all
+from tests.wire_client import connect
 
 
 class TestRareBlocks:
@@ -173,3 +175,35 @@ async def test_four_receivers_of_a_new_file_ask_the_owner_for_it_about_once(
         assert owner.engine.server.sent < 1.5 * size, owner.engine.server.sent / size
     finally:
         await stop_all([owner, *nodes])
+
+
+async def test_a_holder_asked_again_answers_without_its_list(tmp_path: Path) -> None:
+    """A receiver asks each partial holder what it has every 0.2 s: after the first answer,
+    with `have_only`, the answers leave out the list (32 KiB for a 256 MiB file) and tell
+    what the holder has and is fetching."""
+    node = await make_node(tmp_path, "holder", interval=3600.0)
+    size = 2 * LARGE_FILE
+    sha = big_file(node.own / "big.bin", size)
+    block = block_size_for(size)
+    zeros = hashlib.sha256(bytes(block)).digest()
+    partial = Partial(tmp_path / "partials", "cd" * 32, 4 * block, block, zeros * 4)
+    partial.open()
+    partial.write(1, bytes(block))
+    partial.fetching = lambda: {2, 3}
+    node.engine.server.partials["cd" * 32] = partial
+    await node.engine.start()
+    conn = await connect("127.0.0.1", node.peer.port)
+    try:
+        first = await conn.exchange(BlocksRequest(sha, "holder", "big.bin", block))
+        again = await conn.exchange(BlocksRequest(sha, "holder", "big.bin", block, True))
+        assert isinstance(first, BlocksData) and isinstance(again, BlocksData)
+        assert len(first.hashes) == DIGEST * block_count(size, block) and first.have is None
+        assert (again.hashes, again.have, again.size) == (b"", None, size)
+        fetching = await conn.exchange(BlocksRequest("cd" * 32, "holder", "x.bin", block, True))
+        assert isinstance(fetching, BlocksData) and fetching.hashes == b""
+        assert fetching.have is not None and fetching.coming is not None
+        assert have_set(fetching.have, 4) == {1} and have_set(fetching.coming, 4) == {2, 3}
+    finally:
+        await conn.close()
+        partial.close()
+        await stop_all([node])
