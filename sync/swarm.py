@@ -52,10 +52,13 @@ T = TypeVar("T")
 MAX_SOURCES = 4
 """Holders one download starts with."""
 
-MAX_SEATS = 8
+MAX_SEATS = 6
 """Holders one download uses at once, counting those seated while it runs (`_recruit`): when
-many receivers fetch one new file, each should see most of the others, so that what one of
-them has is not asked of the owner again."""
+many receivers fetch one new file, each should see many of the others, so that what one of
+them has is not asked of the owner again. Measured with 8 receivers: 8 seats took 1.38-1.50x
+one transfer over 50 Mbit/s links, 6 took 1.45-1.57x and 4 took 1.57-1.78x; but with every
+node in one process on 2 cores (bench/swarm_bench.py, CPU-bound), 8 seats cost 1.57x the
+ring alone against 1.28x for 6 and 1.04x for 4: each seat is a connection and a thread."""
 
 LIST_TIMEOUT = 60.0
 """A holder may hash the whole file before its first BLOCKS answer; give it time."""
