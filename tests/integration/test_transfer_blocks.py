@@ -242,18 +242,36 @@ async def test_a_long_download_does_not_hold_up_a_rescan(tmp_path: Path) -> None
         await stop_all([*holders, recv])
 
 
-async def test_receivers_of_one_file_trade_blocks_while_downloading(tmp_path: Path) -> None:
-    size = 64 * MiB
+async def receivers_of_one_file(
+    tmp_path: Path,
+    size: int,
+    count: int,
+    uplink: Callable[[Handler], Handler],
+    fetching: bool = False,
+) -> tuple[SyncNode, list[SyncNode], str]:
+    """An owner of a new file behind `uplink`, and `count` receivers, started, each locating
+    the owner and the other receivers (listed as partial holders when `fetching`)."""
     owner = await make_node(tmp_path, "owner", interval=3600.0)
     sha = big_file(owner.own / "big.bin", size)
-    owner.server.wrap(throttle(0.2))  # a slow uplink: the receivers are worth asking
-    nodes = [await make_node(tmp_path, f"r{i}", interval=3600.0) for i in range(2)]
+    owner.server.wrap(uplink)
+    nodes = [await make_node(tmp_path, f"r{i}", interval=3600.0) for i in range(count)]
     everyone = {n.peer.name: n.peer for n in [owner, *nodes]}
     for node in nodes:
-        others = [owner.peer, *(n.peer for n in nodes if n is not node)]
-        node.engine.fetcher.locate = locator(others)
+        others = [
+            Peer(n.peer.name, n.peer.host, n.peer.port, fetching=fetching)
+            for n in nodes
+            if n is not node
+        ]
+        node.engine.fetcher.locate = locator([owner.peer, *others])
         node.engine.set_topology(owner.peer, everyone)
     await asyncio.gather(*(n.engine.start() for n in [owner, *nodes]))
+    return owner, nodes, sha
+
+
+async def test_receivers_of_one_file_trade_blocks_while_downloading(tmp_path: Path) -> None:
+    size = 64 * MiB
+    # a slow uplink: the receivers are worth asking
+    owner, nodes, sha = await receivers_of_one_file(tmp_path, size, 2, throttle(0.2))
     try:
         await asyncio.gather(*(n.engine.pull_once() for n in nodes))
         for node in nodes:

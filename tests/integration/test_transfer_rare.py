@@ -19,7 +19,7 @@ from sync.manifest import FileRecord
 from sync.messages import BlocksData, BlocksRequest, FileRequest
 from sync.resume import Partial, bitmap, have_set
 from sync.tracker import Transfers
-from tests.integration.test_transfer_blocks import MiB, big_file, locator, sha_of
+from tests.integration.test_transfer_blocks import MiB, big_file, receivers_of_one_file, sha_of
 from tests.sync_harness import make_node, stop_all
 from tests.wire_client import connect
 
@@ -156,18 +156,7 @@ async def test_four_receivers_of_a_new_file_ask_the_owner_for_it_about_once(
     """Receivers that see each other as partial holders leave to each other what one of them
     has: the owner, behind a slow uplink, sends the file not much more than once."""
     size = 32 * MiB
-    owner = await make_node(tmp_path, "owner", interval=3600.0)
-    sha = big_file(owner.own / "big.bin", size)
-    owner.server.wrap(uplink(16 * MiB))
-    nodes = [await make_node(tmp_path, f"r{i}", interval=3600.0) for i in range(4)]
-    everyone = {n.peer.name: n.peer for n in [owner, *nodes]}
-    for node in nodes:
-        others = [
-            Peer(n.peer.name, n.peer.host, n.peer.port, fetching=True) for n in nodes if n != node
-        ]
-        node.engine.fetcher.locate = locator([owner.peer, *others])
-        node.engine.set_topology(owner.peer, everyone)
-    await asyncio.gather(*(n.engine.start() for n in [owner, *nodes]))
+    owner, nodes, sha = await receivers_of_one_file(tmp_path, size, 4, uplink(16 * MiB), True)
     try:
         await asyncio.gather(*(n.engine.pull_once() for n in nodes))
         for node in nodes:
