@@ -14,7 +14,10 @@ worker of the download. Once every block is in, the download cuts every worker's
 once: a slow holder's replies still on the way are not worth waiting for (its server sees the
 peer close, and carries on).
 A worker whose holder has no measured rate yet keeps one request of `LEAST_RUN_BYTES` out (a
-probe), so a slow holder is found out before it is handed a longer run.
+probe), so a slow holder is found out before it is handed a longer run. A holder that is
+downloading the file too (a partial holder) is asked BLOCKS again every `PARTIAL_POLL` seconds
+on the same connection, between range requests: the plan then knows what it has and is
+fetching, and the full holders' workers leave those blocks to it.
 """
 
 from __future__ import annotations
