@@ -323,13 +323,13 @@ class BlockPlan:
         full holders are at work at those ends, so they and this one fetch different blocks
         and have more to trade. Where inside depends on `start`, so receivers that look at
         the same stretch at once pick different blocks of it."""
-        count = self.count
+        count, elsewhere = self.count, self.elsewhere
         last = self._last.get(holder)
         if last is not None:
             after = (last + 1) % count
-            if after not in self.elsewhere and self._free(after):
+            if after not in elsewhere and self._free(after):
                 return after
-        wanted = [i not in self.elsewhere and self._free(i) for i in range(count)]
+        wanted = [i not in elsewhere and self._free(i) for i in range(count)]
         if all(wanted):
             return self._start
         edge = wanted.index(False)
@@ -434,13 +434,14 @@ class BlockPlan:
         else:
             want = left // (2 * workers)
         want = max(least, min(most, want))
+        elsewhere = self.elsewhere
         index = first + 1
         while (
             len(run) < want
             and index < self.count
             and self._free(index)
             and (allowed is None or index in allowed)
-            and (allowed is not None or index not in self.elsewhere)
+            and (allowed is not None or index not in elsewhere)
         ):
             run.append(self._take(index, holder))
             index += 1

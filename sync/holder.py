@@ -351,7 +351,8 @@ class HolderWorker:
         # a full holder with partial holders beside it keeps one request out, not two: its
         # uplink then carries blocks nobody else has rather than a queue of those others have
         measured = name in run.plan.rates
-        beside = allowed is None and bool(run.plan.elsewhere)
+        with run.cond:  # reading `elsewhere` may recount it from what other workers wrote
+            beside = allowed is None and bool(run.plan.elsewhere)
         depth = PIPELINE if measured and not beside else 1
         block_size = run.partial.block_size
         least = max(1, LEAST_RUN_BYTES // block_size)
