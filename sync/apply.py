@@ -8,7 +8,8 @@ the old one goes), then fetches, each by bytes already here or a local copy if i
 `Fetcher.download`. Each path is let go of as soon as its need is met or has failed, so a push
 waits for no download but its own path's, and a path another pass asked for meanwhile is
 applied again at once, from the records stored by then. Pushes are applied while a round runs;
-a pass tells the user what it changed (`replica_changes`) from the state's journal.
+a pass tells the user what it changed at a path (`replica_changes`, from the state's journal)
+as it lets go of the path, so an edit applied after a download is told after it.
 """
 
 from __future__ import annotations
@@ -101,31 +102,43 @@ class Applier:
         self.replicas.renew()
         self.state.start_journal()
         rows: list[Row] = []
+        touched: list[Row] = []
         try:
             rows = self.state.rows(claim.take(keys))
-            return await self._meet(rows, prev, claim)
+            return await self._meet(rows, prev, claim, touched)
         finally:
-            self.replicas.forget(claim.held)
-            self._again(claim.close())
-            before = self.state.take_journal()
-            after = self.state.rows(before)
-            for change in replica_changes(before, after):
-                self.tell(change)
-            self.placed(rows + after)  # a push of what was here already is placed too
+            self._let_go(claim, claim.held, touched)
+            self.state.end_journal()
+            self.placed(rows + touched)  # a push of what was here already is placed too
 
-    async def _meet(self, rows: list[Row], prev: Peer | None, claim: Claim) -> int:
+    def _let_go(self, claim: Claim, keys: Iterable[Key], touched: list[Row]) -> None:
+        """Tell the user what this pass changed at `keys` (adding their rows to `touched`),
+        then let go of them, applying again those another pass asked for meanwhile.
+
+        Told before the paths are let go of: from then on another pass may change them too.
+        """
+        keys = set(keys)
+        self.replicas.forget(keys)
+        before = self.state.take_journal(keys)
+        after = self.state.rows(before)
+        for change in replica_changes(before, after):
+            self.tell(change)
+        touched.extend(after)
+        self._again(claim.release(keys))
+
+    async def _meet(
+        self, rows: list[Row], prev: Peer | None, claim: Claim, touched: list[Row]
+    ) -> int:
         """Meet the needs of claimed rows: deletes, then fetches, local ones before downloads."""
 
         def done(recs: list[FileRecord]) -> None:
-            keys = [_key(rec) for rec in recs]
-            self.replicas.forget(keys)
-            self._again(claim.release(keys))
+            self._let_go(claim, [_key(rec) for rec in recs], touched)
 
         needs = plan(rows)
         changed = 0
         for need in needs:
             if need.kind == "delete":
-                await self._copy_renamed(need.record, claim)
+                await self._copy_renamed(need.record, claim, touched)
                 changed += await guarded(self.replicas.delete(need.record))
                 done([need.record])
         fetches = [n.record for n in needs if n.kind == "fetch"]
@@ -140,7 +153,7 @@ class Applier:
             done([rec])
         return changed + await self.fetcher.download(remote, prev, self.peers, done)
 
-    async def _copy_renamed(self, rec: FileRecord, claim: Claim) -> None:
+    async def _copy_renamed(self, rec: FileRecord, claim: Claim, touched: list[Row]) -> None:
         """Copy the bytes at a path about to be deleted to the paths that want them; the last
         one gets the file itself, renamed (`Replicas.move`).
 
@@ -166,7 +179,7 @@ class Applier:
             except Exception:  # one path's bug must not end the pass
                 log.exception("cannot copy %s/%s here", target.owner, target.path)
             if not mine:
-                self._again(claim.release([key]))
+                self._let_go(claim, [key], touched)
 
     def _again(self, keys: set[Key]) -> None:
         if keys:

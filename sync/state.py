@@ -208,24 +208,31 @@ class State:
         """Start noting every path whose held bytes change, with what was held before.
 
         Several passes may journal at once (a pull round, and pushes applied meanwhile): the
-        journal runs until each has taken it (`take_journal`).
+        journal runs until each has ended it (`end_journal`).
         """
         self._journaling += 1
         if self._journal is None:
             self._journal = {}
 
-    def take_journal(self) -> dict[tuple[str, str], str | None]:
-        """(owner, path) -> the bytes held before, for each path changed since the journal was
-        last taken; ends one `start_journal`.
+    def take_journal(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+        """(owner, path) -> the bytes held before, for each of `keys` changed since it was last
+        taken.
 
         The sync engine tells the user what a pass did from this, at the cost of the paths it
-        changed rather than of every record. With passes overlapping, a change is handed to
-        whichever pass takes the journal first: every change is told once.
+        changed rather than of every record. A pass takes a path's entry as it lets go of the
+        path, before another pass may touch it, so each change is told by the pass that made
+        it, in the order made: a download's "added" before the "updated" of an edit pushed
+        meanwhile.
         """
-        journal = self._journal or {}
+        if self._journal is None:
+            return {}
+        return {key: self._journal.pop(key) for key in set(keys) if key in self._journal}
+
+    def end_journal(self) -> None:
+        """End one `start_journal`; the last to end drops what nobody took."""
         self._journaling = max(0, self._journaling - 1)
-        self._journal = {} if self._journaling else None
-        return journal
+        if not self._journaling:
+            self._journal = None
 
     def wanting(self, sha256: str, me: str) -> list[FileRecord]:
         """Live records of other owners with this content that this node does not hold yet."""

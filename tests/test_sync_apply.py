@@ -76,19 +76,23 @@ class TestPushDuringARound:
         body = os.urandom(2 * LARGE_FILE + 1000)
         (owner.own / "big.bin").write_bytes(body)
         (owner.own / "copy.bin").write_bytes(body)  # the old bytes stay on offer after the edit
+        (owner.own / "other.bin").write_bytes(os.urandom(2 * LARGE_FILE + 1000))
         heard: list[str] = []
         recv.engine.add_change_listener(lambda change: heard.append(change.text()))
         await start_all([owner, recv])
         try:
             slow_for(owner, owner.engine.find("node0/big.bin")[0].sha256)
+            for _twice in range(2):  # the round goes on well after big.bin is in
+                slow_for(owner, owner.engine.find("node0/other.bin")[0].sha256)
             pull = asyncio.create_task(recv.engine.pull_once())
-            await wait_for(lambda: len(recv.engine.transfers()) == 1, 20)
+            await wait_for(lambda: len(recv.engine.transfers()) == 2, 20)
             owner.engine.set_topology(recv.peer, {"node1": recv.peer}, next=recv.peer)
             (owner.own / "big.bin").write_bytes(b"v2, short now")
             await owner.engine.rescan()
-            assert await asyncio.wait_for(pull, 30) == 2
             target = recv.root / "node0" / "big.bin"
-            await wait_for(lambda: read(target) == b"v2, short now", 10)
+            await wait_for(lambda: read(target) == b"v2, short now", 30)
+            assert not pull.done(), "other.bin came in too soon to tell the order of the lines"
+            assert await asyncio.wait_for(pull, 30) == 3
             assert (recv.root / "node0" / "copy.bin").read_bytes() == body
             assert [line for line in heard if "big.bin" in line] == [
                 "+ node0/big.bin added",

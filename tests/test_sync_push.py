@@ -159,9 +159,11 @@ class TestDecisions:
         state.set_have("o", "missing", SHA_A)
         state.set_have("o", "missing", SHA_B)
         state.set_have("o", "gone", None)
-        assert state.take_journal() == {("o", "missing"): None, ("o", "gone"): SHA_B}
+        paths = [("o", "missing"), ("o", "gone"), ("o", "held")]
+        assert state.take_journal(paths) == {("o", "missing"): None, ("o", "gone"): SHA_B}
+        state.end_journal()
         state.set_have("o", "held", None)
-        assert state.take_journal() == {}
+        assert state.take_journal(paths) == {}
         state.close()
 
     def test_change_lines(self) -> None:

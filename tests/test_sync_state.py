@@ -63,18 +63,23 @@ class TestRowsAndJournal:
         assert sorted(r.seq for r, _have in state.rows(many)) == [1, 2, 3, 4]
         assert state.rows([]) == []
 
-    def test_overlapping_passes_see_every_change_once(self, tmp_path: Path) -> None:
+    def test_overlapping_passes_each_take_the_changes_of_their_own_paths(
+        self, tmp_path: Path
+    ) -> None:
         state = State(tmp_path)
         fill(state)
         state.start_journal()  # a round
         state.set_have("a", "f1", "1" * 64)
         state.start_journal()  # a push applied meanwhile
         state.set_have("a", "f2", "2" * 64)
-        assert state.take_journal() == {("a", "f1"): None, ("a", "f2"): None}
-        state.set_have("a", "f1", "3" * 64)  # the round goes on: still noted
-        assert state.take_journal() == {("a", "f1"): "1" * 64}
+        assert state.take_journal([("a", "f2")]) == {("a", "f2"): None}  # the push's path
+        state.end_journal()
+        assert state.take_journal([("a", "f1")]) == {("a", "f1"): None}  # the round lets go
+        state.set_have("a", "f1", "3" * 64)  # a later pass's edit, while the round goes on
+        assert state.take_journal([("a", "f1"), ("a", "f2")]) == {("a", "f1"): "1" * 64}
+        state.end_journal()
         state.set_have("a", "f3", "3" * 64)  # nobody journals now
-        assert state.take_journal() == {}
+        assert state.take_journal([("a", "f3")]) == {}
 
 
 def test_state_survives_reopening(tmp_path: Path) -> None:
