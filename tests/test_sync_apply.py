@@ -1,14 +1,15 @@
 """Applying pushed records while a pull round runs: a push is never queued behind a download.
 
 Two real engines on loopback, the pull interval an hour: the round is started by hand, the
-owner's server made slow for one large file only (`FrameServer.wrap`), and the owner pushes an
-edit of a small file while that download runs.
+owner's server made slow for a large file, or held back on it until the test lets go
+(`FrameServer.wrap`), and the owner pushes an edit while that download runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from ring.wire import Connection, Handler, Message
@@ -24,15 +25,35 @@ SLOW = 2.0
 def slow_for(node: SyncNode, sha256: str) -> None:
     """Make `node` answer every BLOCKS and FILE request for content `sha256` SLOW seconds late."""
 
-    def slow(handler: Handler) -> Handler:
+    async def late() -> None:
+        await asyncio.sleep(SLOW)
+
+    hold(node, sha256, late, (BlocksRequest, FileRequest))
+
+
+def held_until(node: SyncNode, sha256: str, gate: asyncio.Event) -> None:
+    """Make `node` send no bytes of content `sha256` before `gate` is set (its block list is
+    sent at once, so the download is under way)."""
+    hold(node, sha256, gate.wait, (FileRequest,))
+
+
+def hold(
+    node: SyncNode,
+    sha256: str,
+    wait: Callable[[], Awaitable[object]],
+    kinds: tuple[type[Message], ...],
+) -> None:
+    """Make `node` await `wait()` before it answers each request of `kinds` for `sha256`."""
+
+    def held(handler: Handler) -> Handler:
         async def late(msg: Message, conn: Connection) -> Message | None:
-            if isinstance(msg, (BlocksRequest, FileRequest)) and msg.sha256 == sha256:
-                await asyncio.sleep(SLOW)
+            if isinstance(msg, kinds) and getattr(msg, "sha256", None) == sha256:
+                await wait()
             return await handler(msg, conn)
 
         return late
 
-    node.server.wrap(slow)
+    node.server.wrap(held)
 
 
 def read(path: Path) -> bytes | None:
@@ -81,17 +102,20 @@ class TestPushDuringARound:
         recv.engine.add_change_listener(lambda change: heard.append(change.text()))
         await start_all([owner, recv])
         try:
-            slow_for(owner, owner.engine.find("node0/big.bin")[0].sha256)
-            for _twice in range(2):  # the round goes on well after big.bin is in
-                slow_for(owner, owner.engine.find("node0/other.bin")[0].sha256)
+            big_sha = owner.engine.find("node0/big.bin")[0].sha256
+            edited, landed = asyncio.Event(), asyncio.Event()
+            held_until(owner, big_sha, edited)
+            held_until(owner, owner.engine.find("node0/other.bin")[0].sha256, landed)
             pull = asyncio.create_task(recv.engine.pull_once())
             await wait_for(lambda: len(recv.engine.transfers()) == 2, 20)
             owner.engine.set_topology(recv.peer, {"node1": recv.peer}, next=recv.peer)
             (owner.own / "big.bin").write_bytes(b"v2, short now")
             await owner.engine.rescan()
+            await wait_for(lambda: recv.engine.find("node0/big.bin")[0].sha256 != big_sha, 10)
+            edited.set()  # the edit is stored while big.bin's first version is on its way
             target = recv.root / "node0" / "big.bin"
-            await wait_for(lambda: read(target) == b"v2, short now", 30)
-            assert not pull.done(), "other.bin came in too soon to tell the order of the lines"
+            await wait_for(lambda: read(target) == b"v2, short now", 10)
+            landed.set()  # the round goes on after both, with other.bin
             assert await asyncio.wait_for(pull, 30) == 3
             assert (recv.root / "node0" / "copy.bin").read_bytes() == body
             assert [line for line in heard if "big.bin" in line] == [
