@@ -2,9 +2,11 @@
 
 `Fetcher.download` is handed the records a pass could not meet locally. It asks the DHT who
 holds each content (`locate_many`, all of a pass's contents in one batched lookup; else
-`locate`, one lookup each) and has `rank` order the sources; then small files go in BATCH
-requests per first source, larger ones one FILE each, and files over a block in blocks from
-several sources at once (`swarm.py`), at most `concurrency` transfers in flight. One content
+`locate`, one lookup each) and has `rank` order the sources. A busy index is not waited for:
+after `LOCATE_WAIT` the pass fetches from the ring's own sources (the previous node, the
+owner), and only what those cannot serve waits for the index's answer. Small files go in
+BATCH requests per first source, larger ones one FILE each, and files over a block in blocks
+from several sources at once (`swarm.py`), at most `concurrency` transfers in flight. One content
 wanted at several paths travels once: the other paths are local copies. Block downloads of one
 content run one at a time, even from different passes, as they share its partial file; while
 one runs, this node is a partial holder of that content (`Fetching`), and the download looks
@@ -43,8 +45,17 @@ FETCH_ERRORS = (PeerUnreachable, RemoteError, RemoteProtocolError, SyncError)
 LOCATE_CONCURRENCY = 16
 """Holder lookups in flight at once (a DHT lookup is a few UDP round trips)."""
 
+LOCATE_WAIT = 0.25
+"""Seconds a pass waits for the index before it fetches from the ring's own sources (the
+previous node, the owner). A quiet index answers in milliseconds, and the holders it names
+spread the load; a busy one answered 1,000 contents in 0.2-2.1 s (8 nodes taking them in on
+2 cores), and every download of the pass waited for it, a 256 MiB file too. What the ring's
+sources cannot serve still waits for the index (`Fetcher._from_index`)."""
+
 Planned = tuple[FileRecord, list[Peer]]
 """A record and its sources, nearest first."""
+_Lookup = asyncio.Future[dict[str, list[Peer]]]
+"""A running (or finished) lookup of a pass's holders."""
 
 
 class Locate(Protocol):
@@ -105,36 +116,38 @@ class Fetcher:
         keep = wanted | set(self.swarm.partials)
         await asyncio.to_thread(prune_partials, self.root / PARTIAL_DIR, keep)
 
-    async def _sources(
-        self,
-        rec: FileRecord,
-        prev: Peer | None,
-        peers: dict[str, Peer],
-        located: list[Peer] | None = None,
+    def _sources(
+        self, rec: FileRecord, prev: Peer | None, peers: dict[str, Peer], located: list[Peer]
     ) -> list[Peer]:
-        """The sources of `rec`, in order: `located` (or what `locate` says), prev, owner."""
-        if located is None:
-            located = []
-            if self.locate is not None:
-                try:
-                    located = await self.locate(rec.sha256)
-                except Exception as exc:  # the locator is pluggable; its failure must not stop sync
-                    log.info("locating %s failed: %s", rec.sha256[:12], exc)
+        """The sources of `rec`, in order: `located`, prev, owner (see `rank`)."""
         seq_held = self.prev_holds.get((rec.owner, rec.path))
         prev_holds = seq_held is not None and seq_held == (rec.seq, True)
         owner = peers.get(rec.owner)
         return rank(located, prev, prev_holds, owner, self.name, self.round_trips)
 
-    async def _locate_all(self, recs: list[FileRecord]) -> dict[str, list[Peer]] | None:
-        """The holders of every content of `recs` in one batched lookup; None when there is no
-        batched locator (each is then looked up alone), {} when it failed."""
-        if self.locate_many is None or not recs:
-            return None
-        try:
-            return await self.locate_many(sorted({rec.sha256 for rec in recs}))
-        except Exception as exc:  # the locator is pluggable; its failure must not stop sync
-            log.info("locating %d contents failed: %s", len(recs), exc)
+    async def _locate_all(self, recs: list[FileRecord]) -> dict[str, list[Peer]]:
+        """The holders of every content of `recs`: one batched lookup (`locate_many`), else one
+        lookup each; a content whose lookup failed is left out."""
+        hashes = sorted({rec.sha256 for rec in recs})
+        if self.locate_many is not None:
+            try:
+                return await self.locate_many(hashes)
+            except Exception as exc:  # the locator is pluggable; its failure must not stop sync
+                log.info("locating %d contents failed: %s", len(hashes), exc)
+                return {}
+        locate, lookups = self.locate, asyncio.Semaphore(LOCATE_CONCURRENCY)
+        if locate is None:
             return {}
+
+        async def one(sha256_hex: str) -> tuple[str, list[Peer]]:
+            async with lookups:
+                try:
+                    return sha256_hex, await locate(sha256_hex)
+                except Exception as exc:  # as above
+                    log.info("locating %s failed: %s", sha256_hex[:12], exc)
+                    return sha256_hex, []
+
+        return dict(await asyncio.gather(*(one(sha) for sha in hashes)))
 
     async def _relocate(self, sha256_hex: str) -> list[Peer]:
         """Who holds `sha256_hex` now, full holders first (a running download's new seats)."""
@@ -151,6 +164,8 @@ class Fetcher:
     ) -> int:
         """Fetch every record over the network: small ones batched per first source.
 
+        The holders are looked up first, for `LOCATE_WAIT` at most.
+
         Args:
             recs: what to fetch.
             prev: the previous node, if its manifest was read this pass (see `rank`).
@@ -161,37 +176,84 @@ class Fetcher:
         Returns:
             How many files landed.
         """
-        lookups = asyncio.Semaphore(LOCATE_CONCURRENCY)
-        located = await self._locate_all(recs)
+        if not recs:
+            return 0
+        lookup = asyncio.ensure_future(self._locate_all(recs))
+        try:
+            await asyncio.wait({lookup}, timeout=LOCATE_WAIT)
+            return await self._fetch_all(recs, prev, peers, settled, lookup)
+        finally:
+            lookup.cancel()
 
-        async def plan_one(rec: FileRecord) -> Planned:
-            if located is not None:
-                return rec, await self._sources(rec, prev, peers, located.get(rec.sha256, []))
-            async with lookups:
-                return rec, await self._sources(rec, prev, peers)
-
-        plans = await asyncio.gather(*(plan_one(rec) for rec in recs))
+    async def _fetch_all(
+        self,
+        recs: list[FileRecord],
+        prev: Peer | None,
+        peers: dict[str, Peer],
+        settled: Callable[[list[FileRecord]], None],
+        lookup: _Lookup,
+    ) -> int:
+        """`download`, its sources planned: the holders `lookup` found, prev, owner; or, if it
+        has not answered in time, prev and owner alone, and what they could not serve waits
+        for the lookup (`_from_index`)."""
+        late = not lookup.done()
+        located = {} if late else lookup.result()
         batches: dict[Peer, list[Planned]] = {}
         same: dict[str, list[Planned]] = {}
-        for rec, order in plans:
-            if not order:
+        jobs: list[tuple[Awaitable[int], list[Planned]]] = []
+        for rec in recs:
+            order = self._sources(rec, prev, peers, located.get(rec.sha256, []))
+            if not order and not late:
                 log.info("no source for %s/%s this round", rec.owner, rec.path)
                 settled([rec])
+            elif not order:
+                jobs.append((_none(), [(rec, order)]))
             elif rec.size <= SMALL_FILE:
                 batches.setdefault(order[0], []).append((rec, order))
             else:
                 same.setdefault(rec.sha256, []).append((rec, order))
-        jobs = [(self.fetch_same(group), group) for group in same.values()]
+        jobs.extend((self.fetch_same(group), group) for group in same.values())
         for peer, items in batches.items():
             jobs.extend((self.fetch_batch(peer, chunk), chunk) for chunk in _chunks(items))
 
         async def job(work: Awaitable[int], items: list[Planned]) -> int:
             try:
-                return await guarded(work)
+                landed = await guarded(work)
+                if late and landed < len(items):
+                    landed += await self._from_index(items, prev, peers, lookup)
+                return landed
             finally:
                 settled([rec for rec, _order in items])
 
         return sum(await asyncio.gather(*(job(work, items) for work, items in jobs)))
+
+    async def _from_index(
+        self,
+        items: list[Planned],
+        prev: Peer | None,
+        peers: dict[str, Peer],
+        lookup: _Lookup,
+    ) -> int:
+        """Fetch the files of `items` that did not land from the holders `lookup` finds, other
+        than the sources already tried (an owner gone, a previous node that lacks them)."""
+        missing = [
+            (rec, tried)
+            for rec, tried in items
+            if self.replicas.have(rec.owner, rec.path) != rec.sha256
+        ]
+        if not missing:
+            return 0
+        located = await asyncio.shield(lookup)
+        landed = 0
+        for rec, tried in missing:
+            asked = {(peer.host, peer.port) for peer in tried}
+            order = self._sources(rec, None, {}, located.get(rec.sha256, []))
+            order = [peer for peer in order if (peer.host, peer.port) not in asked]
+            if order:
+                landed += await guarded(self.fetch_one(rec, order))
+            else:
+                log.info("no source for %s/%s this round", rec.owner, rec.path)
+        return landed
 
     async def fetch_one(self, rec: FileRecord, order: list[Peer]) -> int:
         """Download one file from the first source that serves it right (large ones in blocks,
@@ -290,6 +352,11 @@ class Fetcher:
             self._users[sha256] -= 1
             if not self._users[sha256]:
                 del self._users[sha256], self._contents[sha256]
+
+
+async def _none() -> int:
+    """A job with no source to try before the index answers."""
+    return 0
 
 
 def _chunks(items: list[Planned]) -> list[list[Planned]]:
