@@ -4,7 +4,7 @@
 holds each content (`locate_many`, all of a pass's contents in one batched lookup; else
 `locate`, one lookup each) and has `rank` order the sources. A busy index is not waited for:
 after `LOCATE_WAIT` the pass fetches from the ring's own sources (the previous node, the
-owner), and only what those cannot serve waits for the index's answer. Small files go in
+owner), and only what those cannot serve is looked up again. Small files go in
 BATCH requests per first source, larger ones one FILE each, and files over a block in blocks
 from several sources at once (`swarm.py`), at most `concurrency` transfers in flight. One content
 wanted at several paths travels once: the other paths are local copies. Block downloads of one
@@ -49,13 +49,12 @@ LOCATE_WAIT = 0.25
 """Seconds a pass waits for the index before it fetches from the ring's own sources (the
 previous node, the owner). A quiet index answers in milliseconds, and the holders it names
 spread the load; a busy one answered 1,000 contents in 0.2-2.1 s (8 nodes taking them in on
-2 cores), and every download of the pass waited for it, a 256 MiB file too. What the ring's
-sources cannot serve still waits for the index (`Fetcher._from_index`)."""
+2 cores), and every download of the pass waited for it, a 256 MiB file too. A lookup that
+late is dropped (its answer would mostly come after the files); what the ring's sources cannot
+serve is looked up again, alone (`Fetcher._from_index`)."""
 
 Planned = tuple[FileRecord, list[Peer]]
 """A record and its sources, nearest first."""
-_Lookup = asyncio.Future[dict[str, list[Peer]]]
-"""A running (or finished) lookup of a pass's holders."""
 
 
 class Locate(Protocol):
@@ -179,11 +178,12 @@ class Fetcher:
         if not recs:
             return 0
         lookup = asyncio.ensure_future(self._locate_all(recs))
-        try:
-            await asyncio.wait({lookup}, timeout=LOCATE_WAIT)
-            return await self._fetch_all(recs, prev, peers, settled, lookup)
-        finally:
+        await asyncio.wait({lookup}, timeout=LOCATE_WAIT)
+        late = not lookup.done()
+        if late:  # its answer would mostly come after the files: spare the index the work
             lookup.cancel()
+        located = {} if late else lookup.result()
+        return await self._fetch_all(recs, prev, peers, settled, located, late)
 
     async def _fetch_all(
         self,
@@ -191,13 +191,12 @@ class Fetcher:
         prev: Peer | None,
         peers: dict[str, Peer],
         settled: Callable[[list[FileRecord]], None],
-        lookup: _Lookup,
+        located: dict[str, list[Peer]],
+        late: bool,
     ) -> int:
-        """`download`, its sources planned: the holders `lookup` found, prev, owner; or, if it
-        has not answered in time, prev and owner alone, and what they could not serve waits
-        for the lookup (`_from_index`)."""
-        late = not lookup.done()
-        located = {} if late else lookup.result()
+        """`download`, its sources planned: the holders `located`, prev, owner; or, if the
+        lookup was `late`, prev and owner alone, and what they could not serve is looked up
+        again and fetched from the holders found (`_from_index`)."""
         batches: dict[Peer, list[Planned]] = {}
         same: dict[str, list[Planned]] = {}
         jobs: list[tuple[Awaitable[int], list[Planned]]] = []
@@ -220,22 +219,16 @@ class Fetcher:
             try:
                 landed = await guarded(work)
                 if late and landed < len(items):
-                    landed += await self._from_index(items, prev, peers, lookup)
+                    landed += await self._from_index(items)
                 return landed
             finally:
                 settled([rec for rec, _order in items])
 
         return sum(await asyncio.gather(*(job(work, items) for work, items in jobs)))
 
-    async def _from_index(
-        self,
-        items: list[Planned],
-        prev: Peer | None,
-        peers: dict[str, Peer],
-        lookup: _Lookup,
-    ) -> int:
-        """Fetch the files of `items` that did not land from the holders `lookup` finds, other
-        than the sources already tried (an owner gone, a previous node that lacks them)."""
+    async def _from_index(self, items: list[Planned]) -> int:
+        """Fetch the files of `items` that did not land from the holders a lookup of them finds,
+        other than the sources already tried (an owner gone, a previous node that lacks them)."""
         missing = [
             (rec, tried)
             for rec, tried in items
@@ -243,7 +236,7 @@ class Fetcher:
         ]
         if not missing:
             return 0
-        located = await asyncio.shield(lookup)
+        located = await self._locate_all([rec for rec, _tried in missing])
         landed = 0
         for rec, tried in missing:
             asked = {(peer.host, peer.port) for peer in tried}

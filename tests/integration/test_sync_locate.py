@@ -1,10 +1,10 @@
 """A busy index never holds up the ring's own sources; what they cannot serve waits for it.
 
 `Fetcher.download` waits `LOCATE_WAIT` at most for the holders of a pass's contents, then
-fetches from the previous node and the owner, and asks the holders the index names only for
-what those could not serve. Real engines, servers and files on loopback; the index is a
-`locate_many` held on an event, the one edge that does not exist here (the DHT's own lookups
-are tested in test_dht_*).
+fetches from the previous node and the owner, and looks up again only what those could not
+serve, to fetch it from the holders the index names. Real engines, servers and files on
+loopback; the index is a `locate_many` held on an event, the one edge that does not exist
+here (the DHT's own lookups are tested in test_dht_*).
 """
 
 from __future__ import annotations
