@@ -62,11 +62,12 @@ class OwnEntries:
 
     # -- this node's own entries -------------------------------------------------------------
 
-    def queue(self, sha256_hex: str, held: bool) -> None:
+    def queue(self, sha256_hex: str, held: bool) -> asyncio.Future[None] | None:
         """Record that this node holds (or dropped) ``sha256_hex``; the next round publishes it.
 
         Returns at once: the entry is written locally and joins the backlog, to be swept with
         every other change of the same round (one lookup per region, many keys per request).
+        The future returned is done when that round ends (None before `listen`).
 
         Raises:
             InvalidKey: not a SHA-256 hex digest.
@@ -77,7 +78,7 @@ class OwnEntries:
             self._held.add(sha256_hex)
         else:
             self._held.discard(sha256_hex)
-        self._queue(key, held)
+        return self._queue(key, held)
 
     def fetching(self, sha256_hex: str, active: bool) -> None:
         """A block download of ``sha256_hex`` started (True) or ended (False) here.
@@ -122,8 +123,7 @@ class OwnEntries:
         Raises:
             InvalidKey: not a SHA-256 hex digest.
         """
-        self.queue(sha256_hex, True)
-        await self._published([dht_key(sha256_hex)])
+        await _done(self.queue(sha256_hex, True))
 
     async def withdraw(self, sha256_hex: str) -> None:
         """Record that this node no longer holds ``sha256_hex``, stop re-announcing it, and
@@ -132,8 +132,7 @@ class OwnEntries:
         Raises:
             InvalidKey: not a SHA-256 hex digest.
         """
-        self.queue(sha256_hex, False)
-        await self._published([dht_key(sha256_hex)])
+        await _done(self.queue(sha256_hex, False))
 
     async def withdraw_all(self, hashes: Iterable[str]) -> None:
         """Withdraw many hashes at once (a node leaving), and wait until they are published.
@@ -162,19 +161,21 @@ class OwnEntries:
         await self._queue_many(list(self._held), present=True)
 
     async def _queue_many(self, hashes: list[str], present: bool) -> None:
-        """Queue many own entries, yielding to the event loop every `STEP`, then wait for them."""
-        keys = []
+        """Queue many own entries, yielding to the event loop every `STEP`, then wait for the
+        rounds that carry them.
+
+        Each entry's future is taken as it is queued: a round may carry the first entries
+        while the last are being queued, and a future asked for after its round would wait
+        for a round that never comes.
+        """
+        sent: set[asyncio.Future[None]] = set()
         for start in range(0, len(hashes), STEP):
             for sha256_hex in hashes[start : start + STEP]:
-                self.queue(sha256_hex, present)
-                keys.append(dht_key(sha256_hex))
+                future = self.queue(sha256_hex, present)
+                if future is not None:
+                    sent.add(future)
             await asyncio.sleep(0)
-        await self._published(keys)
-
-    async def _published(self, keys: list[bytes]) -> None:
-        if self.publisher is None:
-            return
-        await asyncio.gather(*{self.publisher.sent(key) for key in keys})
+        await asyncio.gather(*sent)
 
     async def _renew_loop(self) -> None:
         """Renew the partial entries of the downloads running (one sweep for all of them)."""
@@ -190,3 +191,9 @@ class OwnEntries:
                 await self.reannounce_all()
             except Exception:
                 log.exception("re-announce round failed; trying again in %.0f s", self.reannounce)
+
+
+async def _done(sent: asyncio.Future[None] | None) -> None:
+    """Wait for the round that carries an entry (nothing to wait for before `listen`)."""
+    if sent is not None:
+        await sent
