@@ -55,6 +55,8 @@ serve is looked up again, alone (`Fetcher._from_index`)."""
 
 Planned = tuple[FileRecord, list[Peer]]
 """A record and its sources, nearest first."""
+Job = tuple[Awaitable[int], list[Planned]]
+"""A fetch to run, and the records it is for (how many of them landed is its result)."""
 
 
 class Locate(Protocol):
@@ -197,23 +199,18 @@ class Fetcher:
         """`download`, its sources planned: the holders `located`, prev, owner; or, if the
         lookup was `late`, prev and owner alone, and what they could not serve is looked up
         again and fetched from the holders found (`_from_index`)."""
-        batches: dict[Peer, list[Planned]] = {}
-        same: dict[str, list[Planned]] = {}
-        jobs: list[tuple[Awaitable[int], list[Planned]]] = []
+        planned: list[Planned] = []
+        jobs: list[Job] = []
         for rec in recs:
             order = self._sources(rec, prev, peers, located.get(rec.sha256, []))
-            if not order and not late:
+            if order:
+                planned.append((rec, order))
+            elif late:
+                jobs.append((_none(), [(rec, order)]))
+            else:
                 log.info("no source for %s/%s this round", rec.owner, rec.path)
                 settled([rec])
-            elif not order:
-                jobs.append((_none(), [(rec, order)]))
-            elif rec.size <= SMALL_FILE:
-                batches.setdefault(order[0], []).append((rec, order))
-            else:
-                same.setdefault(rec.sha256, []).append((rec, order))
-        jobs.extend((self.fetch_same(group), group) for group in same.values())
-        for peer, items in batches.items():
-            jobs.extend((self.fetch_batch(peer, chunk), chunk) for chunk in _chunks(items))
+        jobs.extend(self._jobs(planned))
 
         async def job(work: Awaitable[int], items: list[Planned]) -> int:
             try:
@@ -237,16 +234,30 @@ class Fetcher:
         if not missing:
             return 0
         located = await self._locate_all([rec for rec, _tried in missing])
-        landed = 0
+        again: list[Planned] = []
         for rec, tried in missing:
             asked = {(peer.host, peer.port) for peer in tried}
             order = self._sources(rec, None, {}, located.get(rec.sha256, []))
             order = [peer for peer in order if (peer.host, peer.port) not in asked]
             if order:
-                landed += await guarded(self.fetch_one(rec, order))
+                again.append((rec, order))
             else:
                 log.info("no source for %s/%s this round", rec.owner, rec.path)
-        return landed
+        return sum(await asyncio.gather(*(guarded(work) for work, _ in self._jobs(again))))
+
+    def _jobs(self, planned: list[Planned]) -> list[Job]:
+        """Small files in BATCH requests per first source; larger ones once per content."""
+        batches: dict[Peer, list[Planned]] = {}
+        same: dict[str, list[Planned]] = {}
+        for rec, order in planned:
+            if rec.size <= SMALL_FILE:
+                batches.setdefault(order[0], []).append((rec, order))
+            else:
+                same.setdefault(rec.sha256, []).append((rec, order))
+        jobs: list[Job] = [(self.fetch_same(group), group) for group in same.values()]
+        for peer, items in batches.items():
+            jobs.extend((self.fetch_batch(peer, chunk), chunk) for chunk in _chunks(items))
+        return jobs
 
     async def fetch_one(self, rec: FileRecord, order: list[Peer]) -> int:
         """Download one file from the first source that serves it right (large ones in blocks,
@@ -348,7 +359,7 @@ class Fetcher:
 
 
 async def _none() -> int:
-    """A job with no source to try before the index answers."""
+    """The job of a record the ring knows no source of: `_from_index` looks it up."""
     return 0
 
 
