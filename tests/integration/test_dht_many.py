@@ -13,7 +13,7 @@ import pytest
 from dht.index import HolderIndex
 from dht.pacing import LOOKUP, REPAIR
 from dht.records import dht_key
-from tests.helpers_dht import content_hash, start_cluster, stop_all
+from tests.helpers_dht import content_hash, key_distance, start_cluster, stop_all
 from tests.test_dht_partial import LOOKUP_KEYS_ONE_HOLDER
 from tests.waiting import wait_for
 
@@ -99,11 +99,9 @@ class TestCost:
             await stop_all(nodes)
 
 
-def nearest(nodes: list[HolderIndex], key: bytes) -> list[HolderIndex]:
-    """The k nodes nearest `key`: those that must store its record."""
-    target = int.from_bytes(key, "big")
-    by_distance = sorted(nodes, key=lambda n: int.from_bytes(n.node.id, "big") ^ target)
-    return by_distance[: nodes[0].ksize]
+def nearest(nodes: list[HolderIndex], sha256_hex: str) -> list[HolderIndex]:
+    """The k nodes nearest a content's key: those that must store its record."""
+    return sorted(nodes, key=lambda node: key_distance(node, sha256_hex))[: nodes[0].ksize]
 
 
 class TestRepairAndFailure:
@@ -126,7 +124,7 @@ class TestRepairAndFailure:
             files = {content_hash(f"lost-{i}"): [1] for i in range(100)}
             await publish(nodes, files)
             forgetful = nodes[4]
-            owed = {key for key in map(dht_key, files) if forgetful in nearest(nodes, key)}
+            owed = {dht_key(sha) for sha in files if forgetful in nearest(nodes, sha)}
             assert len(owed) >= 10
             forgetful.storage._data.clear()  # a node that lost what it stored (a restart)
             asker = nodes[2]
