@@ -21,6 +21,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -55,8 +56,10 @@ serve is looked up again, alone (`Fetcher._from_index`)."""
 
 Planned = tuple[FileRecord, list[Peer]]
 """A record and its sources, nearest first."""
-Job = tuple[Awaitable[int], list[Planned]]
-"""A fetch to run, and the records it is for (how many of them landed is its result)."""
+Job = tuple[Callable[[], Awaitable[int]], list[Planned]]
+"""A fetch to start, and the records it is for (how many of them landed is its result). It is
+started inside the task that runs it: a pass cancelled before then leaves no coroutine behind
+that was never awaited."""
 
 
 class Locate(Protocol):
@@ -206,15 +209,15 @@ class Fetcher:
             if order:
                 planned.append((rec, order))
             elif late:
-                jobs.append((_none(), [(rec, order)]))
+                jobs.append((_none, [(rec, order)]))
             else:
                 log.info("no source for %s/%s this round", rec.owner, rec.path)
                 settled([rec])
         jobs.extend(self._jobs(planned))
 
-        async def job(work: Awaitable[int], items: list[Planned]) -> int:
+        async def job(work: Callable[[], Awaitable[int]], items: list[Planned]) -> int:
             try:
-                landed = await guarded(work)
+                landed = await guarded(work())
                 if late and landed < len(items):
                     landed += await self._from_index(items)
                 return landed
@@ -243,7 +246,11 @@ class Fetcher:
                 again.append((rec, order))
             else:
                 log.info("no source for %s/%s this round", rec.owner, rec.path)
-        return sum(await asyncio.gather(*(guarded(work) for work, _ in self._jobs(again))))
+
+        async def job(work: Callable[[], Awaitable[int]]) -> int:
+            return await guarded(work())
+
+        return sum(await asyncio.gather(*(job(work) for work, _items in self._jobs(again))))
 
     def _jobs(self, planned: list[Planned]) -> list[Job]:
         """Small files in BATCH requests per first source; larger ones once per content."""
@@ -254,9 +261,9 @@ class Fetcher:
                 batches.setdefault(order[0], []).append((rec, order))
             else:
                 same.setdefault(rec.sha256, []).append((rec, order))
-        jobs: list[Job] = [(self.fetch_same(group), group) for group in same.values()]
+        jobs: list[Job] = [(partial(self.fetch_same, group), group) for group in same.values()]
         for peer, items in batches.items():
-            jobs.extend((self.fetch_batch(peer, chunk), chunk) for chunk in _chunks(items))
+            jobs.extend((partial(self.fetch_batch, peer, chunk), chunk) for chunk in _chunks(items))
         return jobs
 
     async def fetch_one(self, rec: FileRecord, order: list[Peer]) -> int:
