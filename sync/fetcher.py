@@ -183,10 +183,13 @@ class Fetcher:
         if not recs:
             return 0
         lookup = asyncio.ensure_future(self._locate_all(recs))
-        await asyncio.wait({lookup}, timeout=LOCATE_WAIT)
-        late = not lookup.done()
-        if late:  # its answer would mostly come after the files: spare the index the work
-            lookup.cancel()
+        late = False
+        try:
+            await asyncio.wait({lookup}, timeout=LOCATE_WAIT)
+        finally:  # too late (its answer would mostly come after the files), or the pass is cut
+            if not lookup.done():
+                late = True
+                lookup.cancel()
         located = {} if late else lookup.result()
         return await self._fetch_all(recs, prev, peers, settled, located, late)
 
