@@ -49,8 +49,10 @@ the index's work per file placed grows with k; on a LAN of N <= k nodes every no
 every key. Measured the same hour (`bench/dht_bench.py`, 16-64 nodes): k = 4 answers
 `who-has` in 0.9-1.5 ms (median) against 1.9-2.8 ms for k = 8, with 4-5 requests per lookup
 against 8, half the requests per announce, and exact answers with a quarter of the nodes
-dead; 8 nodes taking in 1,021 files spent about half as much extra CPU on the index. Four
-replicas outlive three nodes that crash at once, and holders re-announce every 240 s."""
+dead. With 8 nodes taking in 1,021 files on one machine, the extra CPU of `--dht` was 2.9 s
+in one run at k = 4 against 5-7 s at k = 8, but 6.9 s in another: that gain is within the
+noise. Four replicas outlive three nodes that crash at once, and holders re-announce every
+240 s."""
 # A lookup request unanswered after this share of the RPC timeout stops holding a slot.
 STALL_SHARE = 0.2
 

@@ -168,7 +168,10 @@ class Fetcher:
     ) -> int:
         """Fetch every record over the network: small ones batched per first source.
 
-        The holders are looked up first, for `LOCATE_WAIT` at most.
+        The holders are looked up first, for `LOCATE_WAIT` at most; sources are then the
+        holders found, prev, owner. If the lookup was late, prev and owner alone, and what
+        they could not serve is looked up again and fetched from the holders found
+        (`_from_index`).
 
         Args:
             recs: what to fetch.
@@ -191,20 +194,6 @@ class Fetcher:
                 late = True
                 lookup.cancel()
         located = {} if late else lookup.result()
-        return await self._fetch_all(recs, prev, peers, settled, located, late)
-
-    async def _fetch_all(
-        self,
-        recs: list[FileRecord],
-        prev: Peer | None,
-        peers: dict[str, Peer],
-        settled: Callable[[list[FileRecord]], None],
-        located: dict[str, list[Peer]],
-        late: bool,
-    ) -> int:
-        """`download`, its sources planned: the holders `located`, prev, owner; or, if the
-        lookup was `late`, prev and owner alone, and what they could not serve is looked up
-        again and fetched from the holders found (`_from_index`)."""
         planned: list[Planned] = []
         jobs: list[Job] = []
         for rec in recs:
