@@ -4,10 +4,12 @@ The watcher only says *that* something changed; the scan decides *what* (events 
 merged or reordered, and the periodic rescan is the safety net). It also remembers when a file
 arrived complete: closed after writing (inotify's IN_CLOSE_WRITE), or renamed or moved into
 place (IN_MOVED_TO, from inside the folder or from anywhere else; a folder moved in counts for
-everything in it), so the scan sends such a file at once and holds back only one still open for
-writing. On Linux the observer reports a move from outside as a move (watchdog's "full events"),
-not as a creation that may still be written to. If the folder is replaced or vanishes (an
-unmount, a rename), `check` re-arms the watch on whatever is at the path now.
+everything in it), or reported as created with a status change after its last write (what a
+folder made a moment before and filled by moves holds when its watch is armed), so the scan
+sends such a file at once and holds back only one still open for writing. On Linux the
+observer reports a move from outside as a move (watchdog's "full events"), not as a creation
+that may still be written to. If the folder is replaced or vanishes (an unmount, a rename),
+`check` re-arms the watch on whatever is at the path now.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -107,10 +110,35 @@ class FolderWatcher(FileSystemEventHandler):
             rel = self._rel(event.dest_path if event.event_type == "moved" else event.src_path)
             if rel is not None:
                 self.closed[rel + "/" if event.is_directory else rel] = time.time_ns()
+        elif event.event_type == "created" and not event.is_directory:
+            self._note_if_written_before(event.src_path)
         try:
             self.loop.call_soon_threadsafe(self.on_change)
         except RuntimeError:  # the loop is closing
             pass
+
+    def _note_if_written_before(self, path: str | bytes) -> None:
+        """Note as arrived complete a file whose last status change came after its last write
+        (ctime later than mtime): it was renamed, linked or had its times set since it was
+        written, as a file moved in or copied with its times is.
+
+        This is how a file moved into a folder made a moment before shows up: the moves beat
+        the new folder's watch, so they make no event, and watchdog reports what it finds
+        there when the watch is armed as created. A file still being written has its ctime
+        and mtime moved together by every write, so it still settles; one written again after
+        this note is newer than it, and settles too.
+        """
+        rel = self._rel(path)
+        if rel is None:
+            return
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return  # gone already: the scan will say so
+        if stat.S_ISREG(st.st_mode) and st.st_ctime_ns > st.st_mtime_ns:
+            # 1 ns before the status change: a write in the same clock tick (timestamps may be
+            # coarse) gets an mtime equal to this ctime, and must read as later than the note
+            self.closed[rel] = st.st_ctime_ns - 1
 
     def _rel(self, path: str | bytes) -> str | None:
         text = os.fsdecode(path)

@@ -13,9 +13,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from watchdog.events import FileCreatedEvent
 
 from sync.engine import Change
+from sync.hashing import stamp_of
 from sync.scanner import folder_problem, unsettled
+from sync.watcher import FolderWatcher
 from tests.sync_harness import (
     SyncNode,
     make_node,
@@ -195,5 +198,48 @@ class TestArrivingComplete:
             await wait_for(lambda: arrived.exists(), 10)
             assert time.monotonic() - started < 2.5  # settle is 5 s: it was not waited for
             assert arrived.read_bytes() == body
+        finally:
+            await stop_all(pair)
+
+
+class TestFilledNewFolder:
+    """Files moved into a folder made a moment before: the moves beat the new folder's watch and
+    make no event; watchdog reports what it then finds there as created."""
+
+    async def test_a_file_changed_after_its_last_write_arrived_complete(
+        self, tmp_path: Path
+    ) -> None:
+        watcher = FolderWatcher(tmp_path, lambda: None, asyncio.get_running_loop())
+        moved, written, again = (tmp_path / n for n in ("moved", "written", "again"))
+        for path in (moved, again):
+            path.write_bytes(b"written a moment ago")
+            back = time.time_ns() - 10**8
+            os.utime(path, ns=(back, back))  # as a move or `cp -p` leaves it: ctime > mtime
+        written.write_bytes(b"still open for writing, maybe")
+        for path in (moved, written, again):
+            watcher.on_any_event(FileCreatedEvent(str(path)))
+        with open(again, "ab") as f:  # written again after it was noted
+            f.write(b" and more")
+        disk = {p.name: stamp_of(os.stat(p)) for p in (moved, written, again)}
+        assert unsettled(disk, time.time_ns(), 5 * 10**9, watcher.closed) == {"written", "again"}
+
+    async def test_files_moved_into_a_new_folder_need_not_settle(self, tmp_path: Path) -> None:
+        pair = await make_ring(tmp_path, 2, interval=3600.0, watch=True, settle=5.0)
+        wire_push_ring(pair)
+        a, b = pair
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        names = [f"f{i:03d}.bin" for i in range(200)]
+        for name in names:
+            (outside / name).write_bytes(name.encode() * 100)
+        await start_all(pair)
+        try:
+            started = time.monotonic()
+            (a.own / "new").mkdir()
+            for name in names:
+                os.rename(outside / name, a.own / "new" / name)
+            landed = b.root / "node0" / "new"
+            await wait_for(lambda: len(tree(landed)) == len(names), 10)
+            assert time.monotonic() - started < 2.5  # settle is 5 s: none waited for it
         finally:
             await stop_all(pair)
