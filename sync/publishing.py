@@ -27,9 +27,17 @@ from sync.watcher import FolderWatcher
 
 log = logging.getLogger(__name__)
 
-DEBOUNCE = 0.02
-"""Seconds between a file-system event and the rescan it asks for: events come in bursts, and
-those that come while a scan runs are taken in by one scan after it."""
+DEBOUNCE = 0.05
+"""Seconds without a file-system event before the rescan they ask for. Events come in bursts
+(1,021 files moved in: 160-220 ms of events, handed over by watchdog with gaps of up to 20 ms),
+and a scan begun inside one publishes part of it: the rest waits for a second scan, which hashes
+while the first part's files are already being fetched (a 256 MiB file took 1-3 s then, against
+0.5 s for all 1,021 files in one scan). Events that come while a scan runs are taken in by one
+scan after it."""
+
+BURST_MAX = 1.0
+"""Seconds after the first event of a burst that never pauses (a file written for minutes)
+by which the rescan runs anyway."""
 
 
 class Publishing:
@@ -82,11 +90,19 @@ class Publishing:
         return held - len(self.own.held)
 
     async def worker(self) -> None:
-        """Rescan soon after the watcher (or a file still settling) asks for it."""
+        """Rescan soon after the watcher (or a file still settling) asks for it: once the
+        burst of events is over (`DEBOUNCE`), or `BURST_MAX` after it began."""
+        loop = asyncio.get_running_loop()
         while True:
             await self.wanted.wait()
-            await asyncio.sleep(DEBOUNCE)
-            self.wanted.clear()
+            end = loop.time() + BURST_MAX
+            while True:
+                self.wanted.clear()
+                try:
+                    async with asyncio.timeout(min(DEBOUNCE, max(end - loop.time(), 0))):
+                        await self.wanted.wait()
+                except TimeoutError:
+                    break
             if self._watcher is not None:
                 self._watcher.check()
             try:

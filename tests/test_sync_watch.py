@@ -17,6 +17,7 @@ from watchdog.events import FileCreatedEvent
 
 from sync.engine import Change
 from sync.hashing import stamp_of
+from sync.publishing import BURST_MAX, DEBOUNCE
 from sync.scanner import folder_problem, unsettled
 from sync.watcher import FolderWatcher
 from tests.sync_harness import (
@@ -243,3 +244,48 @@ class TestFilledNewFolder:
             assert time.monotonic() - started < 2.5  # settle is 5 s: none waited for it
         finally:
             await stop_all(pair)
+
+
+class TestBursts:
+    """A burst of events is scanned once, after it (`DEBOUNCE`), or `BURST_MAX` after it began."""
+
+    async def _scans(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, every: float, lasting: float
+    ) -> list[float]:
+        """Ask for a scan every `every` s for `lasting` s; when each scan began (seconds from
+        the first ask)."""
+        node = await make_node(tmp_path, "node0")
+        publishing = node.engine.publishing
+        loop = asyncio.get_running_loop()
+        began: list[float] = []
+
+        async def rescan() -> int:
+            began.append(loop.time())
+            return 0
+
+        monkeypatch.setattr(publishing, "rescan", rescan)
+        worker = asyncio.create_task(publishing.worker())
+        try:
+            start = loop.time()
+            while loop.time() - start < lasting:
+                publishing.wanted.set()
+                await asyncio.sleep(every)
+            await asyncio.sleep(DEBOUNCE * 4)
+        finally:
+            worker.cancel()
+            await stop_all([node])
+        return [t - start for t in began]
+
+    async def test_a_burst_with_short_pauses_is_scanned_once_after_it(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        began = await self._scans(tmp_path, monkeypatch, DEBOUNCE / 5, 0.3)
+        assert len(began) == 1, began
+        assert began[0] >= 0.3 - DEBOUNCE / 5
+
+    async def test_a_burst_that_never_pauses_is_scanned_by_burst_max(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        began = await self._scans(tmp_path, monkeypatch, DEBOUNCE / 5, BURST_MAX * 1.6)
+        assert began, "no scan while the events never paused"
+        assert BURST_MAX <= began[0] < BURST_MAX * 1.5
