@@ -259,16 +259,10 @@ class HolderProtocol(PackedRPC):
 
     def answered_late(self, address: Address) -> None:
         """A node whose reply came after the RPC timeout is busy, not dead: stop skipping it
-        and take it back into the routing table (the library dropped it on the timeout).
-
-        It is not met anew: it kept every record it stored, so it is owed no hand-over. Under
-        load (8 nodes taking in 1,000 files on 2 cores) late replies are common, and each
-        used to cost a walk of every stored key and thousands of records sent again.
-        """
+        and take it back into the routing table (the library dropped it on the timeout)."""
         late = [node for _, node in self._silent.values() if (node.ip, node.port) == address]
         for node in late:
-            self._silent.pop(node.id, None)
-            self.router.add_contact(node)
+            self.welcome_if_new(node)
 
     def handle_call_response(self, result: Any, node: Node) -> Any:
         """The library's bookkeeping, plus: a node that did not answer is skipped for a while."""
