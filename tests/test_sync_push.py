@@ -215,8 +215,11 @@ class TestPushRing:
             }
         assert served.bytes < 1000, "the renamed file was sent again"
         assert sum(n.engine.pusher.sent for n in ring4) >= 3
-        told = {"- node0/gone.txt deleted", "~ node0/edit.txt updated"}
-        told.add("+ node0/new name.bin added")
+        told = {
+            "- node0/gone.txt deleted",
+            "~ node0/edit.txt updated",
+            "+ node0/new name.bin added",
+        }
         await wait_for(lambda: told <= set(heard), 5)  # each told as its path is done
         assert "- node0/old name.bin deleted" in heard
 
