@@ -3,18 +3,21 @@
 Three queues, each drained oldest first by `dht/publisher.py`:
 - own entries (announce, withdraw, re-announce), one per key: a newer entry for a key still
   waiting replaces the older one in place, so a file added and dropped before the next sweep
-  costs one withdrawal, not two messages;
+  costs one withdrawal, not two messages. Each entry is due at a time the caller gives: an
+  announce at once, a withdrawal later (`dht/own.py` says why), and a sweep waits until one
+  entry is due, then carries every entry waiting;
 - parcels for one contact (hand-over, repair), merged per key;
 - contacts met for the first time, waiting for their hand-over to be planned.
 
 The backlog's depth is what `status` shows. Parcels are best-effort: past `MAX_PARCEL_KEYS`
 keys waiting in all, new ones are dropped and counted (lookups repair what they find missing,
 and holders re-announce within the re-announce interval).
-Everything here is plain data; no sockets, no clock.
+Everything here is plain data; no sockets, no clock (times are passed in).
 """
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,6 +79,8 @@ class Backlog:
         self.limit = limit
         self.dropped = 0
         self._own: OrderedDict[bytes, Entry] = OrderedDict()
+        self._due: dict[bytes, float] = {}
+        self._soonest = math.inf
         self._parcels: OrderedDict[tuple[str, bytes], tuple[Node, dict[bytes, Record]]] = (
             OrderedDict()
         )
@@ -85,10 +90,23 @@ class Backlog:
     def __bool__(self) -> bool:
         return bool(self._own or self._parcels or self._newcomers)
 
-    def own(self, key: bytes, entry: Entry) -> None:
-        """Queue this node's newest entry for ``key`` (replacing one still waiting)."""
+    def own(self, key: bytes, entry: Entry, due: float = 0.0) -> None:
+        """Queue this node's newest entry for ``key`` (replacing one still waiting), to be swept
+        from time ``due`` on; an entry replaced keeps the sooner of the two times."""
         self._own[key] = entry
+        due = min(due, self._due.get(key, due))
+        self._due[key] = due
+        self._soonest = min(self._soonest, due)
         self.notify()
+
+    def own_due_in(self, now: float) -> float:
+        """Seconds from ``now`` until an own entry is due (0: one is; inf: none waits)."""
+        return max(0.0, self._soonest - now)
+
+    def due_in(self, now: float) -> float:
+        """Seconds from ``now`` until a round has work: 0 while a parcel or a newcomer waits,
+        else `own_due_in` (inf: nothing waits at all)."""
+        return 0.0 if self._parcels or self._newcomers else self.own_due_in(now)
 
     def owes(self, key: bytes) -> bool:
         """Whether this node's own entry for ``key`` waits to be swept."""
@@ -121,7 +139,10 @@ class Backlog:
         """The ``limit`` oldest own entries, removed from the queue."""
         taken: list[tuple[bytes, Entry]] = []
         while self._own and len(taken) < limit:
-            taken.append(self._own.popitem(last=False))
+            key, entry = self._own.popitem(last=False)
+            del self._due[key]
+            taken.append((key, entry))
+        self._soonest = min(self._due.values(), default=math.inf)
         return taken
 
     def take_parcels(self, limit: int) -> list[Parcel]:

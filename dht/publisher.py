@@ -3,7 +3,8 @@
 One round (after `GATHER` seconds, so that changes arriving together travel together):
 1. plan the hand-over of every contact met for the first time (`dht/handover.py`), at most
    once per contact per ttl, and queue the records owed as hand-over parcels;
-2. sweep up to `MAX_SWEEP_KEYS` of this node's own entries, oldest first (`dht/sweep.py`): one
+2. once one of this node's own entries is due (a withdrawal is due later than an announce:
+   `dht/own.py`), sweep up to `MAX_SWEEP_KEYS` of them, oldest first (`dht/sweep.py`): one
    lookup per region of the keyspace, then `announce_many` requests to each node of the
    region, each carrying every key that node is among the k nearest of;
 3. send up to `MAX_ROUND_PARCEL_KEYS` keys of parcels (hand-over, repair), oldest first.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterable
 
 from kademlia.node import Node
@@ -83,6 +85,7 @@ class Publisher:
         backlog.notify = self._wake.set
         self._welcomed: dict[bytes, float] = {}
         self._waiting: dict[bytes, asyncio.Future[None]] = {}
+        self._timer: asyncio.TimerHandle | None = None
         if backlog:
             self._wake.set()
 
@@ -95,17 +98,25 @@ class Publisher:
 
     def release(self) -> None:
         """Wake everyone waiting on `sent` (the node stops: nothing more will be sent)."""
+        if self._timer is not None:
+            self._timer.cancel()
         for future in self._waiting.values():
             if not future.done():
                 future.set_result(None)
         self._waiting.clear()
 
     async def run(self) -> None:
-        """Drain rounds for as long as the node runs."""
+        """Drain rounds for as long as the node runs. Own entries not due yet start no round
+        of their own: the publisher sleeps until the first of them is due, unless other work
+        wakes it first (and a sweep it runs then carries them along)."""
         while True:
             await self._wake.wait()
             self._wake.clear()
             await asyncio.sleep(GATHER)
+            idle = self.backlog.due_in(self.storage.clock())
+            if idle > 0:
+                self._wake_in(idle)
+                continue
             try:
                 await self.drain_once()
             except Exception:
@@ -113,11 +124,20 @@ class Publisher:
             if self.backlog:
                 self._wake.set()
 
+    def _wake_in(self, seconds: float) -> None:
+        """Wake the publisher in ``seconds`` (none: nothing waits), instead of any earlier call."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if seconds != math.inf:
+            self._timer = asyncio.get_running_loop().call_later(seconds, self._wake.set)
+
     async def drain_once(self) -> None:
-        """One round: hand-over plans, then own entries, then parcels."""
+        """One round: hand-over plans, then own entries if one is due, then parcels."""
         self.rounds += 1
         await self.plan_hand_overs()
-        own = self.backlog.take_own(MAX_SWEEP_KEYS)
+        due = self.backlog.own_due_in(self.storage.clock()) == 0
+        own = self.backlog.take_own(MAX_SWEEP_KEYS) if due else []
         waiters = [self._waiting.pop(key) for key, _ in own if key in self._waiting]
         try:
             if own:

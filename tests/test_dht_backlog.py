@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from kademlia.node import Node
 
 from dht.backlog import Backlog, Depth
@@ -35,6 +37,44 @@ class TestOwnEntries:
         backlog.own(key(2), entry(2))
         backlog.own(key(1), entry(3, present=False))
         assert backlog.take_own(10) == [(key(1), entry(3, present=False)), (key(2), entry(2))]
+
+    def test_nothing_is_due_until_the_soonest_entry_is(self) -> None:
+        backlog = Backlog()
+        assert backlog.own_due_in(5.0) == math.inf
+        backlog.own(key(1), entry(1, present=False), due=12.0)
+        backlog.own(key(2), entry(2, present=False), due=10.0)
+        assert backlog.own_due_in(5.0) == 5.0
+        assert backlog.own_due_in(11.0) == 0.0
+
+    def test_a_replaced_entry_keeps_the_sooner_due_time(self) -> None:
+        backlog = Backlog()
+        backlog.own(key(1), entry(1, present=False), due=10.0)
+        backlog.own(key(1), entry(2), due=3.0)
+        assert backlog.own_due_in(3.0) == 0.0
+        backlog.own(key(2), entry(3), due=4.0)
+        backlog.own(key(2), entry(4, present=False), due=9.0)
+        backlog.take_own(1)
+        assert backlog.own_due_in(3.0) == 1.0
+
+    def test_taking_entries_leaves_the_due_time_of_the_rest(self) -> None:
+        backlog = Backlog()
+        backlog.own(key(1), entry(1), due=1.0)
+        backlog.own(key(2), entry(2, present=False), due=8.0)
+        assert [k for k, _ in backlog.take_own(1)] == [key(1)]
+        assert backlog.own_due_in(2.0) == 6.0
+        backlog.take_own(1)
+        assert backlog.own_due_in(2.0) == math.inf
+
+    def test_a_round_has_work_at_once_while_a_parcel_or_newcomer_waits(self) -> None:
+        backlog = Backlog()
+        assert backlog.due_in(0.0) == math.inf
+        backlog.own(key(1), entry(1, present=False), due=5.0)
+        assert backlog.due_in(0.0) == 5.0
+        backlog.welcome(B)
+        assert backlog.due_in(0.0) == 0.0
+        backlog.take_newcomers()
+        backlog.parcel(REPAIR, A, key(3), {"x": entry(1)})
+        assert backlog.due_in(0.0) == 0.0
 
     def test_depth_counts_announcements_and_withdrawals(self) -> None:
         backlog = Backlog()

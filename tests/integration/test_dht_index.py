@@ -14,6 +14,8 @@ import pytest
 from dht import publisher
 from dht.errors import InvalidKey, LookupFailed
 from dht.index import Holder, HolderIndex
+from dht.own import WITHDRAW_WAIT
+from dht.records import dht_key
 from tests.credentials import dht_seal
 from tests.helpers_dht import content_hash, key_distance, start_cluster, stop_all
 from tests.waiting import wait_for
@@ -118,6 +120,68 @@ class TestWithdraw:
         await twenty[4].withdraw(h)
         await twenty[4].announce(h)
         assert ids(await twenty[19].holders(h)) == {"holder-4"}
+
+
+def listed(nodes: list[HolderIndex], key: bytes, holder_id: str) -> bool:
+    """Whether any of ``nodes`` stores an entry saying ``holder_id`` holds ``key``."""
+    for node in nodes:
+        entry = node.storage.record(key).get(holder_id)
+        if entry is not None and entry.present:
+            return True
+    return False
+
+
+class TestLazyWithdrawal:
+    """A withdrawal nobody waits for (a file deleted) starts no sweep of its own before
+    `WITHDRAW_WAIT`; a sweep that runs meanwhile carries it."""
+
+    async def test_a_withdrawal_alone_waits_then_goes(self) -> None:
+        nodes = await start_cluster(4, seed=41)
+        try:
+            h = content_hash("deleted")
+            await nodes[1].announce(h)
+            others = [n for i, n in enumerate(nodes) if i != 1]
+            assert listed(others, dht_key(h), "holder-1")
+            pub = nodes[1].publisher
+            assert pub is not None
+            rounds = pub.rounds
+            queued = time.monotonic()
+            nodes[1].queue(h, False)
+            await asyncio.sleep(4 * publisher.GATHER)
+            assert pub.rounds == rounds, "a round ran for the withdrawal alone"
+            assert listed(others, dht_key(h), "holder-1")
+            await wait_for(lambda: not listed(others, dht_key(h), "holder-1"), 10)
+            assert time.monotonic() - queued >= WITHDRAW_WAIT
+            assert ids(await nodes[0].holders(h)) == set()
+        finally:
+            await stop_all(nodes)
+
+    async def test_a_sweep_that_runs_anyway_carries_the_withdrawal(self) -> None:
+        nodes = await start_cluster(4, seed=42)
+        try:
+            old, new = content_hash("old version"), content_hash("new version")
+            await nodes[2].announce(old)
+            nodes[2].queue(old, False)
+            sent = nodes[2].queue(new, True)
+            assert sent is not None
+            await sent
+            others = [n for i, n in enumerate(nodes) if i != 2]
+            assert not listed(others, dht_key(old), "holder-2")
+            assert listed(others, dht_key(new), "holder-2")
+        finally:
+            await stop_all(nodes)
+
+    async def test_a_caller_waiting_for_the_withdrawal_has_it_sent_at_once(self) -> None:
+        nodes = await start_cluster(4, seed=43)
+        try:
+            h = content_hash("withdrawn on purpose")
+            await nodes[3].announce(h)
+            took = time.monotonic()
+            await nodes[3].withdraw(h)
+            assert time.monotonic() - took < WITHDRAW_WAIT
+            assert not listed(nodes[:3], dht_key(h), "holder-3")
+        finally:
+            await stop_all(nodes)
 
 
 class TestExpiry:
