@@ -32,7 +32,7 @@ An announce makes a holder findable, and fetches may be waiting for it; a withdr
 lookups from naming a holder that would answer "not here", and a fetch then asks the next
 source. When a file is deleted, every holder withdraws it the moment the ring's push reaches
 it, while the push is still going round: sweeping at once put that work on the event loops
-the push needs (8 nodes on 2 cores: +60-100 ms for 100 files deleted, about 8 %). Waiting
+the push needs (docs/DHT.md has the figures). Waiting
 lets the push finish first, and a sweep that runs meanwhile (a file added or edited) carries
 the withdrawal at no extra cost. A caller that waits for the withdrawal (`withdraw`,
 `withdraw_all` when the node leaves) has it sent at once."""
