@@ -31,11 +31,10 @@ WITHDRAW_WAIT = 2.0
 An announce makes a holder findable, and fetches may be waiting for it; a withdrawal only stops
 lookups from naming a holder that would answer "not here", and a fetch then asks the next
 source. When a file is deleted, every holder withdraws it the moment the ring's push reaches
-it, while the push is still going round: sweeping at once put that work on the event loops
-the push needs (docs/DHT.md has the figures). Waiting
-lets the push finish first, and a sweep that runs meanwhile (a file added or edited) carries
-the withdrawal at no extra cost. A caller that waits for the withdrawal (`withdraw`,
-`withdraw_all` when the node leaves) has it sent at once."""
+it, while the push is still going round: sweeping at once put that work on the event loops the
+push needs (docs/DHT.md has the figures). Waiting lets the push finish first, and a sweep that
+runs meanwhile (a file added or edited) carries the withdrawal at no extra cost. A caller that
+waits for the withdrawal (`withdraw`, `withdraw_all` when the node leaves) has it sent at once."""
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ class Publisher:
                 self._wake.set()
 
     def _wake_in(self, seconds: float) -> None:
-        """Wake the publisher in ``seconds`` (none: nothing waits), instead of any earlier call."""
+        """Wake the publisher in ``seconds``, replacing any wake-up set before (inf: none)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
