@@ -8,7 +8,10 @@ pool for the rest; the workers share a `BlockPlan`, so faster holders serve more
 While the download runs, a seat left free (fewer than `MAX_SEATS` holders still serving) is
 offered, every `RELOCATE` seconds, to a holder the locator names that this download has not
 asked yet: above all, others that started downloading the same content meanwhile and announced
-themselves as partial holders (each receiver a different share of them, `spread`). Every
+themselves as partial holders (each receiver a different share of them, `spread`). A download
+that has a full holder starts with full holders only, and seats partial holders only after a
+pause in which this host's processors had time to spare (`sync/cpu.py`): where the CPU, not
+the links, is the limit, trading blocks costs more than it brings. Every
 block is checked as it arrives, and a holder that sends a bad one is dropped at once and
 avoided for this content in later rounds too. At the end the whole file must have the
 manifest's SHA-256, else the list was wrong: the partial file goes, and so does trust in
@@ -35,6 +38,7 @@ from sync.blocks import (
     block_range,
     block_size_for,
 )
+from sync.cpu import BUSY, CpuSample, busy_share, sample
 from sync.errors import HashMismatch, TransferAborted
 from sync.holder import ENDGAME_BYTES, Download, HolderWorker, Listed
 from sync.manifest import FileRecord, Peer
@@ -111,6 +115,8 @@ class Swarm:
         self.fetching = fetching
         self.relocate = relocate
         self.avoid: dict[str, set[str]] = {}
+        self.cpu: Callable[[], CpuSample] = sample
+        """The host's processor times now (`sync/cpu.py`; tests set a host busy or idle)."""
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="sync-block")
         self._writers = ThreadPoolExecutor(threads, thread_name_prefix="sync-block-write")
         self._digests = ThreadPoolExecutor(threads, thread_name_prefix="sync-block-digest")
@@ -139,7 +145,9 @@ class Swarm:
         if not trusted:  # every holder failed us once: give them all another chance
             self.avoid.pop(rec.sha256, None)
             trusted = list(holders)
-        holders = spread(trusted, self.name, rec.sha256, MAX_SOURCES)
+        # partial holders wait for `_recruit`, which seats them while the host has CPU to spare
+        full = [p for p in trusted if not p.fetching]
+        holders = spread(full or trusted, self.name, rec.sha256, MAX_SOURCES)
         others = [p for p in trusted if p not in holders]
         block_size = block_size_for(rec.size)
         hashes, lister, listed = await self._in_pool(
@@ -242,12 +250,16 @@ class Swarm:
         """While a seat is free, ask the locator again and seat holders not asked yet (never
         this node, never one that sent a bad block of this content): every `RELOCATE` s, twice
         as long after each ask that found nobody new, up to `RELOCATE_MAX` s (a ring smaller
-        than the seats never fills them, and need not be asked twice a second)."""
+        than the seats never fills them, and need not be asked twice a second). Partial
+        holders count only after a pause in which the host was less than `BUSY`."""
         sha256 = run.rec.sha256
         assert self.relocate is not None
         pause = RELOCATE
+        mark = self.cpu()
         while True:
             await asyncio.sleep(pause)
+            now = self.cpu()
+            busy, mark = busy_share(mark, now), now
             free = MAX_SEATS - sum(1 for worker in workers if not worker.done())
             if free <= 0:
                 continue
@@ -258,7 +270,10 @@ class Swarm:
                 log.info("locating %s again failed: %s", sha256[:12], exc)
                 continue
             avoid = self.avoid.get(sha256, set()) | seated | {self.name}
-            new = [p for p in found if p.name not in avoid]
+            fresh = [p for p in found if p.name not in avoid]
+            new = fresh if busy < BUSY else [p for p in fresh if not p.fetching]
+            if len(new) < len(fresh):
+                log.debug("host %.0f%% busy: no partial holder of %s seated", 100 * busy, sha256)
             if new:
                 pause = RELOCATE
             for peer in spread(new, self.name, sha256, free):

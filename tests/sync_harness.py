@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from overlay.certificates import key_hex
 from ring.wire import FrameServer
+from sync.cpu import CpuSample
 from sync.engine import FileRecord, Peer, SyncEngine
 from sync.manifest import record_to_entry
 from sync.scanner import TMP_DIR
@@ -46,6 +49,18 @@ def signed_entry(rec: FileRecord, held: bool) -> dict[str, Any]:
     return record_to_entry(signed, held)
 
 
+def host(busy: float) -> Callable[[], CpuSample]:
+    """Processor times of a host that is busy `busy` of the time (0 to 1), for a swarm's
+    `cpu`: one second more of them at each reading."""
+    ticks = itertools.count()
+
+    def now() -> CpuSample:
+        total = float(next(ticks))
+        return CpuSample(busy * total, total)
+
+    return now
+
+
 @dataclass
 class SyncNode:
     """One engine with its server, its folders and its address."""
@@ -65,12 +80,16 @@ class SyncNode:
 async def make_node(base: Path, name: str, **options: Any) -> SyncNode:
     """Build an engine, route it on a fresh server bound to 127.0.0.1:0 (not started); both
     use one door (`door` in options, else a new member of the test network's). It signs with
-    `name`'s key and knows the key of every name (`key_of`)."""
+    `name`'s key and knows the key of every name (`key_of`). Its swarm sees an idle host
+    (`cpu` in options, else `host(0.0)`): what a test of trading checks must not depend on
+    how busy the machine that runs it is."""
     root, state = base / name / "shared", base / name / "state"
     options.setdefault("door", member_door())
     options.setdefault("sign", key_of(name).sign)
     options.setdefault("owner_key", owner_key)
+    cpu = options.pop("cpu", host(0.0))
     engine = SyncEngine(root, state, name, **options)
+    engine.fetcher.swarm.cpu = cpu
     server = FrameServer("127.0.0.1", 0, door=engine.door)
     for cls, handler in engine.routes():
         server.route(cls, handler)

@@ -1,5 +1,6 @@
 """A running block download seats holders the locator names after it started (receivers that
-began fetching the same file later, announced as partial holders), over real loopback sockets."""
+began fetching the same file later, announced as partial holders), over real loopback sockets;
+partial holders only while the host has processor time to spare (`sync/cpu.py`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from sync.engine import Peer
 from tests.integration.test_transfer_blocks import MiB, big_file, sha_of, throttle
-from tests.sync_harness import make_node, stop_all
+from tests.sync_harness import host, make_node, stop_all
 
 pytestmark = pytest.mark.integration
 
@@ -81,3 +82,72 @@ async def test_a_download_that_finds_nobody_new_looks_again_less_often(tmp_path:
         assert again <= 1 + took / 2, (again, took)
     finally:
         await stop_all([owner, recv])
+
+
+@pytest.mark.parametrize("busy", [0.0, 1.0])
+async def test_a_partial_holder_is_seated_only_while_the_host_has_time_to_spare(
+    tmp_path: Path, busy: float
+) -> None:
+    """A partial holder listed from the start: not among the first holders, then seated after
+    the first pause if the host was idle in it, and never if it was busy throughout."""
+    size = 48 * MiB
+    owner = await make_node(tmp_path, "owner", interval=3600.0)
+    sha = big_file(owner.own / "big.bin", size)
+    owner.server.wrap(throttle(0.4))
+    partial = await make_node(tmp_path, "partial", interval=3600.0)
+    os.link(owner.own / "big.bin", partial.own / "copy.bin")  # it would serve every block
+    listed = Peer("partial", partial.peer.host, partial.peer.port, fetching=True)
+
+    async def locate(sha256_hex: str) -> list[Peer]:
+        return [owner.peer, listed]
+
+    recv = await make_node(tmp_path, "recv", interval=3600.0, locate=locate, cpu=host(busy))
+    everyone = {n.peer.name: n.peer for n in [owner, partial, recv]}
+    for node in (owner, partial):
+        node.engine.set_topology(None, everyone)
+    recv.engine.set_topology(owner.peer, everyone)
+    await asyncio.gather(*(n.engine.start() for n in [owner, partial, recv]))
+    try:
+        assert await asyncio.wait_for(recv.engine.pull_once(), 60) == 1
+        assert sha_of(recv.root / "owner" / "big.bin") == sha
+        if busy:
+            assert partial.engine.server.sent == 0
+            assert owner.engine.server.sent >= size
+        else:
+            assert partial.engine.server.sent > 0
+    finally:
+        await stop_all([owner, partial, recv])
+
+
+async def test_a_busy_host_still_seats_a_full_holder_found_mid_download(tmp_path: Path) -> None:
+    """Only partial holders wait for a spare host: one that holds the whole file costs no
+    more to fetch from than the owner, and takes load off it."""
+    size = 48 * MiB
+    owner = await make_node(tmp_path, "owner", interval=3600.0)
+    sha = big_file(owner.own / "big.bin", size)
+    owner.server.wrap(throttle(0.4))
+    full = await make_node(tmp_path, "full", interval=3600.0)
+    os.link(owner.own / "big.bin", full.own / "copy.bin")
+    located: list[Peer] = [owner.peer]
+
+    async def locate(sha256_hex: str) -> list[Peer]:
+        return list(located)
+
+    recv = await make_node(tmp_path, "recv", interval=3600.0, locate=locate, cpu=host(1.0))
+    everyone = {n.peer.name: n.peer for n in [owner, full, recv]}
+    for node in (owner, full):
+        node.engine.set_topology(None, everyone)
+    recv.engine.set_topology(owner.peer, everyone)
+    await asyncio.gather(*(n.engine.start() for n in [owner, full, recv]))
+    fetching: list[tuple[str, bool]] = []
+    recv.engine.add_fetching_listener(lambda h, active: fetching.append((h, active)))
+    try:
+        pull = asyncio.create_task(recv.engine.pull_once())
+        while not fetching:
+            await asyncio.sleep(0.01)
+        located.append(full.peer)
+        assert await asyncio.wait_for(pull, 60) == 1
+        assert sha_of(recv.root / "owner" / "big.bin") == sha
+        assert full.engine.server.sent > 0, "the full holder found mid-download served nothing"
+    finally:
+        await stop_all([owner, full, recv])
