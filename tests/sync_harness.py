@@ -80,16 +80,17 @@ class SyncNode:
 async def make_node(base: Path, name: str, **options: Any) -> SyncNode:
     """Build an engine, route it on a fresh server bound to 127.0.0.1:0 (not started); both
     use one door (`door` in options, else a new member of the test network's). It signs with
-    `name`'s key and knows the key of every name (`key_of`). Its swarm sees an idle host
-    (`cpu` in options, else `host(0.0)`): what a test of trading checks must not depend on
-    how busy the machine that runs it is."""
+    `name`'s key and knows the key of every name (`key_of`). `cpu` in options replaces its
+    swarm's reading of the host's processors (`host`): a test of trading between receivers
+    must not depend on how busy the machine that runs it is; a benchmark keeps the real one."""
     root, state = base / name / "shared", base / name / "state"
     options.setdefault("door", member_door())
     options.setdefault("sign", key_of(name).sign)
     options.setdefault("owner_key", owner_key)
-    cpu = options.pop("cpu", host(0.0))
+    cpu = options.pop("cpu", None)
     engine = SyncEngine(root, state, name, **options)
-    engine.fetcher.swarm.cpu = cpu
+    if cpu is not None:
+        engine.fetcher.swarm.cpu = cpu
     server = FrameServer("127.0.0.1", 0, door=engine.door)
     for cls, handler in engine.routes():
         server.route(cls, handler)

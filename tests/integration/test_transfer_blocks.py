@@ -22,7 +22,7 @@ from sync.resume import PARTIAL_DIR
 from sync.sources import spread
 from sync.swarm import MAX_SOURCES
 from tests.credentials import member_door
-from tests.sync_harness import SyncNode, make_node, stop_all
+from tests.sync_harness import SyncNode, host, make_node, stop_all
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -250,11 +250,14 @@ async def receivers_of_one_file(
     fetching: bool = False,
 ) -> tuple[SyncNode, list[SyncNode], str]:
     """An owner of a new file behind `uplink`, and `count` receivers, started, each locating
-    the owner and the other receivers (listed as partial holders when `fetching`)."""
+    the owner and the other receivers (listed as partial holders when `fetching`) on what
+    looks to them like an idle host."""
     owner = await make_node(tmp_path, "owner", interval=3600.0)
     sha = big_file(owner.own / "big.bin", size)
     owner.server.wrap(uplink)
-    nodes = [await make_node(tmp_path, f"r{i}", interval=3600.0) for i in range(count)]
+    nodes = [
+        await make_node(tmp_path, f"r{i}", interval=3600.0, cpu=host(0.0)) for i in range(count)
+    ]
     everyone = {n.peer.name: n.peer for n in [owner, *nodes]}
     for node in nodes:
         others = [

@@ -32,7 +32,7 @@ async def test_a_holder_located_mid_download_gets_a_seat_and_serves(tmp_path: Pa
         asked.append(sha256_hex)
         return list(located)
 
-    recv = await make_node(tmp_path, "recv", interval=3600.0, locate=locate)
+    recv = await make_node(tmp_path, "recv", interval=3600.0, locate=locate, cpu=host(0.0))
     everyone = {n.peer.name: n.peer for n in [owner, late, recv]}
     for node in (owner, late):
         node.engine.set_topology(None, everyone)
