@@ -8,7 +8,10 @@ hosts, and the bytes come no faster for it. Measured with 8 nodes on 2 cores (lo
 core busy): seating partial holders took a 256 MiB file 1.14-1.20x as long as the ring alone
 and 20-25 % more CPU; over 100 Mbit/s links, 0.33x as long. So the swarm seats partial holders
 only while the host's processors had time to spare (`busy_share` under `BUSY`), measured over
-the pause between two of its lookups (`sync/swarm.py`, `_recruit`).
+the pause between two of its lookups (`sync/swarm.py`, `_recruit`). Where hosts share
+processors, as in the lab (9 hosts on 2 cores), a receiver that starts once the others trade
+finds the cores busy and trades less: 32 MiB over 100 Mbit/s took 7.3-9.7 s instead of
+7.6-7.8 s, against 23.1 s for the ring alone. On a LAN each host has its own.
 
 Idle and I/O wait count as spare, as in `psutil.cpu_percent`: a host waiting on its disk is not
 short of CPU.
@@ -23,8 +26,8 @@ import psutil
 BUSY = 0.9
 """The share of all processors' time, busy, from which this host counts as CPU-bound: a
 download seats no new partial holder after a pause as busy as that. Loopback runs where every
-core is busy measure 0.99-1.00; a download limited by its links measured 0.2-0.6 on the same
-host before it seated partial holders."""
+core is busy measure 0.97-1.00; downloads limited by their links measured 0.1-0.7 on the same
+host before they seated partial holders."""
 
 
 class CpuSample(NamedTuple):
