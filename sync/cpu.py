@@ -8,10 +8,11 @@ hosts, and the bytes come no faster for it. Measured with 8 nodes on 2 cores (lo
 core busy): seating partial holders took a 256 MiB file 1.14-1.20x as long as the ring alone
 and 20-25 % more CPU; over 100 Mbit/s links, 0.33x as long. So the swarm seats partial holders
 only while the host's processors had time to spare (`busy_share` under `BUSY`), measured over
-the pause between two of its lookups (`sync/swarm.py`, `_recruit`). Where hosts share
-processors, as in the lab (9 hosts on 2 cores), a receiver that starts once the others trade
-finds the cores busy and trades less: 32 MiB over 100 Mbit/s took 7.3-9.7 s instead of
-7.6-7.8 s, against 23.1 s for the ring alone. On a LAN each host has its own.
+a short look before the download starts and over the pause between two of its lookups
+(`sync/swarm.py`, `LOOK` and `_recruit`). Where hosts share processors, as in the lab (9 hosts
+on 2 cores), the cores are busy once receivers trade, and one that starts then trades less;
+32 MiB to 8 receivers over 100 Mbit/s still took 6.8-7.4 s (7.6-7.8 s with partial holders
+always seated, 23.1 s with the ring alone). On a LAN each host has processors of its own.
 
 Idle and I/O wait count as spare, as in `psutil.cpu_percent`: a host waiting on its disk is not
 short of CPU.
