@@ -156,7 +156,7 @@ class Swarm:
         # partial holders are seated only while the host has CPU to spare: now, or in `_recruit`
         full = [p for p in trusted if not p.fetching]
         first = trusted
-        if full and len(full) < len(trusted) and not await self._spare(LOOK):
+        if full and len(full) < len(trusted) and await self._busy_over(LOOK) >= BUSY:
             first = full
         holders = spread(first, self.name, rec.sha256, MAX_SOURCES)
         others = [p for p in trusted if p not in holders]
@@ -206,11 +206,11 @@ class Swarm:
                 self.fetching(rec.sha256, False)
             self.transfers.end(transfer, ok)
 
-    async def _spare(self, seconds: float) -> bool:
-        """Whether this host's processors were less than `BUSY` busy over the next `seconds`."""
+    async def _busy_over(self, seconds: float) -> float:
+        """How busy this host's processors were (0 to 1) over the next `seconds`."""
         before = self.cpu()
         await asyncio.sleep(seconds)
-        return busy_share(before, self.cpu()) < BUSY
+        return busy_share(before, self.cpu())
 
     async def _in_pool(self, fn: Callable[..., T], *args: object) -> T:
         """Run blocking work in the pool, unless the engine is stopping."""
@@ -272,11 +272,8 @@ class Swarm:
         sha256 = run.rec.sha256
         assert self.relocate is not None
         pause = RELOCATE
-        mark = self.cpu()
         while True:
-            await asyncio.sleep(pause)
-            now = self.cpu()
-            busy, mark = busy_share(mark, now), now
+            busy = await self._busy_over(pause)
             free = MAX_SEATS - sum(1 for worker in workers if not worker.done())
             if free <= 0:
                 continue
