@@ -34,6 +34,7 @@ from dht.pacing import LOOKUP, UPKEEP, WORK, Budget
 from dht.protocol import HolderProtocol
 from dht.publisher import Publisher
 from dht.records import KEY_SIZE, Entry, dht_key
+from dht.regions import Regions
 from dht.sealing import Sealer
 from dht.storage import HolderStorage
 
@@ -129,6 +130,7 @@ class HolderIndex(OwnEntries, Server):  # type: ignore[misc]
         self._backlog = Backlog()
         self.lookups = 0
         """Keys looked up so far, one by one or in batches."""
+        self.regions: Regions | None = None
         self.publisher: Publisher | None = None
         self.finder: Lookups | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -181,19 +183,20 @@ class HolderIndex(OwnEntries, Server):  # type: ignore[misc]
         if ipaddress.ip_address(interface).is_unspecified:
             raise ValueError(f"the DHT binds one address, not {interface}")
         await super().listen(port, interface)
+        self.regions = Regions(self.protocol, self._nearest, ksize=self.ksize, alpha=self.alpha)
         self.publisher = Publisher(
             self.protocol,
             self._backlog,
             self.holder.holder_id,
-            self._nearest,
+            self.regions,
             ksize=self.ksize,
-            alpha=self.alpha,
             ttl=self.ttl,
         )
         self.finder = Lookups(
             self.protocol,
             self._backlog,
             self._nearest,
+            self.regions,
             ksize=self.ksize,
             alpha=self.alpha,
             stall=self.rpc_timeout * STALL_SHARE,
@@ -203,6 +206,18 @@ class HolderIndex(OwnEntries, Server):  # type: ignore[misc]
             asyncio.ensure_future(self._reannounce_loop()),
             asyncio.ensure_future(self._renew_loop()),
         ]
+
+    def census(self, ids: Iterable[bytes]) -> None:
+        """The DHT node ids of every member of the ring's view (`dht.regions.node_id_of`):
+        while the routing table holds them all, sweeps and batched lookups ask no one where
+        the nodes nearest their keys are (`dht/regions.py`).
+
+        Raises:
+            RuntimeError: not listening yet.
+        """
+        if self.regions is None:
+            raise RuntimeError("not listening")
+        self.regions.census(ids)
 
     async def bootstrap(self, addrs: Sequence[tuple[str, int]]) -> list[Node]:
         """Join through the given (IP, UDP port) pairs, e.g. the ring's members.

@@ -8,6 +8,7 @@ Many keys (`Lookups.many`, what sync's fetch planning uses): a lookup per key wo
 k + alpha requests each, so a pass fetching 1,000 new files paid 3,000 requests. Instead the
 keys are sorted by their place in the keyspace and walked in regions, as a sweep walks own
 entries (`dht/sweep.py`): one `find_node` lookup for 2k nodes around the first key of a region
+(none when the ring's census says the routing table holds every node: `dht/regions.py`)
 proves which nodes are the true k nearest of every key it covers; each of those nodes is then
 asked `holders_many` for all of its keys at once (up to `MAX_LOOKUP_KEYS` a request, and again
 for the keys a reply had no room for). A key whose nearest nodes all failed to answer, or whose
@@ -25,13 +26,13 @@ from kademlia.node import Node
 
 from dht.backlog import Backlog
 from dht.batch import MAX_LOOKUP_KEYS
-from dht.crawling import HolderCrawl, find_region
+from dht.crawling import HolderCrawl
 from dht.errors import LookupFailed
 from dht.pacing import REPAIR
 from dht.protocol import HolderProtocol
-from dht.publisher import REGION_WIDTH, STEP, Nearest
 from dht.records import Record, changed_entries, merge
-from dht.sweep import Region, assign, position
+from dht.regions import Nearest, Regions
+from dht.sweep import position
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class Lookups:
     Args:
         nearest: ``(target, count)`` -> known contacts nearest ``target``, re-joining through
             the seeds when none is left (`HolderIndex._nearest`).
+        regions: draws the regions of the batched lookups (`dht/regions.py`).
         stall: seconds after which an unanswered request of a crawl stops holding a slot.
     """
 
@@ -61,6 +63,7 @@ class Lookups:
         protocol: HolderProtocol,
         backlog: Backlog,
         nearest: Nearest,
+        regions: Regions,
         *,
         ksize: int,
         alpha: int,
@@ -70,13 +73,14 @@ class Lookups:
         self.storage = protocol.storage
         self.backlog = backlog
         self.nearest = nearest
+        self.keyspace = regions
         self.ksize = ksize
         self.alpha = alpha
         self.stall = stall
         self.batches = 0
         """Batched lookups made (`many` calls that asked the network)."""
         self.regions = 0
-        """Region lookups (`find_node` for 2k nodes) the batched lookups made."""
+        """Regions the batched lookups walked (`dht/regions.py`: from the census or a lookup)."""
         self.keys = 0
         """Keys the batched lookups were asked for."""
 
@@ -133,26 +137,8 @@ class Lookups:
     async def _survey(self, ordered: list[bytes]) -> tuple[Answers, dict[bytes, Node]]:
         """Find the k nearest nodes of every key, region by region, and ask each of them for
         its keys; returns what each node answered per key, and the nodes by id."""
-        plan: dict[bytes, tuple[Node, list[bytes]]] = {}
-        width = REGION_WIDTH * self.ksize
-        done = 0
-        while done < len(ordered):
-            seeds = await self.nearest(Node(ordered[done]), width)
-            found = await find_region(self.protocol, ordered[done], seeds, width, self.alpha)
-            self.regions += 1
-            if not found:
-                break
-            region = Region.of(ordered[done], found, width)
-            by_id = {n.id: n for n in found}
-            while done < len(ordered):
-                part = ordered[done : done + STEP]
-                assigned, taken = assign(part, region, self.ksize)
-                for node_id, node_keys in assigned.items():
-                    plan.setdefault(node_id, (by_id[node_id], []))[1].extend(node_keys)
-                done += taken
-                await asyncio.sleep(0)
-                if taken < len(part):
-                    break
+        plan, regions, _covered = await self.keyspace.plan(ordered)
+        self.regions += regions
         answers: Answers = {}
         slots = asyncio.Semaphore(MANY_IN_FLIGHT)
         await asyncio.gather(

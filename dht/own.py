@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from dht.backlog import Backlog
-from dht.publisher import STEP, Publisher
+from dht.pacing import STEP
+from dht.publisher import Publisher
 from dht.records import Entry, dht_key
 from dht.storage import HolderStorage
 

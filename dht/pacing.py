@@ -5,7 +5,8 @@ context variable `WORK` (asyncio copies it into every task a piece of work start
 crawl or a sweep's region lookups inherit their kind). Each kind has a `Budget`: a semaphore
 bounds the requests in flight, a token bucket the requests started per second. One kind of work
 running hot (a backlog of thousands of announcements) then waits for its own tokens and never
-takes the slots of another (a `who-has` lookup). See docs/DHT.md for the figures.
+takes the slots of another (a `who-has` lookup). Loops over many keys hand the event loop back
+every `STEP` keys, so that no kind of work holds it for long. See docs/DHT.md for the figures.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ UPKEEP = "upkeep"
 """Joining (ping, find_node), the routing table's own pings and refreshes."""
 
 KINDS = (LOOKUP, SWEEP, HAND_OVER, REPAIR, UPKEEP)
+
+STEP = 256
+"""Keys handled between two yields to the event loop."""
 
 WORK: ContextVar[str] = ContextVar("dht_work", default=UPKEEP)
 """The kind of work the RPCs sent from the current task belong to."""

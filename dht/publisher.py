@@ -5,8 +5,9 @@ One round (after `GATHER` seconds, so that changes arriving together travel toge
    once per contact per ttl, and queue the records owed as hand-over parcels;
 2. once one of this node's own entries is due (a withdrawal is due later than an announce:
    `dht/own.py`), sweep up to `MAX_SWEEP_KEYS` of them, oldest first (`dht/sweep.py`): one
-   lookup per region of the keyspace, then `announce_many` requests to each node of the
-   region, each carrying every key that node is among the k nearest of;
+   region of the keyspace at a time (`dht/regions.py`: a lookup, or none when the ring's
+   census says the routing table holds every node), then `announce_many` requests to each
+   node of the region, each carrying every key that node is among the k nearest of;
 3. send up to `MAX_ROUND_PARCEL_KEYS` keys of parcels (hand-over, repair), oldest first.
 Requests go out under the pacer of their kind (`dht/pacing.py`); long loops over keys yield
 to the event loop every `STEP` keys. The cost of all this is docs/DHT.md.
@@ -17,19 +18,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 
 from kademlia.node import Node
 
 from dht.backlog import Backlog, Parcel
 from dht.batch import encode_batches
-from dht.crawling import find_region
 from dht.errors import LookupFailed
 from dht.handover import plan_hand_over
-from dht.pacing import HAND_OVER, SWEEP, WORK
+from dht.pacing import HAND_OVER, STEP, SWEEP, WORK
 from dht.protocol import HolderProtocol
 from dht.records import Entry, Record
-from dht.sweep import Region, assign, position
+from dht.regions import Regions
+from dht.sweep import position
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +40,8 @@ MAX_SWEEP_KEYS = 4096
 """Own entries one round sweeps; more wait for the next round, in order."""
 MAX_ROUND_PARCEL_KEYS = 4096
 """Parcel keys (hand-over, repair) one round sends."""
-STEP = 256
-"""Keys handled between two yields to the event loop."""
-REGION_WIDTH = 2
-"""A region lookup asks for this many times k nodes (see `dht/sweep.py`)."""
 MAX_WELCOMED = 4096
 """Contacts remembered as handed over to (the oldest are forgotten first)."""
-
-Nearest = Callable[[Node, int], Awaitable[list[Node]]]
 
 
 class Publisher:
@@ -56,8 +51,7 @@ class Publisher:
         protocol: the node's protocol (requests, routing table).
         backlog: the queues to drain; its ``notify`` is set to wake this publisher.
         holder_id: this node's holder id, for its own entries.
-        nearest: ``(target, count)`` -> known contacts nearest ``target`` (re-joining through
-            the seeds when none is left: `HolderIndex._nearest`).
+        regions: draws the region of each sweep (`dht/regions.py`).
     """
 
     def __init__(
@@ -65,19 +59,17 @@ class Publisher:
         protocol: HolderProtocol,
         backlog: Backlog,
         holder_id: str,
-        nearest: Nearest,
+        regions: Regions,
         *,
         ksize: int,
-        alpha: int,
         ttl: float,
     ) -> None:
         self.protocol = protocol
         self.storage = protocol.storage
         self.backlog = backlog
         self.holder_id = holder_id
-        self.nearest = nearest
+        self.keyspace = regions
         self.ksize = ksize
-        self.alpha = alpha
         self.ttl = ttl
         self.rounds = 0
         self.regions = 0
@@ -192,29 +184,15 @@ class Publisher:
     # -- own entries -------------------------------------------------------------------------
 
     async def _sweep(self, own: list[tuple[bytes, Entry]]) -> None:
-        """Send own entries to the k nearest nodes of each key: one lookup per region."""
+        """Send own entries to the k nearest nodes of each key, region by region."""
         token = WORK.set(SWEEP)
         try:
             entries = dict(own)
             keys = sorted(entries, key=position)
-            plan: dict[bytes, tuple[Node, list[bytes]]] = {}
-            done = 0
-            while done < len(keys):
-                found = await self._region(keys[done])
-                if not found:
-                    log.info("no DHT peer answered; %d entries kept here", len(keys) - done)
-                    break
-                region = Region.of(keys[done], found, REGION_WIDTH * self.ksize)
-                by_id = {n.id: n for n in found}
-                while done < len(keys):
-                    part = keys[done : done + STEP]
-                    assigned, taken = assign(part, region, self.ksize)
-                    for node_id, node_keys in assigned.items():
-                        plan.setdefault(node_id, (by_id[node_id], []))[1].extend(node_keys)
-                    done += taken
-                    await asyncio.sleep(0)
-                    if taken < len(part):
-                        break
+            plan, regions, covered = await self.keyspace.plan(keys)
+            self.regions += regions
+            if covered < len(keys):
+                log.info("no DHT peer answered; %d entries kept here", len(keys) - covered)
             await asyncio.gather(
                 *(
                     self._deliver(SWEEP, node, [(k, {self.holder_id: entries[k]}) for k in keys])
@@ -223,13 +201,6 @@ class Publisher:
             )
         finally:
             WORK.reset(token)
-
-    async def _region(self, origin: bytes) -> list[Node]:
-        """The nodes nearest ``origin``, `REGION_WIDTH` times k of them if there are that many."""
-        self.regions += 1
-        width = REGION_WIDTH * self.ksize
-        seeds = await self.nearest(Node(origin), width)
-        return await find_region(self.protocol, origin, seeds, width, self.alpha)
 
     # -- sending -----------------------------------------------------------------------------
 

@@ -54,6 +54,12 @@ class Region:
         reach = max(n.long_id ^ at for n in found) if len(found) >= width else None
         return cls(at, tuple(found), reach)
 
+    @classmethod
+    def whole(cls, origin: bytes, nodes: Sequence[Node]) -> Region:
+        """The region of ``nodes`` known to be every node there is (the ring's census), which
+        covers every key."""
+        return cls(position(origin), tuple(nodes), None)
+
     def nearest(self, key: bytes, k: int) -> list[Node]:
         """The ``k`` nodes found nearest ``key``, nearest first."""
         at = position(key)

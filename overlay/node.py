@@ -11,7 +11,6 @@ sync which member a connection proved to be (whose PLACED counts, `sync/placed.p
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import socket
 import time
@@ -19,6 +18,7 @@ from collections.abc import Callable
 
 from dht.errors import DhtError
 from dht.index import Holder, HolderIndex
+from dht.regions import node_id_of
 from overlay.beacon import Discovery
 from overlay.commands import NodeCommands
 from overlay.config import DEFAULT_PORT, Settings
@@ -135,7 +135,7 @@ class Node:
         )
         me = Member(self.identity.key, self.identity.name, host, port)
         if settings.dht:
-            node_id = hashlib.sha1(bytes.fromhex(me.key)).digest()
+            node_id = node_id_of(me.key)
             self.index = HolderIndex(node_id, Holder(me.key, host, port), sealer=self.seals.dht)
             await self.index.listen(port, host)  # one address: datagrams are sealed for it
         self.sync = SyncEngine(
@@ -243,7 +243,8 @@ class Node:
             self.discovery.network_id = credentials.network.network_id
 
     def _on_view(self, view: View) -> None:
-        """A ring change: tell sync its new neighbour and owners, and the DHT whom to ask."""
+        """A ring change: tell sync its new neighbour and owners, and the DHT who its nodes are
+        (the census) and whom to ask."""
         assert self.ring is not None and self.sync is not None
         me = self.ring.me
         for line in ring_changes(self._seen, view.members, me.key):
@@ -259,6 +260,7 @@ class Node:
             next=Peer(after.name, after.host, after.port) if after else None,
         )
         if self.index is not None:
+            self.index.census(node_id_of(m.key) for m in view.members)
             fresh = [(m.host, m.port) for m in view.members if m.key != me.key]
             fresh = [addr for addr in fresh if addr not in self._bootstrapped]
             if fresh:

@@ -13,6 +13,7 @@ from kademlia.storage import ForgetfulStorage
 from dht.protocol import HolderProtocol, HolderRoutingTable
 from dht.publisher import Publisher
 from dht.records import Entry, Record
+from dht.regions import Regions
 from dht.storage import HolderStorage
 from tests.credentials import dht_seal
 
@@ -38,7 +39,8 @@ async def plan_queued_hand_overs(protocol: HolderProtocol) -> None:
     async def no_lookups(target: Node, count: int) -> list[Node]:
         raise AssertionError("planning a hand-over looks nothing up")
 
-    publisher = Publisher(protocol, protocol.backlog, "me", no_lookups, ksize=8, alpha=3, ttl=60)
+    regions = Regions(protocol, no_lookups, ksize=8, alpha=3)
+    publisher = Publisher(protocol, protocol.backlog, "me", regions, ksize=8, ttl=60)
     await publisher.plan_hand_overs()
 
 

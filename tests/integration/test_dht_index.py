@@ -15,6 +15,7 @@ from dht import publisher
 from dht.errors import InvalidKey, LookupFailed
 from dht.index import Holder, HolderIndex
 from dht.own import WITHDRAW_WAIT
+from dht.pacing import STEP
 from dht.records import dht_key
 from tests.credentials import dht_seal
 from tests.helpers_dht import content_hash, key_distance, start_cluster, stop_all
@@ -92,7 +93,7 @@ class TestManyQueuedAtOnce:
         monkeypatch.setattr(publisher, "GATHER", 0.0)  # a round starts at the first yield
         nodes = await start_cluster(2, seed=48)
         try:
-            hashes = [content_hash(f"queued-{i}") for i in range(10 * publisher.STEP)]
+            hashes = [content_hash(f"queued-{i}") for i in range(10 * STEP)]
             nodes[0].hold(hashes)
             await asyncio.wait_for(nodes[0].reannounce_all(), 10)
             assert len(nodes[1].storage.keys()) == len(hashes)  # each round carried its share
