@@ -123,6 +123,47 @@ class TestWithdraw:
         assert ids(await twenty[19].holders(h)) == {"holder-4"}
 
 
+class TestQuickRestart:
+    async def test_a_holder_back_soon_after_leaving_with_many_files_is_listed_for_all(
+        self,
+    ) -> None:
+        """A node leaving withdraws all it holds, stamping each withdrawal above the one before.
+        The same holder started again a moment later (a new process: it remembers no stamp)
+        announces them again, and must be listed for every one: its new stamps must be above
+        the withdrawals'. With a step of 1 ms a stamp, 1,000 withdrawals ran a second ahead of
+        the clock, and a restart within that second left the holder hidden for up to 240 s."""
+        now = [1_000_000.0]
+        storer = HolderIndex(
+            bytes(20), Holder("storer", "127.0.0.1", 1), sealer=dht_seal(), stamp_clock=time.time
+        )
+        await storer.listen(0, interface="127.0.0.1")
+        address = [("127.0.0.1", storer.port)]
+        hashes = [content_hash(f"held-{i}") for i in range(1000)]
+        try:
+            for restart in (0.0, 0.05):
+                now[0] += restart
+                node = HolderIndex(
+                    bytes([1]) * 20,
+                    Holder("leaver", "127.0.0.1", 2),
+                    sealer=dht_seal(),
+                    stamp_clock=lambda: now[0],
+                )
+                await node.listen(0, interface="127.0.0.1")
+                try:
+                    await node.bootstrap(address)
+                    node.hold(hashes)
+                    await node.reannounce_all()
+                    if not restart:
+                        await node.withdraw_all(hashes)
+                finally:
+                    node.stop()
+                    await asyncio.sleep(0)
+            hidden = [h for h in hashes if not listed([storer], dht_key(h), "leaver")]
+            assert hidden == []
+        finally:
+            storer.stop()
+
+
 def listed(nodes: list[HolderIndex], key: bytes, holder_id: str) -> bool:
     """Whether any of ``nodes`` stores an entry saying ``holder_id`` holds ``key``."""
     for node in nodes:
