@@ -195,6 +195,7 @@ class HolderIndex(OwnEntries, Server):  # type: ignore[misc]
         self.finder = Lookups(
             self.protocol,
             self._backlog,
+            self.holder.holder_id,
             self._nearest,
             self.regions,
             ksize=self.ksize,

@@ -52,6 +52,7 @@ class Lookups:
     """Holder lookups of one node over its protocol; see the module docstring.
 
     Args:
+        holder_id: this node's holder id (its own entries answer nothing for it).
         nearest: ``(target, count)`` -> known contacts nearest ``target``, re-joining through
             the seeds when none is left (`HolderIndex._nearest`).
         regions: draws the regions of the batched lookups (`dht/regions.py`).
@@ -62,6 +63,7 @@ class Lookups:
         self,
         protocol: HolderProtocol,
         backlog: Backlog,
+        holder_id: str,
         nearest: Nearest,
         regions: Regions,
         *,
@@ -72,6 +74,7 @@ class Lookups:
         self.protocol = protocol
         self.storage = protocol.storage
         self.backlog = backlog
+        self.holder_id = holder_id
         self.nearest = nearest
         self.keyspace = regions
         self.ksize = ksize
@@ -83,6 +86,8 @@ class Lookups:
         """Regions the batched lookups walked (`dht/regions.py`: from the census or a lookup)."""
         self.keys = 0
         """Keys the batched lookups were asked for."""
+        self.local = 0
+        """Keys of batched lookups answered from this node's own copy (`_stored_here`)."""
 
     async def one(self, key: bytes) -> Record:
         """Every entry the k nearest live nodes of ``key`` store, merged with this node's copy.
@@ -136,15 +141,40 @@ class Lookups:
 
     async def _survey(self, ordered: list[bytes]) -> tuple[Answers, dict[bytes, Node]]:
         """Find the k nearest nodes of every key, region by region, and ask each of them for
-        its keys; returns what each node answered per key, and the nodes by id."""
+        its keys, but for the keys this node stores itself (`_stored_here`), which its own
+        copy answers; returns what each node answered per key (this node's copy under its own
+        id), and the nodes by id."""
         plan, regions, _covered = await self.keyspace.plan(ordered)
         self.regions += regions
         answers: Answers = {}
+        me = self.protocol.source_node
+        replicas: dict[bytes, list[Node]] = {}
+        for node, keys in plan.values():
+            for key in keys:
+                replicas.setdefault(key, []).append(node)
+        here = {key for key, near in replicas.items() if self._stored_here(key, near, me)}
+        for key in here:
+            answers[key] = {me.id: self.storage.record(key)}
+        self.local += len(here)
         slots = asyncio.Semaphore(MANY_IN_FLIGHT)
         await asyncio.gather(
-            *(self._ask(node, keys, answers, slots) for node, keys in plan.values())
+            *(
+                self._ask(node, [key for key in keys if key not in here], answers, slots)
+                for node, keys in plan.values()
+            )
         )
         return answers, {node.id: node for node, _keys in plan.values()}
+
+    def _stored_here(self, key: bytes, near: list[Node], me: Node) -> bool:
+        """Whether this node is one of the k nearest of ``key`` (``near``: the k nearest other
+        nodes) and its copy of the record has entries of other holders: then it is one of the
+        replicas the lookup would ask, and as good as any of them (as in Kademlia, a node that
+        stores the value answers with it). One that restarted, or has heard nothing of the key
+        yet, asks the others."""
+        if not any(holder != self.holder_id for holder in self.storage.record(key)):
+            return False
+        at = position(key)
+        return sum(1 for node in near if node.long_id ^ at < me.long_id ^ at) < self.ksize
 
     async def _ask(
         self, node: Node, keys: list[bytes], answers: Answers, slots: asyncio.Semaphore

@@ -104,6 +104,41 @@ def nearest(nodes: list[HolderIndex], sha256_hex: str) -> list[HolderIndex]:
     return sorted(nodes, key=lambda node: key_distance(node, sha256_hex))[: nodes[0].ksize]
 
 
+class TestOwnCopy:
+    async def test_keys_this_node_stores_are_answered_from_its_copy(self) -> None:
+        """On 4 nodes with k = 4 every node stores every key: a batched lookup of keys whose
+        records it has asks nobody for them (only where the nodes are: no census here), and
+        lists the same holders as exact single lookups."""
+        nodes = await start_cluster(4, seed=49)
+        try:
+            files = {content_hash(f"own-{i}"): [i % 3] for i in range(300)}
+            await publish(nodes, files)
+            asker = nodes[3]
+            assert asker.finder is not None
+            before = lookup_rpcs(asker)
+            many = await asker.holders_many(list(files))
+            assert lookup_rpcs(asker) - before <= len(nodes) - 1, "the region lookup alone"
+            assert asker.finder.local == len(files)
+            for sha in files:
+                assert many[sha] == await asker.holders(sha), sha
+        finally:
+            await stop_all(nodes)
+
+    async def test_a_node_that_stores_a_key_but_heard_nothing_of_it_asks(self) -> None:
+        nodes = await start_cluster(4, seed=50)
+        try:
+            files = {content_hash(f"unheard-{i}"): [0] for i in range(50)}
+            await publish(nodes, files)
+            asker = nodes[3]
+            asker.storage._data.clear()  # it restarted: it stores nothing yet
+            before = lookup_rpcs(asker)
+            many = await asker.holders_many(list(files))
+            assert lookup_rpcs(asker) > before
+            assert all([h.holder_id for h in many[sha]] == ["holder-0"] for sha in files)
+        finally:
+            await stop_all(nodes)
+
+
 class TestRepairAndFailure:
     async def test_a_dead_node_costs_nothing_but_its_own_answers(self) -> None:
         nodes = await start_cluster(12, seed=46, rpc_timeout=0.2)
@@ -123,11 +158,14 @@ class TestRepairAndFailure:
         try:
             files = {content_hash(f"lost-{i}"): [1] for i in range(100)}
             await publish(nodes, files)
-            forgetful = nodes[4]
-            owed = {dht_key(sha) for sha in files if forgetful in nearest(nodes, sha)}
+            forgetful, asker = nodes[4], nodes[2]
+            owed = {
+                dht_key(sha)
+                for sha in files
+                if forgetful in nearest(nodes, sha) and asker not in nearest(nodes, sha)
+            }  # a key the asker stores itself is answered from its own copy: nobody is asked
             assert len(owed) >= 10
             forgetful.storage._data.clear()  # a node that lost what it stored (a restart)
-            asker = nodes[2]
             before = asker.rpc_counts.get(REPAIR, 0)
             await asker.holders_many(list(files))
             await wait_for(lambda: set(forgetful.storage.keys()) >= owed, 10)
