@@ -208,17 +208,18 @@ class HolderIndex(OwnEntries, Server):  # type: ignore[misc]
             asyncio.ensure_future(self._renew_loop()),
         ]
 
-    def census(self, ids: Iterable[bytes]) -> None:
-        """The DHT node ids of every member of the ring's view (`dht.regions.node_id_of`):
-        while the routing table holds them all, sweeps and batched lookups ask no one where
-        the nodes nearest their keys are (`dht/regions.py`).
+    def census(self, members: Iterable[tuple[bytes, str, int]]) -> None:
+        """Every member of the ring's view: DHT node id (`dht.regions.node_id_of`), IP and UDP
+        port. While the routing table holds them all, sweeps and batched lookups ask no one
+        where the nodes nearest their keys are, and send to the view's addresses
+        (`dht/regions.py`).
 
         Raises:
             RuntimeError: not listening yet.
         """
         if self.regions is None:
             raise RuntimeError("not listening")
-        self.regions.census(ids)
+        self.regions.census(members)
 
     async def bootstrap(self, addrs: Sequence[tuple[str, int]]) -> list[Node]:
         """Join through the given (IP, UDP port) pairs, e.g. the ring's members.

@@ -7,9 +7,11 @@ finds is the routing table this node already has, whenever that table holds ever
 Kademlia alone cannot tell when it does; the ring can. Every node of a lanshare DHT is a
 member of the ring (its id is the SHA-1 of the member's key, `node_id_of`, and its datagrams
 are sealed with the network's key), and the ring's view lists every member it has not cut
-out. So the overlay hands the ids of its view to `Regions.census`, and a region is drawn from
-the routing table, with no request at all, while the table holds a contact for every member
-of the census other than those that failed to answer lately (a lookup would skip those too).
+out. So the overlay hands the ids and addresses of its view to `Regions.census`, and a region
+is drawn from the census, with no request at all, while the routing table holds a contact for
+every member other than those that failed to answer lately (a lookup would skip those too).
+The table says who runs the DHT and answers; the addresses are the view's, which the ring
+vouches for, not whatever address last sent a datagram under a member's id.
 
 A lookup is made, as before, when the table lacks a member (one that just joined and has not
 been heard from, or one running without the DHT), when the table holds only some members (a
@@ -70,22 +72,25 @@ class Regions:
         """Regions drawn with a `find_node` lookup."""
         self.counted = 0
         """Regions drawn from the census, without a request."""
-        self._members: frozenset[bytes] = frozenset()
+        self._members: dict[bytes, Node] = {}
 
-    def census(self, ids: Iterable[bytes]) -> None:
-        """The DHT node ids of the ring's members as its view lists them now (this node's own
-        is left out); an empty census means lookups only."""
-        self._members = frozenset(ids) - {self.protocol.source_node.id}
+    def census(self, members: Iterable[tuple[bytes, str, int]]) -> None:
+        """The ring's members as its view lists them now: DHT node id, IP and UDP port (this
+        node's own is left out); an empty census means lookups only."""
+        me = self.protocol.source_node.id
+        self._members = {
+            node_id: Node(node_id, host, port) for node_id, host, port in members if node_id != me
+        }
 
     def known(self) -> list[Node] | None:
-        """The contacts of every member of the census that answers, if the routing table
-        holds all of them (the silent apart); else None."""
+        """Every member of the census that answers, at the address of the view, if the
+        routing table holds all of them (the silent apart); else None."""
         if not self._members:
             return None
-        table = {c.id: c for bucket in self.protocol.router.buckets for c in bucket.get_nodes()}
-        live = [table[node_id] for node_id in self._members if node_id in table]
-        missing = [node_id for node_id in self._members if node_id not in table]
-        if not live or not all(self.protocol.is_silent(Node(node_id)) for node_id in missing):
+        table = {c.id for bucket in self.protocol.router.buckets for c in bucket.get_nodes()}
+        live = [node for node_id, node in self._members.items() if node_id in table]
+        missing = [node for node_id, node in self._members.items() if node_id not in table]
+        if not live or not all(self.protocol.is_silent(node) for node in missing):
             return None
         return live
 

@@ -260,7 +260,7 @@ class Node:
             next=Peer(after.name, after.host, after.port) if after else None,
         )
         if self.index is not None:
-            self.index.census(node_id_of(m.key) for m in view.members)
+            self.index.census((node_id_of(m.key), m.host, m.port) for m in view.members)
             fresh = [(m.host, m.port) for m in view.members if m.key != me.key]
             fresh = [addr for addr in fresh if addr not in self._bootstrapped]
             if fresh:

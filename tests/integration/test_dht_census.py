@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from kademlia.node import Node as Contact
 
 from dht.index import HolderIndex
 from dht.pacing import LOOKUP, SWEEP
@@ -34,6 +35,11 @@ async def full_tables(size: int, seed: int) -> list[HolderIndex]:
     return nodes
 
 
+def members(nodes: list[HolderIndex]) -> list[tuple[bytes, str, int]]:
+    """The census of a cluster, as the overlay gives it: node id, IP, UDP port."""
+    return [(node.node.id, "127.0.0.1", node.port) for node in nodes]
+
+
 def sent(node: HolderIndex, kind: str) -> int:
     return node.rpc_counts.get(kind, 0)
 
@@ -56,7 +62,7 @@ class TestRegionsFromTheCensus:
         try:
             if census:
                 for node in nodes:
-                    node.census(other.node.id for other in nodes)
+                    node.census(members(nodes))
             announcer, asker = nodes[0], nodes[5]
             hashes = [content_hash(f"census-{census}-{i}") for i in range(KEYS)]
             keys = [dht_key(sha) for sha in hashes]
@@ -94,7 +100,7 @@ class TestRegionsFromTheCensus:
         try:
             absent = hashlib.sha1(b"a member without the DHT").digest()
             for node in nodes:
-                node.census([absent, *(other.node.id for other in nodes)])
+                node.census([(absent, "127.0.0.1", 9), *members(nodes)])
             announcer = nodes[2]
             hashes = [content_hash(f"lacking-{i}") for i in range(KEYS)]
             announcer.hold(hashes)
@@ -114,7 +120,7 @@ class TestRegionsFromTheCensus:
         nodes = await full_tables(SIZE, seed=64)
         try:
             for node in nodes:
-                node.census(other.node.id for other in nodes)
+                node.census(members(nodes))
             announcer, gone = nodes[0], nodes[-1]
             gone.stop()
             first = [content_hash(f"before-{i}") for i in range(4 * KEYS)]
@@ -132,6 +138,29 @@ class TestRegionsFromTheCensus:
             assert all([h.holder_id for h in found[sha]] == ["holder-0"] for sha in second)
         finally:
             await stop_all(nodes[:-1])
+
+    async def test_keys_go_to_the_address_the_view_gives_not_the_tables(self) -> None:
+        """The routing table maps a node id to whatever address last spoke under it; an
+        insider may speak under another member's id. The census's addresses are the ring
+        view's, and a sweep sends there."""
+        nodes = await full_tables(SIZE, seed=65)
+        impostor = (await start_cluster(1, seed=66))[0]
+        try:
+            for node in nodes:
+                node.census(members(nodes))
+            announcer, victim = nodes[0], nodes[4]
+            announcer.protocol.router.add_contact(
+                Contact(victim.node.id, "127.0.0.1", impostor.port)
+            )
+            hashes = [content_hash(f"diverted-{i}") for i in range(4 * KEYS)]
+            keys = [dht_key(sha) for sha in hashes]
+            announcer.hold(hashes)
+            await announcer.reannounce_all()
+            assert announcer.regions is not None and announcer.regions.looked_up == 0
+            assert storing([victim], keys) == 1
+            assert impostor.storage.keys() == []
+        finally:
+            await stop_all([*nodes, impostor])
 
 
 class TestTheRingGivesTheCensus:
