@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from dht.index import HolderIndex
+from dht.index import Holder, HolderIndex
 from dht.pacing import LOOKUP, REPAIR
 from dht.records import dht_key
 from tests.helpers_dht import content_hash, key_distance, start_cluster, stop_all
@@ -23,6 +23,15 @@ log = logging.getLogger(__name__)
 
 def lookup_rpcs(node: HolderIndex) -> int:
     return node.rpc_counts.get(LOOKUP, 0)
+
+
+async def batched(
+    asker: HolderIndex, files: dict[str, list[int]]
+) -> tuple[dict[str, list[Holder]], int]:
+    """One batched lookup of every file at ``asker``, and the lookup requests it sent."""
+    before = lookup_rpcs(asker)
+    many = await asker.holders_many(list(files))
+    return many, lookup_rpcs(asker) - before
 
 
 async def publish(nodes: list[HolderIndex], files: dict[str, list[int]]) -> None:
@@ -67,9 +76,7 @@ class TestCost:
             files = {content_hash(f"new-{i}"): [0] for i in range(1000)}
             await publish(nodes, files)
             asker = nodes[2]
-            before = lookup_rpcs(asker)
-            many = await asker.holders_many(list(files))
-            spent = lookup_rpcs(asker) - before
+            many, spent = await batched(asker, files)
             assert all(len(holders) == 1 for holders in many.values())
             bound = (len(nodes) - 1) * (1 + math.ceil(len(files) / LOOKUP_KEYS_ONE_HOLDER))
             log.info("1,000 keys: %d lookup requests, bound %d", spent, bound)
@@ -85,9 +92,7 @@ class TestCost:
             await publish(nodes, files)
             asker = nodes[7]
             assert asker.finder is not None
-            before = lookup_rpcs(asker)
-            many = await asker.holders_many(list(files))
-            spent = lookup_rpcs(asker) - before
+            many, spent = await batched(asker, files)
             assert all(len(holders) == 1 for holders in many.values())
             regions = asker.finder.regions
             others = len(nodes) - 1  # each asked for its keys, 8 x 600 in all, B a request
@@ -115,9 +120,8 @@ class TestOwnCopy:
             await publish(nodes, files)
             asker = nodes[3]
             assert asker.finder is not None
-            before = lookup_rpcs(asker)
-            many = await asker.holders_many(list(files))
-            assert lookup_rpcs(asker) - before <= len(nodes) - 1, "the region lookup alone"
+            many, spent = await batched(asker, files)
+            assert spent <= len(nodes) - 1, "the region lookup alone"
             assert asker.finder.local == len(files)
             for sha in files:
                 assert many[sha] == await asker.holders(sha), sha
@@ -131,9 +135,8 @@ class TestOwnCopy:
             await publish(nodes, files)
             asker = nodes[3]
             asker.storage._data.clear()  # it restarted: it stores nothing yet
-            before = lookup_rpcs(asker)
-            many = await asker.holders_many(list(files))
-            assert lookup_rpcs(asker) > before
+            many, spent = await batched(asker, files)
+            assert spent > 0
             assert all([h.holder_id for h in many[sha]] == ["holder-0"] for sha in files)
         finally:
             await stop_all(nodes)
