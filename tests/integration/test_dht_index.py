@@ -133,9 +133,7 @@ class TestQuickRestart:
         the withdrawals'. With a step of 1 ms a stamp, 1,000 withdrawals ran a second ahead of
         the clock, and a restart within that second left the holder hidden for up to 240 s."""
         now = [1_000_000.0]
-        storer = HolderIndex(
-            bytes(20), Holder("storer", "127.0.0.1", 1), sealer=dht_seal(), stamp_clock=time.time
-        )
+        storer = HolderIndex(bytes(20), Holder("storer", "127.0.0.1", 1), sealer=dht_seal())
         await storer.listen(0, interface="127.0.0.1")
         address = [("127.0.0.1", storer.port)]
         hashes = [content_hash(f"held-{i}") for i in range(1000)]
