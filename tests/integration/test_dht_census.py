@@ -171,27 +171,23 @@ class TestTheRingGivesTheCensus:
         files make no region lookup anywhere, and who-has still lists every holder."""
         nodes = await start_ring(tmp_path, 6, dht=True, interval=0.2)
         try:
-            indexes = [node.index for node in nodes]
-            assert all(index is not None and index.regions is not None for index in indexes)
-            regions = [index.regions for index in indexes if index and index.regions]
+            regions = [n.index.regions for n in nodes if n.index and n.index.regions]
+            assert len(regions) == len(nodes)
             await wait_for(lambda: all(r.known() is not None for r in regions), 30)
             looked_up = [r.looked_up for r in regions]
             counted = [r.counted for r in regions]
             owner = nodes[1]
-            paths = []
+            shas = {}
             for i in range(KEYS):
                 path = own_folder(owner) / f"edit-{i}.bin"
                 path.write_bytes(os.urandom(3000 + i))
-                paths.append(path)
+                shas[path.name] = digest(path)
             name = name_of(owner)
-            shas = {p.name: digest(p) for p in paths}
             await wait_for(
                 lambda: all(holds(n, name, rel, sha) for n in nodes for rel, sha in shas.items()),
                 60,
             )
-            everyone = {name_of(n) for n in nodes}
-            sha = shas[paths[0].name]
-            await wait_for(lambda: self._listed(nodes[4], sha, len(everyone)), 30)
+            await wait_for(lambda: self._listed(nodes[4], shas["edit-0.bin"], len(nodes)), 30)
             assert [r.looked_up for r in regions] == looked_up
             assert all(r.counted > before for r, before in zip(regions, counted, strict=True))
         finally:
